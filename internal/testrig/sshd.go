@@ -1,0 +1,286 @@
+package testrig
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// SSHOptions selects how an sshd instance is configured.
+type SSHOptions struct {
+	Root string // "" = fresh temp dir owned by the account; otherwise chowned (recursively) to it
+}
+
+// SSHServer is a running (or killed, awaiting Restart) OpenSSH sshd that
+// only offers SFTP.
+type SSHServer struct {
+	Host               string
+	Port               int
+	User, Password     string
+	Root               string // directory sftp sessions start in (ForceCommand internal-sftp -d Root); absolute paths still reach the filesystem
+	IdentityFile       string // unencrypted OpenSSH-format ed25519 private key accepted for User
+	KnownHostsFile     string // a known_hosts file containing exactly this server's host key as [127.0.0.1]:PORT
+	HostKeyFingerprint string // ssh.FingerprintSHA256 of the host key
+
+	daemon
+	cfgPath string
+	logPath string
+	hostKey ssh.PublicKey
+	bin     string
+}
+
+// StartSSH starts sshd and returns once a password login and the sftp
+// subsystem work through it. The caller must call Stop.
+func StartSSH(opts SSHOptions) (*SSHServer, error) {
+	if err := checkRoot(); err != nil {
+		return nil, err
+	}
+	bin, err := findBinary("sshd", "openssh-server")
+	if err != nil {
+		return nil, err
+	}
+	acct, err := EnsureAccount()
+	if err != nil {
+		return nil, err
+	}
+	// sshd's privilege separation refuses to run without this directory.
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		return nil, fmt.Errorf("testrig: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "ferry-sshd-")
+	if err != nil {
+		return nil, fmt.Errorf("testrig: %w", err)
+	}
+	s := &SSHServer{
+		Host: Host, User: acct.Name, Password: acct.Password,
+		IdentityFile:   filepath.Join(dir, "id_ed25519"),
+		KnownHostsFile: filepath.Join(dir, "known_hosts"),
+		daemon:         daemon{dir: dir},
+		cfgPath:        filepath.Join(dir, "sshd_config"),
+		logPath:        filepath.Join(dir, "sshd.log"),
+		bin:            bin,
+	}
+	if err := s.prepare(opts, acct); err != nil {
+		_ = s.Stop()
+		return nil, err
+	}
+	// Absolute binary path: sshd re-executes itself for every connection.
+	s.proc = &process{argv: []string{bin, "-D", "-e", "-f", s.cfgPath}, logPath: s.logPath}
+	err = s.startLoop(s.configure, s.launch)
+	if err != nil {
+		_ = s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// SSH starts sshd for a test and stops it at Cleanup. It fails the test (or
+// skips it when FERRY_ALLOW_SKIP=1) if the server cannot start.
+func SSH(t testing.TB, opts SSHOptions) *SSHServer {
+	t.Helper()
+	s, err := StartSSH(opts)
+	if err != nil {
+		failOrSkip(t, err)
+		return nil
+	}
+	t.Cleanup(func() {
+		// The server's own account of a failure is usually the fastest
+		// way to its cause, and Stop is about to delete it.
+		if t.Failed() {
+			logServerLogs(t, s.logPath)
+		}
+		if err := s.Stop(); err != nil {
+			t.Errorf("testrig: stopping sshd: %v", err)
+		}
+	})
+	return s
+}
+
+func (s *SSHServer) prepare(opts SSHOptions, acct Account) error {
+	// 0755: sshd reads authorized_keys as the account, not as root.
+	if err := os.Chmod(s.dir, 0o755); err != nil {
+		return err
+	}
+	s.Root = opts.Root
+	if s.Root == "" {
+		s.Root = filepath.Join(s.dir, "root")
+		if err := os.Mkdir(s.Root, 0o755); err != nil {
+			return err
+		}
+	}
+	root, err := filepath.Abs(s.Root)
+	if err != nil {
+		return err
+	}
+	s.Root = root
+	// ForceCommand's "-d DIR" must stay unquoted (sshd hands quotes to
+	// internal-sftp literally) and expands '%' tokens, so such roots cannot
+	// be expressed.
+	if strings.ContainsAny(root, " \t\"'\\%\n\r") {
+		return fmt.Errorf("testrig: SSH root %q cannot be written to an sshd_config", root)
+	}
+	if err := acct.Chown(root); err != nil {
+		return fmt.Errorf("testrig: chown SSH root: %w", err)
+	}
+	if err := makeReachable(root); err != nil {
+		return fmt.Errorf("testrig: SSH root: %w", err)
+	}
+	host, err := newSSHKey(filepath.Join(s.dir, "host_ed25519"), "ferry testrig host")
+	if err != nil {
+		return fmt.Errorf("testrig: host key: %w", err)
+	}
+	s.hostKey = host.pub
+	s.HostKeyFingerprint = ssh.FingerprintSHA256(host.pub)
+	client, err := newSSHKey(s.IdentityFile, acct.Name+"@ferry-testrig")
+	if err != nil {
+		return fmt.Errorf("testrig: client key: %w", err)
+	}
+	return os.WriteFile(filepath.Join(s.dir, "authorized_keys"), ssh.MarshalAuthorizedKey(client.pub), 0o644)
+}
+
+// configure writes the files that depend on the port, then has sshd check
+// its config so that a syntax error is reported as such, not as a timeout.
+func (s *SSHServer) configure(port int) error {
+	s.Port = port
+	line := knownhosts.Line([]string{knownhosts.Normalize(s.Addr())}, s.hostKey) + "\n"
+	if err := os.WriteFile(s.KnownHostsFile, []byte(line), 0o644); err != nil {
+		return err
+	}
+	q := func(p string) string { return `"` + p + `"` }
+	cfg := strings.Join([]string{
+		"Port " + strconv.Itoa(port),
+		"ListenAddress " + Host,
+		"AddressFamily inet",
+		"HostKey " + q(filepath.Join(s.dir, "host_ed25519")),
+		"PidFile none",
+		"UsePAM no", // password checked against /etc/shadow directly
+		"StrictModes no",
+		"AuthorizedKeysFile " + q(filepath.Join(s.dir, "authorized_keys")),
+		"PasswordAuthentication yes",
+		"KbdInteractiveAuthentication no",
+		"PubkeyAuthentication yes",
+		"PermitEmptyPasswords no",
+		"PermitRootLogin no",
+		"AllowUsers " + s.User,
+		"UseDNS no",
+		"PrintMotd no",
+		"PermitTTY no",
+		"X11Forwarding no",
+		"AllowTcpForwarding no",
+		"AllowAgentForwarding no",
+		"Subsystem sftp internal-sftp",
+		// Unquoted on purpose: sshd passes quotes through to -d literally.
+		"ForceCommand internal-sftp -d " + s.Root,
+		// Parallel transfer tests open many connections at once; the
+		// default 10:30:100 would randomly drop some during key exchange.
+		"MaxStartups 100:30:200",
+		"MaxSessions 100",
+		"LogLevel VERBOSE",
+		"",
+	}, "\n")
+	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	if out, err := exec.Command(s.bin, "-t", "-f", s.cfgPath).CombinedOutput(); err != nil {
+		return fmt.Errorf("testrig: sshd -t -f %s: %v: %s", s.cfgPath, err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+func (s *SSHServer) launch() error {
+	r, err := s.proc.start()
+	if err != nil {
+		return err
+	}
+	err = waitReady(r, s.Addr(), s.probe)
+	if err == nil {
+		// Leave no probe session behind to confuse tests counting processes
+		// or connections.
+		err = waitSessionsGone(r, readyTimeout)
+	}
+	if err == nil {
+		return nil
+	}
+	_ = s.proc.kill()
+	tail := logTail(s.logPath, 3000)
+	if strings.Contains(tail, "Address already in use") {
+		return fmt.Errorf("%w: sshd could not bind %s", errPortBusy, s.Addr())
+	}
+	return fmt.Errorf("testrig: sshd on %s did not become ready: %v\n--- %s ---\n%s", s.Addr(), err, s.logPath, tail)
+}
+
+// probe logs in with the password and opens the sftp subsystem, which is
+// exactly what a client does first.
+func (s *SSHServer) probe(conn net.Conn) error {
+	cfg := &ssh.ClientConfig{
+		User:            s.User,
+		Auth:            []ssh.AuthMethod{ssh.Password(s.Password)},
+		HostKeyCallback: ssh.FixedHostKey(s.hostKey),
+		Timeout:         readyTimeout,
+	}
+	c, chans, reqs, err := ssh.NewClientConn(conn, s.Addr(), cfg)
+	if err != nil {
+		return fmt.Errorf("ssh login: %w", err)
+	}
+	client := ssh.NewClient(c, chans, reqs)
+	defer client.Close()
+	sess, err := client.NewSession()
+	if err != nil {
+		return fmt.Errorf("ssh session: %w", err)
+	}
+	defer sess.Close()
+	if err := sess.RequestSubsystem("sftp"); err != nil {
+		return fmt.Errorf("sftp subsystem: %w", err)
+	}
+	return nil
+}
+
+// Addr is the server address, "127.0.0.1:port".
+func (s *SSHServer) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
+
+// URL returns "sftp://ferrytest@127.0.0.1:port/abs/path". SFTP paths are
+// absolute on the server, so the path is Root joined with p.
+func (s *SSHServer) URL(p string) string {
+	return "sftp://" + s.User + "@" + s.Addr() + escapePath(path.Join(s.Root, p))
+}
+
+// Kill SIGKILLs sshd and every session process it forked, like a crash.
+func (s *SSHServer) Kill() error { return s.kill() }
+
+// Restart kills any running incarnation and starts sshd again on the same
+// port, config and host key, returning once it accepts logins.
+func (s *SSHServer) Restart() error { return s.restart(s.launch) }
+
+// Stop kills the server and removes what the rig created; a caller-given
+// Root is left in place. It is safe to call more than once.
+func (s *SSHServer) Stop() error { return s.stop() }
+
+// WrongKnownHosts writes, into dir, a known_hosts file that names this
+// host:port with a different ed25519 key, for "host key changed" tests, and
+// returns its path.
+func (s *SSHServer) WrongKnownHosts(dir string) (string, error) {
+	other, err := newSSHKey("", "")
+	if err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp(dir, "known_hosts_wrong_*")
+	if err != nil {
+		return "", err
+	}
+	line := knownhosts.Line([]string{knownhosts.Normalize(s.Addr())}, other.pub) + "\n"
+	if _, err := f.WriteString(line); err != nil {
+		f.Close()
+		return "", err
+	}
+	return f.Name(), f.Close()
+}

@@ -1,0 +1,325 @@
+package ftp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"time"
+
+	jftp "github.com/jlaffaye/ftp"
+
+	"ferry/remote"
+)
+
+// Stat describes rel with MLST when the server has it, else with SIZE and
+// MDTM (and CWD to recognise a directory): two round trips for a file.
+func (c *Conn) Stat(ctx context.Context, rel string) (remote.FileInfo, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	abs, err := c.abs("stat", rel)
+	if err != nil {
+		return remote.FileInfo{}, err
+	}
+	var fi remote.FileInfo
+	err = c.do(ctx, "stat", rel, func(sc *jftp.ServerConn) error {
+		var err error
+		fi, err = statOn(sc, abs)
+		return err
+	})
+	return fi, err
+}
+
+func statOn(sc *jftp.ServerConn, abs string) (remote.FileInfo, error) {
+	fi := remote.FileInfo{Name: path.Base(abs)}
+	if sc.IsTimePreciseInList() { // the server has MLST
+		e, err := sc.GetEntry(abs)
+		if err != nil {
+			if is550(err) {
+				return fi, notExist(err)
+			}
+			return fi, err
+		}
+		fi.IsDir = e.Type == jftp.EntryTypeFolder
+		if !fi.IsDir {
+			fi.Size = int64(e.Size)
+		}
+		fi.ModTime = e.Time
+		return fi, nil
+	}
+	size, err := sc.FileSize(abs)
+	if err != nil {
+		if !is550(err) {
+			return fi, err
+		}
+		// SIZE fails on directories too: CWD tells them apart.
+		if cerr := sc.ChangeDir(abs); cerr != nil {
+			if is550(cerr) {
+				return fi, notExist(err)
+			}
+			return fi, cerr
+		}
+		fi.IsDir = true
+		return fi, nil
+	}
+	fi.Size = size
+	if sc.IsGetTimeSupported() {
+		if fi.ModTime, err = sc.GetTime(abs); err != nil {
+			return fi, err
+		}
+	}
+	return fi, nil
+}
+
+// notExist turns a 550 into an error that classify reads as KindNotExist
+// whatever the server's wording.
+func notExist(err error) error {
+	return &notExistErr{err}
+}
+
+type notExistErr struct{ err error }
+
+func (e *notExistErr) Error() string { return e.err.Error() }
+func (e *notExistErr) Unwrap() error { return e.err }
+
+// List streams the entries of dir. LIST on a missing directory succeeds with
+// an empty listing on some servers (vsftpd), so the directory is entered
+// first: a listing is only trusted for a directory that exists.
+func (c *Conn) List(ctx context.Context, dir string, fn func(remote.FileInfo) error) error {
+	c.mu.Lock()
+	abs, err := c.abs("list", dir)
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	var entries []*jftp.Entry
+	err = c.do(ctx, "list", dir, func(sc *jftp.ServerConn) error {
+		if err := sc.ChangeDir(abs); err != nil {
+			if is550(err) {
+				return notExist(err)
+			}
+			return err
+		}
+		var err error
+		entries, err = sc.List(abs)
+		return err
+	})
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name == "." || e.Name == ".." || e.Name == "" {
+			continue
+		}
+		fi := remote.FileInfo{Name: e.Name, ModTime: e.Time, IsDir: e.Type == jftp.EntryTypeFolder}
+		if !fi.IsDir {
+			fi.Size = int64(e.Size)
+		}
+		if err := fn(fi); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Put uploads r under a temporary name, sets its mtime and renames it into
+// place. Nothing is ever written under the final name until the bytes are
+// complete, and a failed upload removes its temporary file, on a fresh
+// session if the failure took the old one down.
+func (c *Conn) Put(ctx context.Context, rel string, r io.Reader, mtime time.Time) (n int64, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	abs, err := c.abs("put", rel)
+	if err != nil {
+		return 0, err
+	}
+	tmp := remote.TempName(abs)
+	src := &readRecorder{r: remote.ContextReader(ctx, r)}
+	stored := false
+	defer func() {
+		if err != nil && stored {
+			err = c.cleanup(ctx, rel, tmp, err)
+		}
+	}()
+	err = c.do(ctx, "put", rel, func(sc *jftp.ServerConn) error {
+		stored = true
+		return sc.Stor(tmp, src)
+	})
+	n = src.n
+	if src.err != nil {
+		// The local side failed (or the caller cancelled): say so, not
+		// whatever the server made of the short upload.
+		return n, fmt.Errorf("put %q: %w", rel, src.err)
+	}
+	if err != nil {
+		return n, c.explainPutErr(ctx, rel, abs, err)
+	}
+	if !mtime.IsZero() && c.caps.SetModTime {
+		if err = c.do(ctx, "put", rel, func(sc *jftp.ServerConn) error { return sc.SetTime(tmp, mtime) }); err != nil {
+			return n, err
+		}
+	}
+	err = c.do(ctx, "put", rel, func(sc *jftp.ServerConn) error { return sc.Rename(tmp, abs) })
+	if err != nil && remote.KindOf(err) != remote.KindTransport && ctx.Err() == nil {
+		err = c.replaceAside(ctx, rel, tmp, abs, err)
+	}
+	return n, err
+}
+
+// explainPutErr refines a refused STOR: a missing parent directory reads as
+// KindNotExist, which the caller fixes by making it.
+func (c *Conn) explainPutErr(ctx context.Context, rel, abs string, err error) error {
+	if k := remote.KindOf(err); k != remote.KindPermission && k != remote.KindOther {
+		return err
+	}
+	perr := c.do(ctx, "put", rel, func(sc *jftp.ServerConn) error { return sc.ChangeDir(path.Dir(abs)) })
+	if perr != nil && remote.KindOf(perr) == remote.KindPermission {
+		return &remote.Error{Op: "put", Path: rel, Kind: remote.KindNotExist, Err: fmt.Errorf("parent directory missing: %w", errors.Unwrap(err))}
+	}
+	return err
+}
+
+// replaceAside handles servers whose RNTO refuses to overwrite: move the old
+// file aside, rename the new one in, then remove the old one. The final name
+// briefly does not exist, but it never holds a partial file.
+func (c *Conn) replaceAside(ctx context.Context, rel, tmp, abs string, renameErr error) error {
+	aside := remote.TempName(abs)
+	if err := c.do(ctx, "put", rel, func(sc *jftp.ServerConn) error { return sc.Rename(abs, aside) }); err != nil {
+		return renameErr // the final name is not in the way: the first error stands
+	}
+	if err := c.do(ctx, "put", rel, func(sc *jftp.ServerConn) error { return sc.Rename(tmp, abs) }); err != nil {
+		_ = c.do(ctx, "put", rel, func(sc *jftp.ServerConn) error { return sc.Rename(aside, abs) })
+		return err
+	}
+	return c.do(ctx, "put", rel, func(sc *jftp.ServerConn) error { return sc.Delete(aside) })
+}
+
+// cleanup removes a temporary upload after a failure. If the failure was a
+// cancellation or a dropped connection, a fresh session does it.
+func (c *Conn) cleanup(ctx context.Context, rel, tmp string, cause error) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.IOTimeout())
+	defer cancel()
+	err := c.do(cctx, "put", rel, func(sc *jftp.ServerConn) error { return sc.Delete(tmp) })
+	if err != nil && !is550(err) && remote.KindOf(err) != remote.KindNotExist {
+		return fmt.Errorf("%w; and the temporary file %s could not be removed (the next run removes it): %v", cause, tmp, err)
+	}
+	return cause
+}
+
+// readRecorder keeps the reader's own error apart from the server's.
+type readRecorder struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (r *readRecorder) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.n += int64(n)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
+}
+
+// Remove deletes a file (DELE) or an empty directory (RMD).
+func (c *Conn) Remove(ctx context.Context, rel string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	abs, err := c.abs("remove", rel)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, "remove", rel, func(sc *jftp.ServerConn) error {
+		derr := sc.Delete(abs)
+		if derr == nil || !is550(derr) {
+			return derr
+		}
+		rerr := sc.RemoveDir(abs)
+		if rerr == nil || !is550(rerr) {
+			return rerr
+		}
+		// Neither worked: find out why, since both replies are vague.
+		if _, serr := statOn(sc, abs); serr != nil {
+			return serr
+		}
+		if cerr := sc.ChangeDir(abs); cerr == nil {
+			return fmt.Errorf("directory not empty: %w", rerr)
+		}
+		return derr
+	})
+}
+
+// Mkdir creates rel and its missing parents.
+func (c *Conn) Mkdir(ctx context.Context, rel string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	abs, err := c.abs("mkdir", rel)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, "mkdir", rel, func(sc *jftp.ServerConn) error { return mkdirAll(sc, abs, 0) })
+}
+
+func mkdirAll(sc *jftp.ServerConn, abs string, depth int) error {
+	err := sc.MakeDir(abs)
+	if err == nil || !is550(err) {
+		return err
+	}
+	if sc.ChangeDir(abs) == nil {
+		return nil // already there
+	}
+	parent := path.Dir(abs)
+	if parent == abs || parent == "/" || parent == "." || depth > 256 {
+		return err
+	}
+	if perr := mkdirAll(sc, parent, depth+1); perr != nil {
+		return perr
+	}
+	return sc.MakeDir(abs)
+}
+
+// Rename moves from to to (RNFR/RNTO).
+func (c *Conn) Rename(ctx context.Context, from, to string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, err := c.abs("rename", from)
+	if err != nil {
+		return err
+	}
+	b, err := c.abs("rename", to)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, "rename", from, func(sc *jftp.ServerConn) error {
+		err := sc.Rename(a, b)
+		if is550(err) {
+			if _, serr := statOn(sc, a); serr != nil {
+				return serr
+			}
+		}
+		return err
+	})
+}
+
+// Chtimes sets the modification time with MFMT or vsftpd's MDTM-write form.
+func (c *Conn) Chtimes(ctx context.Context, rel string, mtime time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	abs, err := c.abs("chtimes", rel)
+	if err != nil {
+		return err
+	}
+	if !c.caps.SetModTime {
+		return remote.Errorf(remote.KindUnsupported, "chtimes", rel, errors.New("the server has neither MFMT nor MDTM-write"))
+	}
+	return c.do(ctx, "chtimes", rel, func(sc *jftp.ServerConn) error {
+		err := sc.SetTime(abs, mtime)
+		if is550(err) {
+			return notExist(err)
+		}
+		return err
+	})
+}
