@@ -1,0 +1,204 @@
+package registry
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path"
+	"time"
+)
+
+// Job is one mirrored tree's records.
+type Job struct {
+	db       *DB
+	ID       int64
+	Name     string
+	ListedAt int64 // unix ns of the last complete remote listing; 0 = never
+}
+
+// Entry is what the registry knows of one path.
+type Entry struct {
+	Path  string // relative, slash-separated
+	IsDir bool
+
+	LocalSize  int64 // -1 = unknown
+	LocalMtime int64 // unix ns
+
+	RemoteSize  int64 // what ferry last put; -1 = never
+	RemoteMtime int64 // unix ns
+	Hash        string
+
+	State      State
+	Action     Action
+	Lane       int
+	Attempts   int
+	LastError  string
+	DirtySince int64
+	Recheck    bool
+}
+
+// Shipped reports whether ferry ever put this path on the remote.
+func (e *Entry) Shipped() bool { return e.RemoteSize >= 0 || (e.IsDir && e.State == Done) }
+
+func split(p string) (dir, name string) {
+	dir, name = path.Split(p)
+	if dir != "" {
+		dir = dir[:len(dir)-1]
+	}
+	return dir, name
+}
+
+const entryCols = `dir, name, is_dir, local_size, local_mtime, remote_size, remote_mtime, hash, state, action, lane, attempts, last_error, dirty_since, recheck`
+
+func scanEntry(rows interface{ Scan(...any) error }) (Entry, error) {
+	var e Entry
+	var dir, name string
+	err := rows.Scan(&dir, &name, &e.IsDir, &e.LocalSize, &e.LocalMtime, &e.RemoteSize, &e.RemoteMtime, &e.Hash, &e.State, &e.Action, &e.Lane, &e.Attempts, &e.LastError, &e.DirtySince, &e.Recheck)
+	e.Path = path.Join(dir, name)
+	return e, err
+}
+
+// Dir calls fn for every recorded entry directly inside dir ("" = root), in
+// name order. Scans use it to compare one directory at a time.
+func (j *Job) Dir(ctx context.Context, dir string, fn func(Entry) error) error {
+	rows, err := j.db.sql.QueryContext(ctx, `SELECT `+entryCols+` FROM entry WHERE job = ? AND dir = ? ORDER BY name`, j.ID, dir)
+	if err != nil {
+		return fmt.Errorf("registry: read %q: %w", dir, err)
+	}
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			return fmt.Errorf("registry: read %q: %w", dir, err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("registry: read %q: %w", dir, err)
+	}
+	// The rows are closed before fn runs so fn may query again.
+	rows.Close()
+	for _, e := range out {
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Get returns the entry for p, and false when the registry has none.
+func (j *Job) Get(ctx context.Context, p string) (Entry, bool, error) {
+	dir, name := split(p)
+	e, err := scanEntry(j.db.sql.QueryRowContext(ctx, `SELECT `+entryCols+` FROM entry WHERE job = ? AND dir = ? AND name = ?`, j.ID, dir, name))
+	if err == sql.ErrNoRows {
+		return Entry{}, false, nil
+	}
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("registry: read %q: %w", p, err)
+	}
+	return e, true, nil
+}
+
+// Claim moves up to n pending entries of one lane to Transferring and
+// returns them, oldest first-out-of-sync first. Claiming is the queue's only
+// way to take work, so a crash between claim and result leaves rows that
+// Recover finds.
+func (j *Job) Claim(ctx context.Context, lane, n int) ([]Entry, error) {
+	tx, err := j.db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("registry: claim: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT `+entryCols+` FROM entry WHERE job = ? AND state = ? AND lane = ? ORDER BY dirty_since, dir, name LIMIT ?`, j.ID, Pending, lane, n)
+	if err != nil {
+		return nil, fmt.Errorf("registry: claim: %w", err)
+	}
+	var out []Entry
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("registry: claim: %w", err)
+		}
+		out = append(out, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("registry: claim: %w", err)
+	}
+	for i := range out {
+		dir, name := split(out[i].Path)
+		if _, err := tx.ExecContext(ctx, `UPDATE entry SET state = ? WHERE job = ? AND dir = ? AND name = ?`, Transferring, j.ID, dir, name); err != nil {
+			return nil, fmt.Errorf("registry: claim %q: %w", out[i].Path, err)
+		}
+		out[i].State = Transferring
+	}
+	return out, tx.Commit()
+}
+
+// PendingLanes returns the number of pending entries per lane.
+func (j *Job) PendingLanes(ctx context.Context) (map[int]int, error) {
+	rows, err := j.db.sql.QueryContext(ctx, `SELECT lane, COUNT(*) FROM entry WHERE job = ? AND state = ? GROUP BY lane`, j.ID, Pending)
+	if err != nil {
+		return nil, fmt.Errorf("registry: count pending: %w", err)
+	}
+	defer rows.Close()
+	out := map[int]int{}
+	for rows.Next() {
+		var lane, n int
+		if err := rows.Scan(&lane, &n); err != nil {
+			return nil, err
+		}
+		out[lane] = n
+	}
+	return out, rows.Err()
+}
+
+// Recover returns entries a dead run left Transferring to Pending, marked
+// for a remote check: the upload may have completed before the crash, and a
+// stat tells whether it did without sending a byte again. Failed entries
+// become pending again too: a new run retries them.
+func (j *Job) Recover(ctx context.Context) (int64, error) {
+	res, err := j.db.sql.ExecContext(ctx, `UPDATE entry SET state = ?, recheck = 1 WHERE job = ? AND state = ?`, Pending, j.ID, Transferring)
+	if err != nil {
+		return 0, fmt.Errorf("registry: recover: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	if _, err := j.db.sql.ExecContext(ctx, `UPDATE entry SET state = ? WHERE job = ? AND state = ?`, Pending, j.ID, Failed); err != nil {
+		return n, fmt.Errorf("registry: recover: %w", err)
+	}
+	return n, nil
+}
+
+// Failures returns the failed entries, for the end-of-run report.
+func (j *Job) Failures(ctx context.Context) ([]Entry, error) {
+	rows, err := j.db.sql.QueryContext(ctx, `SELECT `+entryCols+` FROM entry WHERE job = ? AND state = ? ORDER BY dir, name`, j.ID, Failed)
+	if err != nil {
+		return nil, fmt.Errorf("registry: failures: %w", err)
+	}
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// Count returns how many entries are in state s (all actions).
+func (j *Job) Count(ctx context.Context, s State) (int64, error) {
+	var n int64
+	err := j.db.sql.QueryRowContext(ctx, `SELECT COUNT(*) FROM entry WHERE job = ? AND state = ?`, j.ID, s).Scan(&n)
+	return n, err
+}
+
+// MarkListed records that the remote was listed completely at t.
+func (j *Job) MarkListed(ctx context.Context, t time.Time) error {
+	j.ListedAt = t.UnixNano()
+	_, err := j.db.sql.ExecContext(ctx, `UPDATE job SET listed_at = ? WHERE id = ?`, j.ListedAt, j.ID)
+	return err
+}
