@@ -1,0 +1,391 @@
+// Package queue owns the order in which work reaches the workers.
+//
+// There are two classes: High, for live edits, held in memory and always
+// served first; and Low, for bulk scan work, which lives in the registry and
+// of which the queue holds only a bounded window per weight lane, refilled
+// by claiming rows. One path is never in flight twice: a path pushed while a
+// worker holds it waits for that worker.
+//
+// Lanes are served by measured fair share: each lane accumulates the worker
+// time its items really took, and a free worker takes from the non-empty
+// lane that has received the least. Big files cannot starve small ones nor
+// the reverse, whatever the mix, and no size threshold needs tuning: a lane
+// of 4 KiB files and a lane of 1 GiB files each get half the worker time
+// when both have work. Within a lane, the oldest first-out-of-sync time
+// goes first, so a file that keeps changing is not starved either.
+package queue
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// Lanes is the number of weight lanes.
+const Lanes = 4
+
+// laneLimits are the upper size bounds of lanes 0..2; lane 3 takes the rest.
+var laneLimits = [Lanes - 1]int64{64 << 10, 1 << 20, 32 << 20}
+
+// LaneOf returns the weight lane of an item of size bytes.
+func LaneOf(size int64) int {
+	for i, lim := range laneLimits {
+		if size < lim {
+			return i
+		}
+	}
+	return Lanes - 1
+}
+
+// Item is one unit of work.
+type Item struct {
+	Path       string
+	Size       int64 // bytes to move; chooses the lane
+	DirtySince int64 // unix ns the path first went out of sync
+	High       bool  // live edit
+	// Data is the caller's payload (the registry entry); the queue does not
+	// look at it.
+	Data any
+}
+
+// Source supplies bulk work from where it is stored.
+type Source interface {
+	// Claim takes up to n pending items of one lane, oldest first, and
+	// marks them as being worked on.
+	Claim(ctx context.Context, lane, n int) ([]Item, error)
+}
+
+// ErrClosed is returned by Next once the queue is closed and drained.
+var ErrClosed = errors.New("queue closed")
+
+// Queue hands items to workers.
+type Queue struct {
+	src    Source
+	window int
+
+	mu       sync.Mutex
+	wake     chan struct{} // closed and replaced whenever something may have changed
+	high     itemHeap
+	highIdx  map[string]*Item
+	low      [Lanes][]Item // claimed, not yet handed out
+	exhaust  [Lanes]bool   // the source had nothing for the lane at the last claim
+	vtime    [Lanes]time.Duration
+	avg      [Lanes]time.Duration // running mean service time, the dispatch estimate
+	inflight map[string]inflight
+	again    map[string]Item // pushed while in flight: served after Done
+	closed   bool            // no more work will be produced
+	refill   bool            // a claim is running
+	errs     error
+}
+
+type inflight struct {
+	lane int // -1 for high
+	est  time.Duration
+}
+
+// New returns a queue drawing bulk work from src (nil for none), holding up
+// to window claimed items per lane.
+func New(src Source, window int) *Queue {
+	if window < 1 {
+		window = 64
+	}
+	q := &Queue{src: src, window: window, wake: make(chan struct{}), highIdx: map[string]*Item{},
+		inflight: map[string]inflight{}, again: map[string]Item{}}
+	for i := range q.avg {
+		q.avg[i] = 10 * time.Millisecond
+	}
+	return q
+}
+
+func (q *Queue) notify() {
+	close(q.wake)
+	q.wake = make(chan struct{})
+}
+
+// Push adds a live (high class) item. Pushes of a path already queued merge
+// into one, keeping the earliest DirtySince.
+func (q *Queue) Push(it Item) {
+	it.High = true
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if _, busy := q.inflight[it.Path]; busy {
+		if prev, ok := q.again[it.Path]; ok && prev.DirtySince < it.DirtySince {
+			it.DirtySince = prev.DirtySince
+		}
+		q.again[it.Path] = it
+		return
+	}
+	if prev, ok := q.highIdx[it.Path]; ok {
+		if it.DirtySince > prev.DirtySince {
+			it.DirtySince = prev.DirtySince
+		}
+		*prev = it
+		heap.Init(&q.high)
+		return
+	}
+	p := &it
+	q.highIdx[it.Path] = p
+	heap.Push(&q.high, p)
+	q.notify()
+}
+
+// More tells the queue that the source may have new work (the planner
+// flushed), so lanes it found empty are worth claiming from again.
+func (q *Queue) More() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.exhaust = [Lanes]bool{}
+	q.notify()
+}
+
+// Close says no more work will be produced: Next returns ErrClosed once
+// everything queued, claimable and in flight is done.
+func (q *Queue) Close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closed = true
+	q.exhaust = [Lanes]bool{}
+	q.notify()
+}
+
+// Next blocks until an item is available and returns it. The caller must
+// call Done (or Requeue) with it.
+func (q *Queue) Next(ctx context.Context) (Item, error) {
+	for {
+		q.mu.Lock()
+		if q.errs != nil {
+			err := q.errs
+			q.mu.Unlock()
+			return Item{}, err
+		}
+		// Refill short lanes before choosing, so the choice is between
+		// all lanes that have work, not just those whose window is full.
+		needClaim := q.src != nil && !q.refill && q.claimable()
+		if !needClaim {
+			if it, ok := q.take(); ok {
+				q.mu.Unlock()
+				return it, nil
+			}
+		}
+		if !needClaim && !q.refill && q.closed && len(q.inflight) == 0 && len(q.again) == 0 && q.empty() && q.allExhausted() {
+			q.mu.Unlock()
+			return Item{}, ErrClosed
+		}
+		wake := q.wake
+		if needClaim {
+			q.refill = true
+			q.mu.Unlock()
+			q.claim(ctx)
+			continue
+		}
+		q.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return Item{}, ctx.Err()
+		}
+	}
+}
+
+// claimable reports whether some lane is short and not known to be empty.
+func (q *Queue) claimable() bool {
+	for l := 0; l < Lanes; l++ {
+		if !q.exhaust[l] && len(q.low[l]) < q.window/2+1 {
+			return true
+		}
+	}
+	return false
+}
+
+func (q *Queue) allExhausted() bool {
+	if q.src == nil {
+		return true
+	}
+	for _, e := range q.exhaust {
+		if !e {
+			return false
+		}
+	}
+	return true
+}
+
+func (q *Queue) empty() bool {
+	if len(q.high) > 0 {
+		return false
+	}
+	for _, l := range q.low {
+		if len(l) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// claim refills the short lanes from the source, outside the lock.
+func (q *Queue) claim(ctx context.Context) {
+	var got [Lanes][]Item
+	var err error
+	var tried [Lanes]bool
+	q.mu.Lock()
+	want := [Lanes]int{}
+	for l := 0; l < Lanes; l++ {
+		if !q.exhaust[l] && len(q.low[l]) < q.window/2+1 {
+			want[l] = q.window - len(q.low[l])
+		}
+	}
+	q.mu.Unlock()
+	for l := 0; l < Lanes && err == nil; l++ {
+		if want[l] == 0 {
+			continue
+		}
+		tried[l] = true
+		got[l], err = q.src.Claim(ctx, l, want[l])
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.refill = false
+	if err != nil && ctx.Err() == nil {
+		q.errs = err
+	}
+	for l := 0; l < Lanes; l++ {
+		if !tried[l] {
+			continue
+		}
+		if len(q.low[l]) == 0 && len(got[l]) > 0 {
+			q.catchUp(l)
+		}
+		q.low[l] = append(q.low[l], got[l]...)
+		if len(got[l]) < want[l] && err == nil {
+			q.exhaust[l] = true
+		}
+	}
+	q.notify()
+}
+
+// catchUp moves an idle lane's clock up to the busy lanes' before it gets
+// work again: time it did not ask for is not credit it can spend later to
+// monopolise the workers. Callers hold q.mu.
+func (q *Queue) catchUp(l int) {
+	var busy [Lanes]bool
+	for _, f := range q.inflight {
+		if f.lane >= 0 {
+			busy[f.lane] = true
+		}
+	}
+	min, any := time.Duration(0), false
+	for o := 0; o < Lanes; o++ {
+		if o != l && (len(q.low[o]) > 0 || busy[o]) && (!any || q.vtime[o] < min) {
+			min, any = q.vtime[o], true
+		}
+	}
+	if any && q.vtime[l] < min {
+		q.vtime[l] = min
+	}
+}
+
+// take picks the next item: high first, then the lane with the least
+// service so far. Callers hold q.mu.
+func (q *Queue) take() (Item, bool) {
+	for len(q.high) > 0 {
+		p := heap.Pop(&q.high).(*Item)
+		delete(q.highIdx, p.Path)
+		if _, busy := q.inflight[p.Path]; busy {
+			q.again[p.Path] = *p
+			continue
+		}
+		q.inflight[p.Path] = inflight{lane: -1}
+		return *p, true
+	}
+	best := -1
+	for l := 0; l < Lanes; l++ {
+		if len(q.low[l]) > 0 && (best < 0 || q.vtime[l] < q.vtime[best]) {
+			best = l
+		}
+	}
+	if best < 0 {
+		return Item{}, false
+	}
+	lane := q.low[best]
+	for i, it := range lane {
+		if _, busy := q.inflight[it.Path]; busy {
+			continue
+		}
+		q.low[best] = append(lane[:i:i], lane[i+1:]...)
+		est := q.avg[best]
+		q.vtime[best] += est
+		q.inflight[it.Path] = inflight{lane: best, est: est}
+		return it, true
+	}
+	return Item{}, false
+}
+
+// Done reports that it has been handled; took is the worker time it used.
+func (q *Queue) Done(it Item, took time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	f, ok := q.inflight[it.Path]
+	if !ok {
+		return
+	}
+	delete(q.inflight, it.Path)
+	if f.lane >= 0 {
+		q.vtime[f.lane] += took - f.est
+		q.avg[f.lane] = (q.avg[f.lane]*7 + took) / 8
+	}
+	if again, ok := q.again[it.Path]; ok {
+		delete(q.again, it.Path)
+		p := &again
+		q.highIdx[again.Path] = p
+		heap.Push(&q.high, p)
+	}
+	q.notify()
+}
+
+// Requeue gives back an item that was not handled (its worker is going
+// away), at the head of its class.
+func (q *Queue) Requeue(it Item) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	f, ok := q.inflight[it.Path]
+	if !ok {
+		return
+	}
+	delete(q.inflight, it.Path)
+	if f.lane >= 0 {
+		q.vtime[f.lane] -= f.est
+		q.low[f.lane] = append([]Item{it}, q.low[f.lane]...)
+	} else {
+		p := &it
+		q.highIdx[it.Path] = p
+		heap.Push(&q.high, p)
+	}
+	q.notify()
+}
+
+// Depth returns the number of items waiting in memory per class, and in
+// flight.
+func (q *Queue) Depth() (high, low, inFlight int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, l := range q.low {
+		low += len(l)
+	}
+	return len(q.high), low, len(q.inflight)
+}
+
+// itemHeap orders live items by first-out-of-sync time.
+type itemHeap []*Item
+
+func (h itemHeap) Len() int           { return len(h) }
+func (h itemHeap) Less(i, j int) bool { return h[i].DirtySince < h[j].DirtySince }
+func (h itemHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *itemHeap) Push(x any)        { *h = append(*h, x.(*Item)) }
+func (h *itemHeap) Pop() any {
+	old := *h
+	n := len(old)
+	it := old[n-1]
+	*h = old[:n-1]
+	return it
+}

@@ -1,0 +1,216 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeSource holds pending items per lane in first-out-of-sync order.
+type fakeSource struct {
+	mu        sync.Mutex
+	lanes     [Lanes][]Item
+	maxClaim  int
+	claimedAt [Lanes]int
+}
+
+func (s *fakeSource) add(items ...Item) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, it := range items {
+		l := LaneOf(it.Size)
+		s.lanes[l] = append(s.lanes[l], it)
+		sort.SliceStable(s.lanes[l], func(i, j int) bool { return s.lanes[l][i].DirtySince < s.lanes[l][j].DirtySince })
+	}
+}
+
+func (s *fakeSource) Claim(_ context.Context, lane, n int) ([]Item, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n > s.maxClaim {
+		s.maxClaim = n
+	}
+	k := min(n, len(s.lanes[lane]))
+	out := append([]Item(nil), s.lanes[lane][:k]...)
+	s.lanes[lane] = s.lanes[lane][k:]
+	s.claimedAt[lane] += k
+	return out, nil
+}
+
+func TestLaneOf(t *testing.T) {
+	for _, tc := range []struct {
+		size int64
+		lane int
+	}{{0, 0}, {64<<10 - 1, 0}, {64 << 10, 1}, {1 << 20, 2}, {32<<20 - 1, 2}, {32 << 20, 3}, {1 << 40, 3}} {
+		if got := LaneOf(tc.size); got != tc.lane {
+			t.Errorf("LaneOf(%d) = %d, want %d", tc.size, got, tc.lane)
+		}
+	}
+}
+
+// TestFairShare runs a simulated pool over a mix of many small and a few big
+// files: while both lanes have work, each gets about half the worker time.
+func TestFairShare(t *testing.T) {
+	src := &fakeSource{}
+	for i := 0; i < 2000; i++ {
+		src.add(Item{Path: fmt.Sprintf("small/%d", i), Size: 4 << 10, DirtySince: int64(i)})
+	}
+	for i := 0; i < 40; i++ {
+		src.add(Item{Path: fmt.Sprintf("big/%d", i), Size: 1 << 30, DirtySince: int64(i)})
+	}
+	q := New(src, 32)
+	q.Close()
+	ctx := context.Background()
+	// One simulated worker: small files take 1 ms, big ones 500 ms.
+	var served [Lanes]time.Duration
+	var clock time.Duration
+	var smallDoneAt, bigDoneAt time.Duration
+	for {
+		it, err := q.Next(ctx)
+		if errors.Is(err, ErrClosed) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		took := time.Millisecond
+		if it.Size > 1<<20 {
+			took = 500 * time.Millisecond
+		}
+		clock += took
+		served[LaneOf(it.Size)] += took
+		q.Done(it, took)
+		if src.claimedAt[0] == 2000 && smallDoneAt == 0 && len(q.low[0]) == 0 {
+			smallDoneAt = clock
+		}
+		if clock == 2*time.Second {
+			t.Logf("at 2s: small %v big %v", served[0], served[3])
+		}
+	}
+	bigDoneAt = clock
+	// 2000 small files = 2 s of work, 40 big ones = 20 s. Fair share means
+	// the small ones finish after about 4 s (half the time each), not after
+	// 22 s (big first) and the big ones are not held back until 2 s.
+	if smallDoneAt > 5*time.Second || smallDoneAt < 3*time.Second {
+		t.Fatalf("small files done at %v of simulated time, want about 4s (fair share)", smallDoneAt)
+	}
+	if bigDoneAt != 22*time.Second {
+		t.Fatalf("all done at %v, want 22s", bigDoneAt)
+	}
+	if src.maxClaim > 32 {
+		t.Fatalf("claimed %d at once, window is 32", src.maxClaim)
+	}
+}
+
+func TestOrderWithinLaneAndHighFirst(t *testing.T) {
+	src := &fakeSource{}
+	src.add(Item{Path: "c", DirtySince: 3}, Item{Path: "a", DirtySince: 1}, Item{Path: "b", DirtySince: 2})
+	q := New(src, 8)
+	ctx := context.Background()
+	first, _ := q.Next(ctx)
+	if first.Path != "a" {
+		t.Fatalf("first = %q, want the oldest, a", first.Path)
+	}
+	q.Push(Item{Path: "live", DirtySince: 99})
+	next, _ := q.Next(ctx)
+	if next.Path != "live" || !next.High {
+		t.Fatalf("after a live push, next = %+v, want the live item", next)
+	}
+	q.Done(first, time.Millisecond)
+	q.Done(next, time.Millisecond)
+	n2, _ := q.Next(ctx)
+	n3, _ := q.Next(ctx)
+	if n2.Path != "b" || n3.Path != "c" {
+		t.Fatalf("order %q %q, want b c", n2.Path, n3.Path)
+	}
+}
+
+func TestOneEntryPerPath(t *testing.T) {
+	q := New(nil, 8)
+	ctx := context.Background()
+	for i := 5; i > 0; i-- {
+		q.Push(Item{Path: "edited", DirtySince: int64(i)})
+	}
+	q.Push(Item{Path: "other", DirtySince: 3})
+	it, _ := q.Next(ctx)
+	if it.Path != "edited" || it.DirtySince != 1 {
+		t.Fatalf("five pushes gave %+v, want one item keeping the earliest time", it)
+	}
+	// Pushed again while in flight: not handed out twice at once...
+	q.Push(Item{Path: "edited", DirtySince: 10})
+	o, _ := q.Next(ctx)
+	if o.Path != "other" {
+		t.Fatalf("got %q while edited is in flight", o.Path)
+	}
+	ctxShort, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if it, err := q.Next(ctxShort); err == nil {
+		t.Fatalf("got %+v although the only item is in flight", it)
+	}
+	// ...but served again once the first upload is done.
+	q.Done(it, time.Millisecond)
+	again, err := q.Next(ctx)
+	if err != nil || again.Path != "edited" {
+		t.Fatalf("after Done: %+v %v", again, err)
+	}
+	q.Done(again, 0)
+	q.Done(o, 0)
+	q.Close()
+	if _, err := q.Next(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("drained queue: %v", err)
+	}
+}
+
+func TestCloseWaitsForInflightAndRequeue(t *testing.T) {
+	src := &fakeSource{}
+	src.add(Item{Path: "x", Size: 1})
+	q := New(src, 4)
+	ctx := context.Background()
+	it, _ := q.Next(ctx)
+	q.Close()
+	got := make(chan error, 1)
+	go func() {
+		_, err := q.Next(ctx)
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("Next returned %v while an item is in flight", err)
+	case <-time.After(30 * time.Millisecond):
+	}
+	q.Requeue(it) // its worker went away: the item comes back
+	if err := <-got; err != nil {
+		t.Fatalf("Next after Requeue: %v", err)
+	}
+}
+
+func TestMoreWakesWaiters(t *testing.T) {
+	src := &fakeSource{}
+	q := New(src, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	got := make(chan Item, 1)
+	go func() {
+		it, _ := q.Next(ctx)
+		got <- it
+	}()
+	time.Sleep(20 * time.Millisecond)
+	src.add(Item{Path: "late"})
+	q.More()
+	if it := <-got; it.Path != "late" {
+		t.Fatalf("got %+v", it)
+	}
+}
+
+func TestNextHonoursCancel(t *testing.T) {
+	q := New(nil, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := q.Next(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Next on cancelled ctx: %v", err)
+	}
+}

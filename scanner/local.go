@@ -1,0 +1,206 @@
+// Package scanner owns finding out what exists: the local tree (walked
+// directory by directory, never held whole) and the remote tree (listed over
+// remote.Conn, several directories at a time). Both stream one directory at
+// a time to the planner, which compares them and drops them.
+package scanner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
+
+	"ferry/remote"
+)
+
+// Links says what the local walk does with symbolic links.
+type Links int
+
+// Symlink policies.
+const (
+	SkipLinks   Links = iota // count and skip them (default: a link may point anywhere)
+	FollowLinks              // mirror what they point to; loops are detected and skipped
+)
+
+// Options shape the local walk.
+type Options struct {
+	// Excludes are gitignore-style patterns matched against paths relative
+	// to the root ("*.tmp", "/build/", "node_modules/", "!keep.tmp").
+	Excludes []string
+	Links    Links
+}
+
+// File is one local entry.
+type File struct {
+	Name  string
+	IsDir bool
+	Size  int64
+	Mtime time.Time
+	// Link is true when the entry is a symbolic link that the walk skipped
+	// (SkipLinks) or followed into a loop.
+	Link bool
+}
+
+// Dir is one local directory's content.
+type Dir struct {
+	Path  string // relative, slash-separated; "" is the root
+	Files []File // sorted by name; excluded entries are left out
+	// Err is set when the directory could not be read; Files is then
+	// empty, and the caller must not conclude that anything was deleted.
+	Err error
+}
+
+// Walker walks a local tree.
+type Walker struct {
+	root string
+	opts Options
+	ign  gitignore.Matcher
+}
+
+// NewWalker prepares a walk of root.
+func NewWalker(root string, opts Options) *Walker {
+	var ps []gitignore.Pattern
+	for _, p := range opts.Excludes {
+		if p = strings.TrimSpace(p); p != "" {
+			ps = append(ps, gitignore.ParsePattern(p, nil))
+		}
+	}
+	return &Walker{root: root, opts: opts, ign: gitignore.NewMatcher(ps)}
+}
+
+// Excluded reports whether a relative path is excluded by the patterns or is
+// one of ferry's own temporary files.
+func (w *Walker) Excluded(rel string, isDir bool) bool {
+	if remote.IsTemp(path.Base(rel)) {
+		return true
+	}
+	return w.ign.Match(strings.Split(rel, "/"), isDir)
+}
+
+// Walk calls fn for every directory, parents before children, depth first.
+// fn may return fs.SkipDir to skip a directory's children. Only the stack
+// of directories still to visit is held in memory.
+func (w *Walker) Walk(ctx context.Context, fn func(*Dir) error) error {
+	fi, err := os.Stat(w.root)
+	if err != nil {
+		return fmt.Errorf("source %s: %w", w.root, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("source %s: not a directory", w.root)
+	}
+	type frame struct {
+		rel     string
+		devIno  [2]uint64
+		parents map[[2]uint64]bool // only for FollowLinks loop detection
+	}
+	stack := []frame{{rel: "", devIno: devIno(fi)}}
+	for len(stack) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		f := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		d := w.read(f.rel)
+		err := fn(d)
+		if errors.Is(err, fs.SkipDir) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		// Push children in reverse so they are visited in name order.
+		for i := len(d.Files) - 1; i >= 0; i-- {
+			c := d.Files[i]
+			if !c.IsDir || c.Link {
+				continue
+			}
+			child := frame{rel: path.Join(f.rel, c.Name)}
+			if w.opts.Links == FollowLinks {
+				st, err := os.Stat(filepath.Join(w.root, filepath.FromSlash(child.rel)))
+				if err != nil {
+					continue
+				}
+				child.devIno = devIno(st)
+				child.parents = map[[2]uint64]bool{f.devIno: true}
+				for k := range f.parents {
+					child.parents[k] = true
+				}
+				if child.parents[child.devIno] {
+					continue // a link back to an ancestor
+				}
+			}
+			stack = append(stack, child)
+		}
+	}
+	return nil
+}
+
+// read lists one directory, stat-ing each entry without following links
+// unless asked to.
+func (w *Walker) read(rel string) *Dir {
+	d := &Dir{Path: rel}
+	abs := filepath.Join(w.root, filepath.FromSlash(rel))
+	ents, err := os.ReadDir(abs)
+	if err != nil {
+		d.Err = fmt.Errorf("read directory %s: %w", abs, err)
+		return d
+	}
+	for _, de := range ents {
+		name := de.Name()
+		crel := path.Join(rel, name)
+		fi, err := de.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // gone since the listing
+		}
+		if err != nil {
+			d.Err = fmt.Errorf("stat %s: %w", filepath.Join(abs, name), err)
+			continue
+		}
+		f := File{Name: name}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			if w.opts.Links == SkipLinks {
+				f.Link = true
+				if !w.Excluded(crel, false) {
+					d.Files = append(d.Files, f)
+				}
+				continue
+			}
+			target, err := os.Stat(filepath.Join(abs, name))
+			if err != nil {
+				f.Link = true // dangling: nothing to mirror
+				d.Files = append(d.Files, f)
+				continue
+			}
+			fi = target
+		}
+		switch {
+		case fi.IsDir():
+			f.IsDir = true
+		case fi.Mode().IsRegular():
+			f.Size = fi.Size()
+		default:
+			continue // sockets, devices, fifos are not mirrored
+		}
+		f.Mtime = fi.ModTime()
+		if w.Excluded(crel, f.IsDir) {
+			continue
+		}
+		d.Files = append(d.Files, f)
+	}
+	return d // os.ReadDir sorts by name
+}
+
+func devIno(fi fs.FileInfo) [2]uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return [2]uint64{uint64(st.Dev), st.Ino}
+	}
+	return [2]uint64{}
+}
