@@ -108,10 +108,10 @@ func TestWalkMissingSource(t *testing.T) {
 func TestWalkPairsAndRemoteWalk(t *testing.T) {
 	root := mkTree(t, "a/1", "a/2", "b/3", "c/d/4")
 	fake := map[string][]remote.FileInfo{
-		"":  {{Name: "a", IsDir: true}, {Name: "b", IsDir: true}, {Name: "x", IsDir: true}},
-		"a": {{Name: "1", Size: 1}},
-		"b": {},
-		"x": {{Name: "y", IsDir: true}, {Name: "old", Size: 3}},
+		"":    {{Name: "a", IsDir: true}, {Name: "b", IsDir: true}, {Name: "x", IsDir: true}},
+		"a":   {{Name: "1", Size: 1}},
+		"b":   {},
+		"x":   {{Name: "y", IsDir: true}, {Name: "old", Size: 3}},
 		"x/y": {{Name: "deep"}},
 	}
 	list := func(_ context.Context, dir string) ([]remote.FileInfo, error) {
