@@ -1,0 +1,149 @@
+// Package transfer owns moving bytes: the pool of workers that each hold one
+// connection, and the upload of one local file with its checks (the file did
+// not change while it was read, and the server holds what was sent).
+package transfer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"ferry/remote"
+)
+
+// ErrChanged reports a local file that changed while it was being read; the
+// upload was abandoned before it could replace the remote copy.
+var ErrChanged = errors.New("local file changed during upload")
+
+// ErrVanished reports a local file that disappeared before it was read.
+var ErrVanished = errors.New("local file vanished")
+
+// ErrVerify reports a remote copy that does not match what was sent.
+var ErrVerify = errors.New("remote copy does not match what was sent")
+
+// LocalError wraps a failure on the local side (unreadable file): retrying
+// will not help until the user fixes it.
+type LocalError struct{ Err error }
+
+func (e *LocalError) Error() string { return e.Err.Error() }
+func (e *LocalError) Unwrap() error { return e.Err }
+
+// Shipped describes what an upload put on the remote.
+type Shipped struct {
+	Size        int64
+	LocalMtime  time.Time // the source file's mtime, set on the remote copy
+	RemoteMtime time.Time // as the server reports it
+	Hash        string    // sha256 of the bytes sent, hex
+}
+
+// Upload sends the local file src to rel on c and checks the result. The
+// remote copy appears under rel only complete (remote.Conn.Put's promise),
+// only if the local file did not change while it was read, and it is then
+// stat-ed to prove its size (and mtime, where the server can set one).
+func Upload(ctx context.Context, c remote.Conn, src, rel string, lim *rate.Limiter) (Shipped, error) {
+	f, err := os.Open(src)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Shipped{}, fmt.Errorf("upload %q: %w", rel, ErrVanished)
+	}
+	if err != nil {
+		return Shipped{}, &LocalError{fmt.Errorf("upload %q: open local file: %w", rel, err)}
+	}
+	defer f.Close()
+	before, err := f.Stat()
+	if err != nil {
+		return Shipped{}, &LocalError{fmt.Errorf("upload %q: stat local file: %w", rel, err)}
+	}
+	if !before.Mode().IsRegular() {
+		return Shipped{}, &LocalError{fmt.Errorf("upload %q: %s is not a regular file", rel, src)}
+	}
+	g := &guard{ctx: ctx, f: f, before: before, h: sha256.New(), lim: lim}
+	n, err := c.Put(ctx, rel, g, before.ModTime())
+	if g.localErr != nil {
+		if errors.Is(g.localErr, ErrChanged) {
+			return Shipped{}, fmt.Errorf("upload %q: %w", rel, ErrChanged)
+		}
+		return Shipped{}, &LocalError{fmt.Errorf("upload %q: read %s: %w", rel, src, g.localErr)}
+	}
+	if err != nil {
+		return Shipped{}, err
+	}
+	out := Shipped{Size: n, LocalMtime: before.ModTime(), Hash: hex.EncodeToString(g.h.Sum(nil))}
+	fi, err := c.Stat(ctx, rel)
+	if err != nil {
+		return out, fmt.Errorf("verify %q: %w", rel, err)
+	}
+	out.RemoteMtime = fi.ModTime
+	if fi.Size != n || fi.IsDir {
+		return out, fmt.Errorf("verify %q: %w: the server holds %d bytes, %d were sent", rel, ErrVerify, fi.Size, n)
+	}
+	caps := c.Caps()
+	if caps.SetModTime && !MtimeMatch(fi.ModTime, before.ModTime(), caps.ModTimePrecision) {
+		return out, fmt.Errorf("verify %q: %w: the server reports mtime %v, %v was set", rel, ErrVerify, fi.ModTime.UTC(), before.ModTime().UTC())
+	}
+	return out, nil
+}
+
+// MtimeMatch compares a remote mtime with a local one at the server's
+// precision: servers truncate to it (MDTM, SFTP v3 seconds).
+func MtimeMatch(remoteT, localT time.Time, prec time.Duration) bool {
+	if prec <= 0 {
+		prec = time.Nanosecond
+	}
+	d := remoteT.Sub(localT.Truncate(prec))
+	if d < 0 {
+		d = -d
+	}
+	return d < prec
+}
+
+// guard reads the local file, hashing and pacing it, and refuses to end
+// cleanly if the file changed under it: the upload is then abandoned before
+// its rename, so a torn file is never shipped.
+type guard struct {
+	ctx      context.Context
+	f        *os.File
+	before   fs.FileInfo
+	h        hash.Hash
+	lim      *rate.Limiter
+	n        int64
+	localErr error
+}
+
+func (g *guard) Read(p []byte) (int, error) {
+	if g.lim != nil && len(p) > g.lim.Burst() {
+		p = p[:g.lim.Burst()]
+	}
+	n, err := g.f.Read(p)
+	g.n += int64(n)
+	g.h.Write(p[:n])
+	if g.lim != nil && n > 0 {
+		if werr := g.lim.WaitN(g.ctx, n); werr != nil {
+			return n, werr
+		}
+	}
+	if err == io.EOF {
+		after, serr := g.f.Stat()
+		if serr != nil {
+			g.localErr = serr
+			return n, serr
+		}
+		if after.Size() != g.before.Size() || !after.ModTime().Equal(g.before.ModTime()) || g.n != g.before.Size() {
+			g.localErr = ErrChanged
+			return n, ErrChanged
+		}
+		return n, io.EOF
+	}
+	if err != nil {
+		g.localErr = err
+	}
+	return n, err
+}

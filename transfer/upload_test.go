@@ -1,0 +1,142 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"ferry/remote"
+	"ferry/remote/file"
+)
+
+func fileConn(t *testing.T) (remote.Conn, string) {
+	t.Helper()
+	root := t.TempDir()
+	c, err := file.Open(context.Background(), &remote.Target{Scheme: "file", Path: root}, remote.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, root
+}
+
+// hookConn runs fn after the first byte of an upload has been read.
+type hookConn struct {
+	remote.Conn
+	fn       func()
+	statSize int64 // when > 0, Stat lies about the size
+}
+
+func (h *hookConn) Put(ctx context.Context, p string, r io.Reader, mtime time.Time) (int64, error) {
+	return h.Conn.Put(ctx, p, &hookReader{r: r, fn: h.fn}, mtime)
+}
+
+func (h *hookConn) Stat(ctx context.Context, p string) (remote.FileInfo, error) {
+	fi, err := h.Conn.Stat(ctx, p)
+	if h.statSize > 0 {
+		fi.Size = h.statSize
+	}
+	return fi, err
+}
+
+type hookReader struct {
+	r    io.Reader
+	fn   func()
+	done bool
+}
+
+func (h *hookReader) Read(p []byte) (int, error) {
+	if !h.done {
+		n, err := h.r.Read(p[:1])
+		h.done = true
+		if h.fn != nil {
+			h.fn()
+		}
+		return n, err
+	}
+	return h.r.Read(p)
+}
+
+func TestUploadShipsAndVerifies(t *testing.T) {
+	c, root := fileConn(t)
+	src := filepath.Join(t.TempDir(), "a.txt")
+	mtime := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	os.WriteFile(src, []byte("hello"), 0o644)
+	os.Chtimes(src, mtime, mtime)
+	got, err := Upload(context.Background(), c, src, "a.txt", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Size != 5 || !got.LocalMtime.Equal(mtime) || got.Hash != "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824" {
+		t.Fatalf("Shipped = %+v", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "a.txt")); string(b) != "hello" {
+		t.Fatalf("remote holds %q", b)
+	}
+}
+
+func TestUploadRefusesAFileThatChangesWhileRead(t *testing.T) {
+	c, root := fileConn(t)
+	src := filepath.Join(t.TempDir(), "log.txt")
+	os.WriteFile(src, make([]byte, 100_000), 0o644)
+	hc := &hookConn{Conn: c, fn: func() {
+		f, _ := os.OpenFile(src, os.O_APPEND|os.O_WRONLY, 0)
+		f.Write([]byte("appended while uploading"))
+		f.Close()
+	}}
+	_, err := Upload(context.Background(), hc, src, "log.txt", nil)
+	if !errors.Is(err, ErrChanged) {
+		t.Fatalf("want ErrChanged, got %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "log.txt")); !os.IsNotExist(err) {
+		t.Fatalf("a torn file was shipped: %v", err)
+	}
+	if ents, _ := os.ReadDir(root); len(ents) != 0 {
+		t.Fatalf("left %v on the remote", ents)
+	}
+	if !retryable(err) {
+		t.Fatalf("a changed file should be retried")
+	}
+}
+
+func TestUploadVanishedAndUnverifiable(t *testing.T) {
+	c, _ := fileConn(t)
+	_, err := Upload(context.Background(), c, filepath.Join(t.TempDir(), "gone"), "gone", nil)
+	if !errors.Is(err, ErrVanished) || retryable(err) {
+		t.Fatalf("vanished file: %v", err)
+	}
+	src := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(src, []byte("12345"), 0o644)
+	_, err = Upload(context.Background(), &hookConn{Conn: c, statSize: 4}, src, "f", nil)
+	if !errors.Is(err, ErrVerify) || !retryable(err) {
+		t.Fatalf("size mismatch after upload: %v", err)
+	}
+	dir := t.TempDir()
+	_, err = Upload(context.Background(), c, dir, "d", nil)
+	var le *LocalError
+	if !errors.As(err, &le) {
+		t.Fatalf("uploading a directory: %v", err)
+	}
+}
+
+func TestMtimeMatch(t *testing.T) {
+	local := time.Date(2024, 1, 1, 10, 0, 0, 700_000_000, time.UTC)
+	for _, tc := range []struct {
+		remote time.Time
+		prec   time.Duration
+		want   bool
+	}{
+		{local.Truncate(time.Second), time.Second, true},
+		{local.Truncate(time.Second).Add(time.Second), time.Second, false},
+		{local, time.Nanosecond, true},
+		{local.Add(time.Microsecond), time.Nanosecond, false},
+		{local.Truncate(time.Minute), 24 * time.Hour, true},
+	} {
+		if got := MtimeMatch(tc.remote, local, tc.prec); got != tc.want {
+			t.Errorf("MtimeMatch(%v, %v, %v) = %v", tc.remote, local, tc.prec, got)
+		}
+	}
+}

@@ -1,0 +1,175 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"ferry/queue"
+	"ferry/remote"
+)
+
+// worker owns one connection for its whole life.
+type worker struct {
+	id   int
+	p    *Pool
+	goCh chan bool // the pool's answer to "ready": true = go, false = stop
+
+	// guarded by p.mu
+	live   bool
+	retire bool
+	info   WorkerInfo
+}
+
+func (w *worker) set(state, path string) {
+	w.p.mu.Lock()
+	w.info.State, w.info.Path, w.info.Since = state, path, time.Now()
+	w.p.mu.Unlock()
+}
+
+// send reports to the pool; after cancellation nobody listens.
+func (w *worker) send(ctx context.Context, ev event) {
+	ev.w = w
+	select {
+	case w.p.events <- ev:
+	case <-ctx.Done():
+	}
+}
+
+func (w *worker) run(ctx context.Context) {
+	c, err := w.dial(ctx)
+	if err != nil {
+		w.send(ctx, event{kind: evExit, err: err})
+		return
+	}
+	defer c.Close()
+	w.set("ready", "")
+	select {
+	case ok := <-w.goCh:
+		if !ok {
+			w.send(ctx, event{kind: evExit, err: errStopped})
+			return
+		}
+	case <-ctx.Done():
+		return
+	}
+	w.send(ctx, event{kind: evExit, err: w.loop(ctx, c)})
+}
+
+// dial connects, retrying transient failures with back-off for up to
+// DialPatience; it says "ready" to the pool once connected (the handshake).
+func (w *worker) dial(ctx context.Context) (remote.Conn, error) {
+	o := &w.p.o
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		t0 := time.Now()
+		c, err := o.Open(ctx)
+		if err == nil {
+			w.send(ctx, event{kind: evReady, took: time.Since(t0)})
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if errors.Is(err, remote.ErrTooMany) {
+			if _, live := w.p.Size(); live > 0 {
+				// The server's cap is below ours: live with the
+				// connections we have rather than fail anything.
+				w.send(ctx, event{kind: evTooMany})
+				return nil, errStopped
+			}
+			// Nobody is connected (other clients fill the server):
+			// keep trying, like any transient refusal.
+		}
+		if !remote.IsTemporary(err) || time.Since(start) > o.DialPatience {
+			return nil, err
+		}
+		w.set("backoff", "")
+		d := Backoff(attempt, o.BaseDelay, o.MaxDelay)
+		o.Logf("connect failed (%v); retrying in %v", err, d.Round(time.Millisecond))
+		if err := sleep(ctx, d); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// loop takes items until the queue is drained, the pool retires the
+// worker, or its connection is refused service.
+func (w *worker) loop(ctx context.Context, c remote.Conn) error {
+	o := &w.p.o
+	for {
+		w.p.mu.Lock()
+		retire := w.retire
+		w.p.mu.Unlock()
+		if retire {
+			return errStopped
+		}
+		w.set("idle", "")
+		nctx, cancel := ctx, context.CancelFunc(func() {})
+		if o.IdleTimeout > 0 {
+			nctx, cancel = context.WithTimeout(ctx, o.IdleTimeout)
+		}
+		it, err := w.p.q.Next(nctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				if _, live := w.p.Size(); live > 1 {
+					return errIdle
+				}
+				continue
+			}
+			return err
+		}
+		start := time.Now()
+		err = w.item(ctx, c, it)
+		took := time.Since(start)
+		if errors.Is(err, errTooManyLive) {
+			w.p.q.Requeue(it)
+			return err
+		}
+		if ctx.Err() != nil {
+			// Not finished: the registry still says "transferring", and
+			// the next run checks the remote before sending it again.
+			w.p.q.Requeue(it)
+			return ctx.Err()
+		}
+		w.p.q.Done(it, took)
+		w.p.mu.Lock()
+		w.p.serviceAvg = avg(w.p.serviceAvg, took)
+		w.info.Done++
+		w.p.mu.Unlock()
+	}
+}
+
+// item makes up to MaxAttempts attempts at it, backing off between them,
+// and reports the outcome.
+func (w *worker) item(ctx context.Context, c remote.Conn, it queue.Item) error {
+	o := &w.p.o
+	for attempt := 1; ; attempt++ {
+		w.set("working", it.Path)
+		err := o.Handle(ctx, c, it)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, remote.ErrTooMany) {
+			return errTooManyLive
+		}
+		if err == nil || !retryable(err) || attempt >= o.MaxAttempts {
+			o.Result(it, err, attempt)
+			return nil
+		}
+		d := Backoff(attempt, o.BaseDelay, o.MaxDelay)
+		o.Logf("%s: attempt %d failed (%v); retrying in %v", it.Path, attempt, err, d.Round(time.Millisecond))
+		w.set("backoff", it.Path)
+		if err := sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+}
+
+// retryable tells the failures worth another attempt: the server's
+// transient ones, a file that changed while read (it may have settled), and
+// a remote copy that failed verification.
+func retryable(err error) bool {
+	return remote.IsTemporary(err) || errors.Is(err, ErrChanged) || errors.Is(err, ErrVerify)
+}
