@@ -73,7 +73,7 @@ type Pool struct {
 	o Options
 	q *queue.Queue
 
-	events chan event
+	events     chan event
 	mu         sync.Mutex
 	ws         map[int]*worker
 	target     int
