@@ -1,15 +1,17 @@
 // Command ferry keeps a remote copy of a local directory tree in sync over
 // FTP, FTPS and SFTP. main only wires: it maps URL schemes to the remote
-// backends, handles signals, and turns the outcome into an exit code.
+// backends, turns the first SIGINT/SIGTERM into a cancellation (a second one
+// exits at once), and hands over to the command line.
 package main
 
 import (
+	"context"
 	"fmt"
-	"io"
 	"os"
-	"sort"
-	"strings"
+	"os/signal"
+	"syscall"
 
+	"ferry/cli"
 	"ferry/remote"
 	"ferry/remote/file"
 	"ferry/remote/ftp"
@@ -19,35 +21,30 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// openers is the only place that knows which protocols exist; every layer
-// above receives this map and stays protocol-blind.
-var openers = map[string]remote.Opener{
-	"ftp":  ftp.Open,
-	"ftps": ftp.Open,
-	"sftp": sftp.Open,
-	"file": file.Open,
-}
-
-// Exit codes of the user-facing contract (DESIGN.md).
-const (
-	exitOK    = 0
-	exitUsage = 2
-)
-
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 1 && (args[0] == "version" || args[0] == "--version") {
-		schemes := make([]string, 0, len(openers))
-		for s := range openers {
-			schemes = append(schemes, s)
-		}
-		sort.Strings(schemes)
-		fmt.Fprintf(stdout, "ferry %s (protocols: %s)\n", version, strings.Join(schemes, ", "))
-		return exitOK
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		cancel() // drain: in-flight work stops, the registry is saved
+		<-sigs
+		fmt.Fprintln(os.Stderr, "ferry: second signal, aborting")
+		os.Exit(130)
+	}()
+	app := &cli.App{
+		Version: version,
+		// The only place that knows which protocols exist; every layer
+		// above receives this map and stays protocol-blind.
+		Openers: map[string]remote.Opener{
+			"ftp":  ftp.Open,
+			"ftps": ftp.Open,
+			"sftp": sftp.Open,
+			"file": file.Open,
+		},
+		Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv,
 	}
-	fmt.Fprintln(stderr, "usage: ferry version\n\nThe mirror commands (ferry --once, ferry --config) are not in this build yet; see README.md.")
-	return exitUsage
+	code := app.Run(ctx, os.Args[1:])
+	cancel()
+	os.Exit(code)
 }

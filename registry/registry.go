@@ -56,9 +56,19 @@ type Action int
 
 // The actions.
 const (
-	Upload Action = 0
-	Delete Action = 1
-	Mkdir  Action = 2
+	Upload  Action = 0 // send the local file
+	Delete  Action = 1 // remove the remote copy (only with --delete)
+	Mkdir   Action = 2 // make the remote directory
+	Touch   Action = 3 // same bytes, new mtime: set the remote mtime only
+	Cleanup Action = 4 // remove a temporary file a dead run left on the remote
+)
+
+// Deletions wait in lanes of their own until every upload is done: the
+// queue never claims them during the upload phase. Directories wait in a
+// second one, since they can only go once their content has.
+const (
+	DeferredLane    = -1
+	DeferredDirLane = -2
 )
 
 func (a Action) String() string {
@@ -69,6 +79,10 @@ func (a Action) String() string {
 		return "delete"
 	case Mkdir:
 		return "mkdir"
+	case Touch:
+		return "touch"
+	case Cleanup:
+		return "cleanup"
 	}
 	return "action(" + strconv.Itoa(int(a)) + ")"
 }

@@ -104,3 +104,17 @@ type Hasher interface {
 	// Caps().Hashes.
 	Hash(ctx context.Context, path, algo string) (string, error)
 }
+
+// MtimeMatch compares a remote modification time with a local one at the
+// server's precision: servers truncate to it (MDTM and SFTP v3 keep whole
+// seconds), so the local time is truncated the same way first.
+func MtimeMatch(remoteT, localT time.Time, prec time.Duration) bool {
+	if prec <= 0 {
+		prec = time.Nanosecond
+	}
+	d := remoteT.Sub(localT.Truncate(prec))
+	if d < 0 {
+		d = -d
+	}
+	return d < prec
+}

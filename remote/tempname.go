@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"path"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -38,4 +39,36 @@ func TempName(p string) string {
 // IsTemp reports whether a base name is one of ferry's temporary uploads.
 func IsTemp(name string) bool {
 	return strings.HasPrefix(name, TempPrefix)
+}
+
+// conflictMark sits in the names of remote copies that a conflict moved
+// aside; they belong to whoever changed the remote, so nothing removes them.
+const conflictMark = ".ferry-conflict-"
+
+// ConflictName returns the name a conflicting remote file is moved to:
+// "report.pdf" becomes "report.ferry-conflict-20261123-051300.pdf".
+func ConflictName(p string, at time.Time) string {
+	dir, base := path.Split(p)
+	ext := path.Ext(base)
+	stem := strings.TrimSuffix(base, ext)
+	if stem == "" { // ".htaccess": the whole name is the stem
+		stem, ext = base, ""
+	}
+	stamp := at.UTC().Format("20060102-150405")
+	room := maxNameBytes - len(conflictMark) - len(stamp) - len(ext)
+	if room < 1 {
+		ext, room = "", maxNameBytes-len(conflictMark)-len(stamp)
+	}
+	if len(stem) > room {
+		stem = stem[:room]
+		for !utf8.ValidString(stem) {
+			stem = stem[:len(stem)-1]
+		}
+	}
+	return dir + stem + conflictMark + stamp + ext
+}
+
+// IsConflictCopy reports whether a base name is a copy a conflict moved aside.
+func IsConflictCopy(name string) bool {
+	return strings.Contains(name, conflictMark)
 }

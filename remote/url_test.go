@@ -3,6 +3,7 @@ package remote
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseURL(t *testing.T) {
@@ -163,4 +164,42 @@ func FuzzParseURL(f *testing.F) {
 			t.Fatalf("String() %q of accepted %q does not parse: %v", tg.String(), s, err)
 		}
 	})
+}
+
+func TestMtimeMatch(t *testing.T) {
+	local := time.Date(2024, 1, 1, 10, 0, 0, 700_000_000, time.UTC)
+	for _, tc := range []struct {
+		remote time.Time
+		prec   time.Duration
+		want   bool
+	}{
+		{local.Truncate(time.Second), time.Second, true},
+		{local.Truncate(time.Second).Add(time.Second), time.Second, false},
+		{local, time.Nanosecond, true},
+		{local.Add(time.Microsecond), time.Nanosecond, false},
+		{local.Truncate(time.Minute), 24 * time.Hour, true},
+	} {
+		if got := MtimeMatch(tc.remote, local, tc.prec); got != tc.want {
+			t.Errorf("MtimeMatch(%v, %v, %v) = %v", tc.remote, local, tc.prec, got)
+		}
+	}
+}
+
+func TestConflictName(t *testing.T) {
+	at := time.Date(2026, 11, 23, 5, 13, 0, 0, time.UTC)
+	for in, want := range map[string]string{
+		"report.pdf":   "report.ferry-conflict-20261123-051300.pdf",
+		"dir/a.tar.gz": "dir/a.tar.ferry-conflict-20261123-051300.gz",
+		".htaccess":    ".htaccess.ferry-conflict-20261123-051300",
+		"noext":        "noext.ferry-conflict-20261123-051300",
+	} {
+		got := ConflictName(in, at)
+		if got != want || !IsConflictCopy(got[strings.LastIndex(got, "/")+1:]) {
+			t.Errorf("ConflictName(%q) = %q, want %q", in, got, want)
+		}
+	}
+	long := strings.Repeat("x", 250) + ".txt"
+	if got := ConflictName(long, at); len(got) > 255 || !IsConflictCopy(got) {
+		t.Errorf("ConflictName of a 254-byte name = %d bytes", len(got))
+	}
 }

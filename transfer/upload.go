@@ -86,23 +86,10 @@ func Upload(ctx context.Context, c remote.Conn, src, rel string, lim *rate.Limit
 		return out, fmt.Errorf("verify %q: %w: the server holds %d bytes, %d were sent", rel, ErrVerify, fi.Size, n)
 	}
 	caps := c.Caps()
-	if caps.SetModTime && !MtimeMatch(fi.ModTime, before.ModTime(), caps.ModTimePrecision) {
+	if caps.SetModTime && !remote.MtimeMatch(fi.ModTime, before.ModTime(), caps.ModTimePrecision) {
 		return out, fmt.Errorf("verify %q: %w: the server reports mtime %v, %v was set", rel, ErrVerify, fi.ModTime.UTC(), before.ModTime().UTC())
 	}
 	return out, nil
-}
-
-// MtimeMatch compares a remote mtime with a local one at the server's
-// precision: servers truncate to it (MDTM, SFTP v3 seconds).
-func MtimeMatch(remoteT, localT time.Time, prec time.Duration) bool {
-	if prec <= 0 {
-		prec = time.Nanosecond
-	}
-	d := remoteT.Sub(localT.Truncate(prec))
-	if d < 0 {
-		d = -d
-	}
-	return d < prec
 }
 
 // guard reads the local file, hashing and pacing it, and refuses to end

@@ -121,22 +121,3 @@ func TestUploadVanishedAndUnverifiable(t *testing.T) {
 		t.Fatalf("uploading a directory: %v", err)
 	}
 }
-
-func TestMtimeMatch(t *testing.T) {
-	local := time.Date(2024, 1, 1, 10, 0, 0, 700_000_000, time.UTC)
-	for _, tc := range []struct {
-		remote time.Time
-		prec   time.Duration
-		want   bool
-	}{
-		{local.Truncate(time.Second), time.Second, true},
-		{local.Truncate(time.Second).Add(time.Second), time.Second, false},
-		{local, time.Nanosecond, true},
-		{local.Add(time.Microsecond), time.Nanosecond, false},
-		{local.Truncate(time.Minute), 24 * time.Hour, true},
-	} {
-		if got := MtimeMatch(tc.remote, local, tc.prec); got != tc.want {
-			t.Errorf("MtimeMatch(%v, %v, %v) = %v", tc.remote, local, tc.prec, got)
-		}
-	}
-}

@@ -1,0 +1,162 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"ferry/planner"
+	"ferry/queue"
+	"ferry/registry"
+	"ferry/remote"
+	"ferry/transfer"
+)
+
+// deletes runs the deletion phase, after every upload: files in parallel,
+// then directories deepest first. Nothing is deleted if the plan exceeds
+// --max-delete, and nothing under a directory where something failed.
+func (r *runner) deletes(ctx context.Context, pl *planner.Planner) (int, error) {
+	lanes, err := r.job.PendingLanes(ctx)
+	if err != nil {
+		return ExitUsage, err
+	}
+	n := int64(lanes[registry.DeferredLane] + lanes[registry.DeferredDirLane])
+	if n == 0 {
+		return ExitOK, nil
+	}
+	total, err := r.job.Count(ctx, registry.Done)
+	if err != nil {
+		return ExitUsage, err
+	}
+	if limit := r.o.MaxDelete.Limit(total + n); limit >= 0 && n > limit {
+		return ExitRefused, fmt.Errorf("refused: %d deletions planned on %s, more than --max-delete allows (%d); nothing was deleted (check the source, then raise --max-delete)", n, r.o.Target, limit)
+	}
+	for d := range pl.ErrDirs {
+		r.markFailedDir(d)
+	}
+	q := queue.New(deferredClaimer{r.job, registry.DeferredLane}, 256)
+	q.Close()
+	pool := transfer.NewPool(q, transfer.Options{
+		Workers: r.o.Workers,
+		Open:    func(ctx context.Context) (remote.Conn, error) { return r.o.Open(ctx, r.o.Target, r.o.RemoteOpts) },
+		Handle:  r.handle,
+		Result:  r.result,
+		Logf:    r.o.Logf,
+	})
+	if err := pool.Run(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ExitInterrupted, err
+		}
+		return ExitUsage, err
+	}
+	// Directories, deepest first, on one connection.
+	var dirs []registry.Entry
+	for {
+		batch, err := r.job.Claim(ctx, registry.DeferredDirLane, 1000)
+		if err != nil {
+			return ExitUsage, err
+		}
+		if len(batch) == 0 {
+			break
+		}
+		dirs = append(dirs, batch...)
+	}
+	if len(dirs) == 0 {
+		return ExitOK, r.w.Flush(ctx)
+	}
+	sort.Slice(dirs, func(i, j int) bool { return strings.Count(dirs[i].Path, "/") > strings.Count(dirs[j].Path, "/") })
+	c, err := r.o.Open(ctx, r.o.Target, r.o.RemoteOpts)
+	if err != nil {
+		return ExitUsage, err
+	}
+	defer c.Close()
+	for _, e := range dirs {
+		err := r.remove(ctx, c, e)
+		if ctx.Err() != nil {
+			return ExitInterrupted, ctx.Err()
+		}
+		r.result(queue.Item{Path: e.Path, Data: e}, err, 1)
+	}
+	return ExitOK, r.w.Flush(ctx)
+}
+
+// deferredClaimer serves one deferred lane as the queue's lane 0.
+type deferredClaimer struct {
+	job  *registry.Job
+	lane int
+}
+
+func (d deferredClaimer) Claim(ctx context.Context, lane, n int) ([]queue.Item, error) {
+	if lane != 0 {
+		return nil, nil
+	}
+	return claimer{d.job}.claimLane(ctx, d.lane, n)
+}
+
+// heldBack reports whether p lies under a directory where something failed
+// this run: its deletion waits for a run without errors there.
+func (r *runner) heldBack(p string) bool {
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	for d := path.Dir(p); ; d = path.Dir(d) {
+		if d == "." {
+			d = ""
+		}
+		if r.failedDirs[d] {
+			return true
+		}
+		if d == "" {
+			return false
+		}
+	}
+}
+
+// remove deletes one remote path, after checking that it is still what
+// ferry recorded: a file someone changed since is not deleted.
+func (r *runner) remove(ctx context.Context, c remote.Conn, e registry.Entry) error {
+	if r.heldBack(e.Path) {
+		e.State = registry.Pending
+		r.o.Logf("not deleting %s: something under %s failed this run", e.Path, path.Dir(e.Path))
+		return r.w.Put(e)
+	}
+	st, err := c.Stat(ctx, e.Path)
+	if errors.Is(err, remote.ErrNotExist) {
+		return r.forget(e.Path)
+	}
+	if err != nil {
+		return err
+	}
+	if e.IsDir {
+		if err := c.Remove(ctx, e.Path); err != nil {
+			if errors.Is(err, remote.ErrNotExist) {
+				return r.forget(e.Path)
+			}
+			if !st.IsDir {
+				return err
+			}
+			// Not empty: it holds something ferry keeps (a conflict copy).
+			r.o.Logf("kept remote directory %s: it is not empty (%v)", e.Path, err)
+			e.State, e.Action, e.Lane = registry.Done, registry.Mkdir, 0
+			return r.w.Put(e)
+		}
+		r.deleted.Add(1)
+		return r.forget(e.Path)
+	}
+	prec := r.caps.ModTimePrecision
+	if e.LocalSize < 0 { // known from a listing only
+		prec = r.caps.ListModTimePrecision
+	}
+	if st.IsDir || st.Size != e.RemoteSize || (r.caps.SetModTime && e.RemoteMtime != 0 && !remote.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), prec)) {
+		r.conflicts.Add(1)
+		return remote.Errorf(remote.KindOther, "delete", e.Path, errors.New("changed on the remote since ferry recorded it; not deleted"))
+	}
+	if err := c.Remove(ctx, e.Path); err != nil && !errors.Is(err, remote.ErrNotExist) {
+		return err
+	}
+	r.deleted.Add(1)
+	return r.forget(e.Path)
+}

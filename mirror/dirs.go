@@ -1,0 +1,139 @@
+package mirror
+
+import (
+	"context"
+	"path"
+	"sync"
+
+	"ferry/remote"
+	"ferry/scanner"
+)
+
+// dirCache remembers which remote directories exist, so each is made once
+// per run however many files land in it, and concurrent uploads into a new
+// directory wait for one Mkdir instead of racing.
+type dirCache struct {
+	mu    sync.Mutex
+	known map[string]bool
+	busy  map[string]*dirCall
+}
+
+type dirCall struct {
+	done chan struct{}
+	err  error
+}
+
+func newDirCache() *dirCache {
+	return &dirCache{known: map[string]bool{"": true, ".": true}, busy: map[string]*dirCall{}}
+}
+
+// markKnown records that dir and its ancestors exist.
+func (d *dirCache) markKnown(dir string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for dir != "" && dir != "." && !d.known[dir] {
+		d.known[dir] = true
+		dir = path.Dir(dir)
+	}
+}
+
+func (d *dirCache) forget(dir string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.known, dir)
+}
+
+// ensure makes dir (and its parents) unless it is known to exist.
+func (d *dirCache) ensure(ctx context.Context, c remote.Conn, dir string) error {
+	if dir == "." {
+		dir = ""
+	}
+	d.mu.Lock()
+	if d.known[dir] {
+		d.mu.Unlock()
+		return nil
+	}
+	if call, ok := d.busy[dir]; ok {
+		d.mu.Unlock()
+		select {
+		case <-call.done:
+			if call.err != nil {
+				return d.ensure(ctx, c, dir) // its owner failed: try ourselves
+			}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	call := &dirCall{done: make(chan struct{})}
+	d.busy[dir] = call
+	d.mu.Unlock()
+	call.err = c.Mkdir(ctx, dir)
+	d.mu.Lock()
+	delete(d.busy, dir)
+	d.mu.Unlock()
+	close(call.done)
+	if call.err == nil {
+		d.markKnown(dir)
+	}
+	return call.err
+}
+
+// listers serve remote listings for the planner: the first connection, plus
+// a few more when listings can run in parallel.
+type listers struct {
+	o     Options
+	pool  chan remote.Conn
+	mu    sync.Mutex
+	all   []remote.Conn
+	limit int
+}
+
+func newListers(first remote.Conn, o Options, _ remote.Caps) *listers {
+	limit := min(max(o.Workers/2, 1), 4)
+	l := &listers{o: o, pool: make(chan remote.Conn, limit), limit: limit, all: []remote.Conn{first}}
+	l.pool <- first
+	return l
+}
+
+func (l *listers) parallel() int { return l.limit }
+
+// list lists dir on a free listing connection, dialing another while fewer
+// than the limit exist.
+func (l *listers) list(ctx context.Context, dir string) ([]remote.FileInfo, error) {
+	var c remote.Conn
+	select {
+	case c = <-l.pool:
+	default:
+		l.mu.Lock()
+		grow := len(l.all) < l.limit
+		l.mu.Unlock()
+		if grow {
+			nc, err := l.o.Open(ctx, l.o.Target, l.o.RemoteOpts)
+			if err == nil {
+				l.mu.Lock()
+				l.all = append(l.all, nc)
+				l.mu.Unlock()
+				c = nc
+			}
+		}
+		if c == nil {
+			select {
+			case c = <-l.pool:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+	}
+	defer func() { l.pool <- c }()
+	return scanner.ListWith(c)(ctx, dir)
+}
+
+func (l *listers) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.all {
+		c.Close()
+	}
+	l.all = nil
+}

@@ -1,0 +1,85 @@
+package mirror
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"ferry/planner"
+	"ferry/registry"
+	"ferry/remote"
+	"ferry/scanner"
+)
+
+// printSink prints a plan instead of recording it.
+type printSink struct{ w io.Writer }
+
+func (p printSink) Put(e registry.Entry) error {
+	if e.State != registry.Pending {
+		return nil
+	}
+	switch e.Action {
+	case registry.Upload:
+		_, err := fmt.Fprintf(p.w, "upload  %s (%s)\n", e.Path, Bytes(e.LocalSize))
+		return err
+	default:
+		_, err := fmt.Fprintf(p.w, "%-7s %s\n", e.Action, e.Path)
+		return err
+	}
+}
+
+func (printSink) Forget(string) error { return nil }
+
+// dryRun plans and prints; it changes nothing, neither on the remote nor in
+// the registry.
+func (r *runner) dryRun(ctx context.Context, first remote.Conn, listRemote bool) (int, error) {
+	out := r.o.DryRunOut
+	if out == nil {
+		out = os.Stdout
+	}
+	pl := planner.New(r.job, printSink{out}, planner.Options{Source: r.o.Source, Delete: r.o.Delete, Checksum: r.o.Checksum, ListPrecision: r.caps.ListModTimePrecision, Now: r.o.Now})
+	ls := newListers(first, r.o, r.caps)
+	defer ls.close()
+	var list scanner.ListFunc
+	if listRemote {
+		list = ls.list
+	}
+	err := scanner.WalkPairs(ctx, scanner.NewWalker(r.o.Source, scanner.Options{Excludes: r.o.Excludes, Links: r.o.Links}), list, 1, func(p *scanner.Pair) error {
+		if p.RemoteErr != nil {
+			return p.RemoteErr
+		}
+		return pl.Dir(ctx, p)
+	})
+	if err == nil {
+		now := r.o.Now().UnixNano()
+		for _, dir := range pl.RemoteOnlyDirs {
+			err = scanner.RemoteWalk(ctx, ls.list, dir, 1, func(d string, ents []remote.FileInfo) error {
+				for _, fi := range ents {
+					if err := pl.PlanRemoteDelete(d+"/"+fi.Name, fi, now); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				break
+			}
+			_ = pl.PlanRemoteDelete(dir, remote.FileInfo{IsDir: true}, now)
+		}
+	}
+	r.sum.Plan = pl.Stats
+	if err != nil {
+		if ctx.Err() != nil {
+			return ExitInterrupted, err
+		}
+		return ExitUsage, err
+	}
+	if r.o.Delete && pl.Stats.Deletes > 0 {
+		total, _ := r.job.Count(ctx, registry.Done)
+		if limit := r.o.MaxDelete.Limit(total); limit >= 0 && pl.Stats.Deletes > limit {
+			return ExitRefused, fmt.Errorf("refused: %d deletions planned, more than --max-delete allows (%d)", pl.Stats.Deletes, limit)
+		}
+	}
+	return ExitOK, nil
+}

@@ -1,0 +1,238 @@
+package mirror
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"time"
+
+	"ferry/queue"
+	"ferry/registry"
+	"ferry/remote"
+	"ferry/transfer"
+)
+
+// errConflictSkipped marks a path left alone by --conflict skip.
+var errConflictSkipped = errors.New("the remote copy was changed by someone else; left as it is (--conflict skip)")
+
+// handle makes one attempt at an item on a worker's connection.
+func (r *runner) handle(ctx context.Context, c remote.Conn, it queue.Item) error {
+	e := it.Data.(registry.Entry)
+	switch e.Action {
+	case registry.Upload:
+		return r.upload(ctx, c, e)
+	case registry.Mkdir:
+		if err := r.dirs.ensure(ctx, c, e.Path); err != nil {
+			return err
+		}
+		e.State, e.LastError, e.Attempts, e.DirtySince, e.Recheck = registry.Done, "", 0, 0, false
+		return r.record(e, 0)
+	case registry.Touch:
+		return r.touch(ctx, c, e)
+	case registry.Cleanup:
+		if err := c.Remove(ctx, e.Path); err != nil && !errors.Is(err, remote.ErrNotExist) {
+			return err
+		}
+		r.cleaned.Add(1)
+		return r.forget(e.Path)
+	case registry.Delete:
+		return r.remove(ctx, c, e)
+	}
+	return fmt.Errorf("%s: unknown action %v", e.Path, e.Action)
+}
+
+func (r *runner) local(rel string) string {
+	return filepath.Join(r.o.Source, filepath.FromSlash(rel))
+}
+
+// upload ships one file. When the registry asks for a recheck (ferry shipped
+// this path before, the remote listing showed a file there, or a run died
+// while sending it), the remote copy is stat-ed first: identical means
+// adopt it without sending; changed by someone else means the conflict
+// policy decides.
+func (r *runner) upload(ctx context.Context, c remote.Conn, e registry.Entry) error {
+	if e.Recheck {
+		done, err := r.recheck(ctx, c, &e)
+		if err != nil || done {
+			return err
+		}
+	}
+	if err := r.dirs.ensure(ctx, c, path.Dir(e.Path)); err != nil {
+		return err
+	}
+	shipped, err := transfer.Upload(ctx, c, r.local(e.Path), e.Path, r.lim)
+	if errors.Is(err, remote.ErrNotExist) && !errors.Is(err, transfer.ErrVanished) {
+		// The parent went away behind our back: make it again, once.
+		r.dirs.forget(path.Dir(e.Path))
+		if err := r.dirs.ensure(ctx, c, path.Dir(e.Path)); err != nil {
+			return err
+		}
+		shipped, err = transfer.Upload(ctx, c, r.local(e.Path), e.Path, r.lim)
+	}
+	if err != nil {
+		return err
+	}
+	e.LocalSize, e.LocalMtime = shipped.Size, shipped.LocalMtime.UnixNano()
+	e.RemoteSize, e.RemoteMtime, e.Hash = shipped.Size, shipped.RemoteMtime.UnixNano(), shipped.Hash
+	e.State, e.LastError, e.Attempts, e.DirtySince, e.Recheck = registry.Done, "", 0, 0, false
+	r.transferred.Add(1)
+	r.bytes.Add(shipped.Size)
+	if err := r.record(e, shipped.Size); err != nil {
+		return err
+	}
+	if r.o.Move {
+		return r.moveDone(ctx, e, shipped)
+	}
+	return nil
+}
+
+// recheck settles a path against its remote copy before sending. It returns
+// done when nothing needs sending.
+func (r *runner) recheck(ctx context.Context, c remote.Conn, e *registry.Entry) (bool, error) {
+	st, err := c.Stat(ctx, e.Path)
+	if errors.Is(err, remote.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if st.IsDir {
+		return false, remote.Errorf(remote.KindExist, "upload", e.Path, errors.New("a directory is in the way on the remote; remove it or exclude this path"))
+	}
+	lfi, err := os.Stat(r.local(e.Path))
+	if err != nil {
+		return false, nil // the upload reports what is wrong locally
+	}
+	prec := r.caps.ModTimePrecision
+	if st.Size == lfi.Size() && r.caps.SetModTime && remote.MtimeMatch(st.ModTime, lfi.ModTime(), prec) {
+		// Already there (sent by a run that died before recording it,
+		// or by another tool with the same mtime): record, do not send.
+		sum, err := hashLocal(r.local(e.Path))
+		if err != nil {
+			return false, nil
+		}
+		e.LocalSize, e.LocalMtime = lfi.Size(), lfi.ModTime().UnixNano()
+		e.RemoteSize, e.RemoteMtime, e.Hash = st.Size, st.ModTime.UnixNano(), sum
+		e.State, e.LastError, e.Attempts, e.DirtySince, e.Recheck = registry.Done, "", 0, 0, false
+		r.adopted.Add(1)
+		return true, r.record(*e, 0)
+	}
+	if e.Shipped() && st.Size == e.RemoteSize && (!r.caps.SetModTime || remote.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), prec)) {
+		return false, nil // our own copy: overwrite it
+	}
+	// Someone else wrote this path.
+	r.conflicts.Add(1)
+	switch r.o.Conflict {
+	case Overwrite:
+		r.o.Logf("conflict: %s was changed on the remote; overwriting (--conflict overwrite)", e.Path)
+		return false, nil
+	case Skip:
+		return false, remote.Errorf(remote.KindOther, "upload", e.Path, errConflictSkipped)
+	}
+	aside := remote.ConflictName(e.Path, r.o.Now())
+	if err := c.Rename(ctx, e.Path, aside); err != nil {
+		return false, err
+	}
+	r.o.Logf("conflict: %s was changed on the remote; its copy is kept as %s", e.Path, aside)
+	return false, nil
+}
+
+// touch sets the remote mtime of a file whose bytes did not change.
+func (r *runner) touch(ctx context.Context, c remote.Conn, e registry.Entry) error {
+	lfi, err := os.Stat(r.local(e.Path))
+	if err != nil || !r.caps.SetModTime {
+		e.Action = registry.Upload
+		return r.upload(ctx, c, e)
+	}
+	st, err := c.Stat(ctx, e.Path)
+	if err != nil || st.Size != e.RemoteSize || !remote.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), r.caps.ModTimePrecision) {
+		// Gone or changed on the remote: a full upload settles it.
+		e.Action = registry.Upload
+		return r.upload(ctx, c, e)
+	}
+	if err := c.Chtimes(ctx, e.Path, lfi.ModTime()); err != nil {
+		return err
+	}
+	e.LocalSize, e.LocalMtime = lfi.Size(), lfi.ModTime().UnixNano()
+	e.RemoteMtime = lfi.ModTime().Truncate(max(r.caps.ModTimePrecision, time.Nanosecond)).UnixNano()
+	e.State, e.LastError, e.Attempts, e.DirtySince, e.Recheck = registry.Done, "", 0, 0, false
+	r.touched.Add(1)
+	return r.record(e, 0)
+}
+
+// moveDone removes the local file once its upload is recorded durably and
+// only if it is still what was shipped.
+func (r *runner) moveDone(ctx context.Context, e registry.Entry, s transfer.Shipped) error {
+	if err := r.w.Flush(ctx); err != nil {
+		return err
+	}
+	p := r.local(e.Path)
+	fi, err := os.Stat(p)
+	if err != nil || fi.Size() != s.Size || !fi.ModTime().Equal(s.LocalMtime) {
+		return nil // changed since: keep it, the next run ships it
+	}
+	if err := os.Remove(p); err != nil {
+		r.o.Logf("--move: %s is on the remote but could not be removed locally: %v", p, err)
+	}
+	return nil
+}
+
+func (r *runner) record(e registry.Entry, bytes int64) error {
+	r.prog.Done(e.Path, bytes)
+	return r.w.Put(e)
+}
+
+func (r *runner) forget(p string) error {
+	r.prog.Done(p, 0)
+	return r.w.Forget(p)
+}
+
+// result records a final failure (successes are recorded by handle).
+func (r *runner) result(it queue.Item, err error, attempts int) {
+	if err == nil {
+		return
+	}
+	e := it.Data.(registry.Entry)
+	if errors.Is(err, transfer.ErrVanished) {
+		// Deleted locally since the scan: the next scan settles it.
+		if !e.Shipped() {
+			_ = r.w.Forget(e.Path)
+		} else {
+			e.State = registry.Done
+			_ = r.w.Put(e)
+		}
+		r.prog.Done(e.Path, 0)
+		return
+	}
+	r.failed.Add(1)
+	r.markFailedDir(path.Dir(e.Path))
+	e.State, e.Attempts, e.LastError = registry.Failed, e.Attempts+attempts, err.Error()
+	_ = r.w.Put(e)
+	r.prog.Failed(e.Path, err)
+	r.o.Logf("failed: %v", err)
+}
+
+func (r *runner) markFailedDir(d string) {
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	r.failedDirs[d] = true
+}
+
+func hashLocal(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

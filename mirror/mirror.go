@@ -1,0 +1,360 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+
+	"ferry/planner"
+	"ferry/queue"
+	"ferry/registry"
+	"ferry/remote"
+	"ferry/scanner"
+	"ferry/transfer"
+)
+
+// Exit codes of the user-facing contract.
+const (
+	ExitOK          = 0
+	ExitFailed      = 1   // some files failed; the rest is done
+	ExitUsage       = 2   // usage, config, connection or authentication error
+	ExitRefused     = 3   // refused for safety
+	ExitInterrupted = 130 // interrupted; the registry is saved
+)
+
+// Error carries the exit code a failure maps to.
+type Error struct {
+	Code int
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+func fail(code int, format string, args ...any) *Error {
+	return &Error{Code: code, Err: fmt.Errorf(format, args...)}
+}
+
+// runner holds one pass's state.
+type runner struct {
+	o     Options
+	job   *registry.Job
+	w     *registry.Writer
+	caps  remote.Caps
+	lim   *rate.Limiter // shared by all workers: --bwlimit is for the job
+	dirs  *dirCache
+	sum   *Summary
+	prog  Progress
+	errMu sync.Mutex
+	// failedDirs are directories under which something failed this run:
+	// no deletion is made there.
+	failedDirs map[string]bool
+
+	transferred, bytes, touched, adopted, deleted, failed, conflicts, cleaned atomic.Int64
+}
+
+// Run makes one pass: it mirrors Source to Target and returns what it did.
+// The error, when not nil, is an *Error with the exit code.
+func Run(ctx context.Context, o Options) (*Summary, error) {
+	o.defaults()
+	start := o.Now()
+	sum := &Summary{Job: o.Job, Source: o.Source, Target: o.Target.String(), DryRun: o.DryRun, Started: start}
+
+	// The source is checked before anything: a missing or empty source
+	// with --delete would otherwise plan to delete the whole remote.
+	fi, err := os.Stat(o.Source)
+	switch {
+	case err != nil && o.Delete:
+		return sum, fail(ExitRefused, "refused: source %s cannot be read (%v) and --delete is on; nothing was changed", o.Source, err)
+	case err != nil:
+		return sum, fail(ExitUsage, "source %s: %v", o.Source, err)
+	case !fi.IsDir():
+		return sum, fail(ExitUsage, "source %s: not a directory", o.Source)
+	}
+	if o.Delete {
+		empty, err := sourceEmpty(o)
+		if err != nil {
+			return sum, fail(ExitRefused, "refused: source %s cannot be read (%v) and --delete is on; nothing was changed", o.Source, err)
+		}
+		if empty {
+			return sum, fail(ExitRefused, "refused: source %s is empty and --delete would remove everything on %s; nothing was changed", o.Source, o.Target)
+		}
+	}
+
+	unlock, err := registry.Lock(o.StateDir, o.Job)
+	if err != nil {
+		return sum, &Error{Code: ExitUsage, Err: err}
+	}
+	defer unlock()
+	db, err := registry.Open(ctx, o.StateDir)
+	if err != nil {
+		return sum, &Error{Code: ExitUsage, Err: err}
+	}
+	defer db.Close()
+	sum.Registry = db.Path()
+	job, err := db.Job(ctx, o.Job, o.Source, o.Target.String())
+	if err != nil {
+		return sum, &Error{Code: ExitUsage, Err: err}
+	}
+
+	// Connect once before changing anything: a wrong password or host key
+	// ends the run here, with nothing written anywhere.
+	first, err := o.Open(ctx, o.Target, o.RemoteOpts)
+	if err != nil {
+		if ctx.Err() != nil {
+			return sum, &Error{Code: ExitInterrupted, Err: ctx.Err()}
+		}
+		return sum, &Error{Code: ExitUsage, Err: fmt.Errorf("connect to %s: %w", o.Target, err)}
+	}
+	caps := first.Caps()
+	if _, err := first.Stat(ctx, ""); errors.Is(err, remote.ErrNotExist) && !o.DryRun {
+		if err := first.Mkdir(ctx, ""); err != nil {
+			first.Close()
+			return sum, &Error{Code: ExitUsage, Err: fmt.Errorf("create the target directory %s: %w", o.Target, err)}
+		}
+	} else if err != nil && !errors.Is(err, remote.ErrNotExist) {
+		first.Close()
+		return sum, &Error{Code: ExitUsage, Err: fmt.Errorf("target %s: %w", o.Target, err)}
+	}
+
+	var run *registry.Run
+	if !o.DryRun {
+		// A dead run left rows "transferring": they become pending with a
+		// remote check, and the remote is listed to find what completed
+		// and the temporary files the crash left.
+		recovered, err := job.Recover(ctx)
+		if err != nil {
+			first.Close()
+			return sum, &Error{Code: ExitUsage, Err: err}
+		}
+		sum.Recovered = recovered
+		if run, err = job.StartRun(ctx, start); err != nil {
+			first.Close()
+			return sum, &Error{Code: ExitUsage, Err: err}
+		}
+		if last, _ := job.LastRun(ctx, run.ID); last != nil && last.ExitCode < 0 {
+			sum.Recovered++ // the last run died; list the remote this time
+		}
+	}
+	listRemote := job.ListedAt == 0 || o.CheckRemote || sum.Recovered > 0
+	sum.ListedRemote = listRemote
+
+	r := &runner{o: o, job: job, caps: caps, lim: o.limiter(), dirs: newDirCache(), sum: sum, prog: o.Progress, failedDirs: map[string]bool{}}
+	if r.prog == nil {
+		r.prog = nopProgress{}
+	}
+	code, err := r.pass(ctx, first, listRemote)
+	sum.Transferred, sum.Bytes, sum.Touched, sum.Adopted = r.transferred.Load(), r.bytes.Load(), r.touched.Load(), r.adopted.Load()
+	sum.Deleted, sum.Failed, sum.Conflicts, sum.Cleaned = r.deleted.Load(), r.failed.Load(), r.conflicts.Load(), r.cleaned.Load()
+	sum.Ended = o.Now()
+	sum.finish()
+	if run != nil {
+		run.Ended, run.Planned, run.Transferred, run.Skipped = sum.Ended, sum.Plan.Uploads+sum.Plan.Touches+sum.Plan.Mkdirs+sum.Plan.Deletes, sum.Transferred, sum.Plan.Unchanged
+		run.Deleted, run.Failed, run.Bytes, run.ExitCode = sum.Deleted, sum.Failed, sum.Bytes, code
+		if code == ExitInterrupted {
+			run.ExitCode = ExitInterrupted
+		}
+		if eerr := job.EndRun(run); eerr != nil && err == nil {
+			err, code = eerr, ExitUsage
+		}
+		if fails, ferr := job.Failures(context.Background()); ferr == nil {
+			for _, e := range fails {
+				sum.Failures = append(sum.Failures, Failure{Path: e.Path, Error: e.LastError, Attempts: e.Attempts})
+			}
+		}
+	}
+	sum.ExitCode = code
+	if err != nil {
+		return sum, &Error{Code: code, Err: err}
+	}
+	if code != ExitOK {
+		return sum, &Error{Code: code, Err: fmt.Errorf("%d of the files failed", sum.Failed)}
+	}
+	return sum, nil
+}
+
+// sourceEmpty reports whether the source holds nothing to mirror.
+func sourceEmpty(o Options) (bool, error) {
+	w := scanner.NewWalker(o.Source, scanner.Options{Excludes: o.Excludes, Links: o.Links})
+	empty := true
+	stop := errors.New("stop")
+	err := w.Walk(context.Background(), func(d *scanner.Dir) error {
+		if d.Err != nil {
+			return d.Err
+		}
+		empty = len(d.Files) == 0
+		return stop
+	})
+	if err != nil && !errors.Is(err, stop) {
+		return false, err
+	}
+	return empty, nil
+}
+
+// pass runs the stages and returns the exit code.
+func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (int, error) {
+	o := r.o
+	if o.DryRun {
+		return r.dryRun(ctx, first, listRemote)
+	}
+	r.w = r.job.NewWriter(25*time.Millisecond, 2000)
+	defer r.w.Close()
+	q := queue.New(claimer{r.job}, 256)
+	pl := planner.New(r.job, r.w, planner.Options{Source: o.Source, Delete: o.Delete, Checksum: o.Checksum, ListPrecision: r.caps.ListModTimePrecision, Now: o.Now})
+
+	// The first connection serves listings; the pool dials its own.
+	listers := newListers(first, o, r.caps)
+	defer listers.close()
+
+	g, gctx := errgroup.WithContext(ctx)
+	planDone := make(chan struct{})
+	r.prog.Phase("scanning")
+	g.Go(func() error {
+		defer close(planDone)
+		defer q.Close()
+		err := r.plan(gctx, pl, listers, listRemote, q)
+		r.sum.Plan = pl.Stats
+		return err
+	})
+	g.Go(func() error {
+		// Every flush of the planner's writes may hold new work.
+		for {
+			select {
+			case <-r.w.Flushed():
+				q.More()
+			case <-planDone:
+				return nil
+			case <-gctx.Done():
+				return nil
+			}
+		}
+	})
+	pool := transfer.NewPool(q, transfer.Options{
+		Workers: o.Workers,
+		Open: func(ctx context.Context) (remote.Conn, error) {
+			return o.Open(ctx, o.Target, o.RemoteOpts)
+		},
+		Handle:  r.handle,
+		Result:  r.result,
+		Backlog: func() int { _, low, _ := q.Depth(); return low },
+		Logf:    o.Logf,
+	})
+	g.Go(func() error {
+		r.prog.Phase("syncing")
+		return pool.Run(gctx)
+	})
+	err := g.Wait()
+	if ctx.Err() != nil {
+		return ExitInterrupted, ctx.Err()
+	}
+	if err != nil {
+		return ExitUsage, err
+	}
+	if err := r.w.Flush(ctx); err != nil {
+		return ExitUsage, err
+	}
+	if listRemote && len(pl.Stats.DirErrors) == 0 {
+		if err := r.job.MarkListed(ctx, r.o.Now()); err != nil {
+			return ExitUsage, err
+		}
+	}
+	if o.Delete {
+		r.prog.Phase("deleting")
+		if code, err := r.deletes(ctx, pl); code != ExitOK || err != nil {
+			return code, err
+		}
+	}
+	if r.failed.Load() > 0 || len(pl.Stats.DirErrors) > 0 {
+		return ExitFailed, nil
+	}
+	return ExitOK, nil
+}
+
+// plan walks the tree and settles every directory; with --delete it also
+// walks the subtrees that exist only on the remote.
+func (r *runner) plan(ctx context.Context, pl *planner.Planner, ls *listers, listRemote bool, q *queue.Queue) error {
+	w := scanner.NewWalker(r.o.Source, scanner.Options{Excludes: r.o.Excludes, Links: r.o.Links})
+	var list scanner.ListFunc
+	if listRemote {
+		list = ls.list
+	}
+	var lastFiles, lastBytes int64
+	err := scanner.WalkPairs(ctx, w, list, ls.parallel(), func(p *scanner.Pair) error {
+		if p.RemoteErr != nil {
+			return fmt.Errorf("list remote %q: %w", p.Local.Path, p.RemoteErr)
+		}
+		if err := pl.Dir(ctx, p); err != nil {
+			return err
+		}
+		if p.Local.Err != nil {
+			r.o.Logf("%v", p.Local.Err)
+		}
+		if p.Listed && !p.Missing {
+			r.dirs.markKnown(p.Local.Path)
+		}
+		files := pl.Stats.Uploads + pl.Stats.Touches + pl.Stats.Mkdirs
+		if files != lastFiles {
+			r.prog.Planned(files-lastFiles, pl.Stats.UploadSize-lastBytes)
+			lastFiles, lastBytes = files, pl.Stats.UploadSize
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	now := r.o.Now().UnixNano()
+	for _, dir := range pl.RemoteOnlyDirs {
+		err := scanner.RemoteWalk(ctx, ls.list, dir, ls.parallel(), func(d string, ents []remote.FileInfo) error {
+			for _, fi := range ents {
+				if remote.IsConflictCopy(fi.Name) {
+					r.failedDirs[d] = true // keep the directory that holds it
+					continue
+				}
+				if err := pl.PlanRemoteDelete(d+"/"+fi.Name, fi, now); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("list remote %q: %w", dir, err)
+		}
+		if err := pl.PlanRemoteDelete(dir, remote.FileInfo{IsDir: true}, now); err != nil {
+			return err
+		}
+	}
+	return r.w.Flush(ctx)
+}
+
+// claimer adapts the registry to the queue's Source.
+type claimer struct{ job *registry.Job }
+
+func (c claimer) Claim(ctx context.Context, lane, n int) ([]queue.Item, error) {
+	return c.claimLane(ctx, lane, n)
+}
+
+func (c claimer) claimLane(ctx context.Context, lane, n int) ([]queue.Item, error) {
+	es, err := c.job.Claim(ctx, lane, n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]queue.Item, len(es))
+	for i, e := range es {
+		out[i] = queue.Item{Path: e.Path, Size: max(e.LocalSize, 0), DirtySince: e.DirtySince, Data: e}
+	}
+	return out, nil
+}
+
+type nopProgress struct{}
+
+func (nopProgress) Planned(int64, int64) {}
+func (nopProgress) Done(string, int64)   {}
+func (nopProgress) Failed(string, error) {}
+func (nopProgress) Phase(string)         {}

@@ -1,0 +1,240 @@
+package mirror
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"ferry/internal/testrig"
+)
+
+// TestMirrorThenRerun: the second run transfers nothing; one changed file
+// of 1,000 is exactly one transfer; a touched file sends no bytes.
+func TestMirrorThenRerun(t *testing.T) {
+	for _, mk := range backends(t) {
+		e := mk(t)
+		t.Run(e.name, func(t *testing.T) {
+			e.t = t
+			e.tree(1000, 12)
+			sum := e.mustRun(nil)
+			if sum.Transferred != 1000 || sum.Failed != 0 {
+				t.Fatalf("first run: %+v", sum)
+			}
+			e.sameTree()
+			uploads := func() int {
+				if e.ftp == nil {
+					return -1
+				}
+				n, err := e.ftp.Uploads()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			before := uploads()
+
+			sum = e.mustRun(nil)
+			if sum.Transferred != 0 || sum.Unchanged != 1000 || sum.Bytes != 0 {
+				t.Fatalf("re-run with nothing changed: %+v", sum)
+			}
+			if e.ftp != nil && uploads() != before {
+				t.Fatalf("the server logged %d uploads for a no-op run", uploads()-before)
+			}
+
+			changed := filepath.Join(e.src, "d03", "s0", "f00003.txt")
+			if err := os.WriteFile(changed, []byte("a new version"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			sum = e.mustRun(nil)
+			if sum.Transferred != 1 || sum.Unchanged != 999 {
+				t.Fatalf("one file changed: %+v", sum)
+			}
+			if e.ftp != nil && uploads() != before+1 {
+				t.Fatalf("the server logged %d uploads for one changed file", uploads()-before)
+			}
+			e.sameTree()
+
+			touched := filepath.Join(e.src, "d05", "s2", "f00005.txt")
+			later := time.Now().Add(time.Hour).Truncate(time.Second)
+			if err := os.Chtimes(touched, later, later); err != nil {
+				t.Fatal(err)
+			}
+			sum = e.mustRun(nil)
+			if sum.Transferred != 0 || sum.Touched != 1 || sum.Bytes != 0 {
+				t.Fatalf("touched file: %+v", sum)
+			}
+			fi, err := os.Stat(filepath.Join(e.disk, "d05", "s2", "f00005.txt"))
+			if err != nil || !fi.ModTime().Equal(later) {
+				t.Fatalf("remote mtime after touch: %v, %v; want %v", fi.ModTime(), err, later)
+			}
+		})
+	}
+}
+
+// TestConflictPolicies: a remote file changed by someone else after ferry
+// shipped it is kept aside, overwritten or skipped, as the policy says.
+func TestConflictPolicies(t *testing.T) {
+	for _, mk := range []func(*testing.T) *env{newFTPEnv, newSFTPEnv} {
+		for _, policy := range []Conflict{KeepBoth, Overwrite, Skip} {
+			e := mk(t)
+			t.Run(e.name+"/"+policy.String(), func(t *testing.T) {
+				e.t = t
+				e.write(filepath.Join(e.src, "page.html"), 100)
+				e.write(filepath.Join(e.src, "other.html"), 50)
+				e.mustRun(nil)
+				theirs := []byte("edited on the server by someone else")
+				remotePath := filepath.Join(e.disk, "page.html")
+				if err := os.WriteFile(remotePath, theirs, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				ours := []byte("our new local version")
+				if err := os.WriteFile(filepath.Join(e.src, "page.html"), ours, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				sum, code := e.run(func(o *Options) { o.Conflict = policy })
+				got, _ := os.ReadFile(remotePath)
+				copies, _ := filepath.Glob(filepath.Join(e.disk, "page.ferry-conflict-*.html"))
+				switch policy {
+				case KeepBoth:
+					if code != ExitOK || string(got) != string(ours) || len(copies) != 1 {
+						t.Fatalf("keep-both: exit %d, remote %q, copies %v", code, got, copies)
+					}
+					if kept, _ := os.ReadFile(copies[0]); string(kept) != string(theirs) {
+						t.Fatalf("the conflict copy holds %q", kept)
+					}
+					// The kept copy survives --delete: it is someone's work.
+					e.mustRun(func(o *Options) { o.Delete = true; o.CheckRemote = true })
+					if _, err := os.Stat(copies[0]); err != nil {
+						t.Fatalf("--delete removed the conflict copy: %v", err)
+					}
+				case Overwrite:
+					if code != ExitOK || string(got) != string(ours) || len(copies) != 0 {
+						t.Fatalf("overwrite: exit %d, remote %q, copies %v", code, got, copies)
+					}
+				case Skip:
+					if code != ExitFailed || string(got) != string(theirs) || len(copies) != 0 {
+						t.Fatalf("skip: exit %d, remote %q, copies %v", code, got, copies)
+					}
+					if len(sum.Failures) != 1 || sum.Failures[0].Path != "page.html" || !strings.Contains(sum.Failures[0].Error, "someone else") {
+						t.Fatalf("skip: failures %+v", sum.Failures)
+					}
+				}
+				if sum.Conflicts != 1 {
+					t.Fatalf("conflicts = %d, want 1", sum.Conflicts)
+				}
+			})
+		}
+	}
+}
+
+// TestRemoteDriftIsRepaired: with --check-remote, a remote file deleted or
+// changed behind ferry's back is found and repaired (keep-both for changes).
+func TestRemoteDriftIsRepaired(t *testing.T) {
+	e := newSFTPEnv(t)
+	e.tree(30, 3)
+	e.mustRun(nil)
+	os.Remove(filepath.Join(e.disk, "d00", "s0", "f00000.txt"))
+	os.WriteFile(filepath.Join(e.disk, "d01", "s1", "f00001.txt"), []byte("drift"), 0o644)
+	if sum := e.mustRun(nil); sum.Transferred != 0 {
+		t.Fatalf("without --check-remote the registry answers: %+v", sum)
+	}
+	sum := e.mustRun(func(o *Options) { o.CheckRemote = true })
+	if sum.Transferred != 2 || sum.Conflicts != 1 {
+		t.Fatalf("--check-remote: %+v", sum)
+	}
+	copies, _ := filepath.Glob(filepath.Join(e.disk, "d01", "s1", "f00001.ferry-conflict-*.txt"))
+	if len(copies) != 1 {
+		t.Fatalf("conflict copies: %v", copies)
+	}
+	os.Remove(copies[0])
+	e.sameTree()
+}
+
+// TestDeleteSafety: an empty or missing source with --delete is refused
+// (exit 3, nothing deleted); so is a plan beyond --max-delete.
+func TestDeleteSafety(t *testing.T) {
+	for _, mk := range backends(t) {
+		e := mk(t)
+		t.Run(e.name, func(t *testing.T) {
+			e.t = t
+			e.tree(20, 2)
+			e.mustRun(nil)
+			before := snapshot(t, e.disk)
+			full := e.src
+
+			e.src = t.TempDir() // empty
+			if _, code := e.run(func(o *Options) { o.Delete = true }); code != ExitRefused {
+				t.Fatalf("empty source with --delete: exit %d, want 3", code)
+			}
+			e.src = filepath.Join(t.TempDir(), "missing")
+			if _, code := e.run(func(o *Options) { o.Delete = true }); code != ExitRefused {
+				t.Fatalf("missing source with --delete: exit %d, want 3", code)
+			}
+			e.src = full
+			if len(snapshot(t, e.disk)) != len(before) {
+				t.Fatalf("a refused run changed the remote")
+			}
+
+			removed := 0
+			for _, p := range []string{"d00/s0/f00000.txt", "d01/s1/f00001.txt", "d00/s2/f00002.txt", "d01/s0/f00003.txt", "d00/s1/f00004.txt"} {
+				if os.Remove(filepath.Join(e.src, filepath.FromSlash(p))) == nil {
+					removed++
+				}
+			}
+			md, _ := ParseMaxDelete("2")
+			_, code := e.run(func(o *Options) { o.Delete = true; o.MaxDelete = md })
+			if code != ExitRefused {
+				t.Fatalf("%d deletions with --max-delete 2: exit %d, want 3", removed, code)
+			}
+			if got := snapshot(t, e.disk); len(got) != len(before) {
+				t.Fatalf("a run refused for --max-delete deleted %d entries", len(before)-len(got))
+			}
+			md, _ = ParseMaxDelete("50%")
+			sum := e.mustRun(func(o *Options) { o.Delete = true; o.MaxDelete = md })
+			if sum.Deleted != int64(removed) {
+				t.Fatalf("deleted %d, want %d", sum.Deleted, removed)
+			}
+			e.sameTree()
+		})
+	}
+}
+
+// TestServerCappedBelowWorkers: vsftpd allows 2 connections per IP and
+// ferry asks for 6; the run finishes with no failed file.
+func TestServerCappedBelowWorkers(t *testing.T) {
+	e := newFTPEnvWith(t, testrig.FTPOptions{MaxPerIP: 2})
+	e.tree(300, 6)
+	sum := e.mustRun(func(o *Options) { o.Workers = 6 })
+	if sum.Failed != 0 || sum.Transferred != 300 {
+		t.Fatalf("capped server: %+v\n%s", sum, e.logs)
+	}
+	e.sameTree()
+}
+
+// TestBadCredentialsChangeNothing: a wrong password or an unknown host key
+// is exit 2, with nothing written on the remote.
+func TestBadCredentialsChangeNothing(t *testing.T) {
+	e := newFTPEnv(t)
+	e.tree(5, 1)
+	e.ropts.Password = "wrong"
+	if _, code := e.run(nil); code != ExitUsage {
+		t.Fatalf("wrong FTP password: exit %d, want 2", code)
+	}
+	if got := snapshot(t, e.ftp.Root); len(got) != 0 {
+		t.Fatalf("a refused login wrote %v", got)
+	}
+
+	s := newSFTPEnv(t)
+	s.tree(5, 1)
+	s.ropts.KnownHostsFile = filepath.Join(t.TempDir(), "empty_known_hosts")
+	os.WriteFile(s.ropts.KnownHostsFile, nil, 0o600)
+	sum, code := s.run(nil)
+	if code != ExitUsage {
+		t.Fatalf("unknown host key: exit %d, want 2 (%+v)", code, sum)
+	}
+	if _, err := os.Stat(s.disk); !os.IsNotExist(err) {
+		t.Fatalf("an untrusted server was written to: %v", err)
+	}
+}

@@ -1,0 +1,162 @@
+// Package mirror owns one pass of a job: it wires the stages of the data
+// flow — scanner → planner → registry → queue → transfer pool → remote — for
+// `ferry --once`, and turns their outcome into a Summary and an exit code.
+// It never learns which protocol is in use: it receives an Opener.
+package mirror
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"ferry/remote"
+	"ferry/scanner"
+)
+
+// Conflict is the policy for a remote file that differs from what ferry
+// last put there (someone else changed it).
+type Conflict int
+
+// The conflict policies.
+const (
+	KeepBoth  Conflict = iota // move the remote copy aside with a dated name, then write
+	Overwrite                 // write over it
+	Skip                      // leave it, report the path
+)
+
+// ParseConflict reads a --conflict value.
+func ParseConflict(s string) (Conflict, error) {
+	switch s {
+	case "keep-both", "":
+		return KeepBoth, nil
+	case "overwrite":
+		return Overwrite, nil
+	case "skip":
+		return Skip, nil
+	}
+	return 0, fmt.Errorf("conflict policy %q: want keep-both, overwrite or skip", s)
+}
+
+func (c Conflict) String() string {
+	return [...]string{"keep-both", "overwrite", "skip"}[c]
+}
+
+// MaxDelete limits how much one run may delete: a count, or a percentage of
+// the files ferry has on the remote.
+type MaxDelete struct {
+	N         int64
+	Percent   float64
+	IsPercent bool
+	Set       bool
+}
+
+// ParseMaxDelete reads "N" or "P%".
+func ParseMaxDelete(s string) (MaxDelete, error) {
+	if s == "" {
+		return MaxDelete{}, nil
+	}
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		v, err := strconv.ParseFloat(p, 64)
+		if err != nil || v < 0 || v > 100 {
+			return MaxDelete{}, fmt.Errorf("max-delete %q: want a count or a percentage between 0%% and 100%%", s)
+		}
+		return MaxDelete{Percent: v, IsPercent: true, Set: true}, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return MaxDelete{}, fmt.Errorf("max-delete %q: want a count (e.g. 100) or a percentage (e.g. 5%%)", s)
+	}
+	return MaxDelete{N: n, Set: true}, nil
+}
+
+// Limit returns the most deletions allowed when total files are recorded.
+func (m MaxDelete) Limit(total int64) int64 {
+	if !m.Set {
+		return -1
+	}
+	if m.IsPercent {
+		return int64(m.Percent / 100 * float64(total))
+	}
+	return m.N
+}
+
+// Options configure one pass.
+type Options struct {
+	Source     string // local directory
+	Target     *remote.Target
+	RemoteOpts remote.Options
+	Open       remote.Opener
+
+	StateDir string
+	Job      string // job name in the registry; "" derives one from source and target
+
+	Workers     int
+	Delete      bool
+	MaxDelete   MaxDelete
+	DryRun      bool
+	Excludes    []string
+	Links       scanner.Links
+	Checksum    bool
+	CheckRemote bool
+	Move        bool
+	Conflict    Conflict
+	BwLimit     float64 // bytes per second; 0 = unlimited
+
+	// DryRunOut receives the plan of a dry run.
+	DryRunOut io.Writer
+	// Logf reports warnings and retries.
+	Logf func(format string, args ...any)
+	// Progress, when set, is told about the run as it goes.
+	Progress Progress
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+// Progress receives live counts; calls come from many goroutines.
+type Progress interface {
+	Planned(files, bytes int64)    // more work was found
+	Done(path string, bytes int64) // one item finished (bytes sent, 0 for non-uploads)
+	Failed(path string, err error) // one item gave up
+	Phase(name string)             // "scanning", "syncing", "deleting"
+}
+
+func (o *Options) defaults() {
+	if o.Workers < 1 {
+		o.Workers = 4
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	if o.Job == "" {
+		o.Job = JobName(o.Source, o.Target)
+	}
+}
+
+// JobName derives a stable job name from a source and a target, so repeated
+// `ferry --once SOURCE TARGET` runs share their records.
+func JobName(source string, t *remote.Target) string {
+	abs, err := filepath.Abs(source)
+	if err != nil {
+		abs = source
+	}
+	sum := sha256.Sum256([]byte(abs + "\x00" + t.String()))
+	return filepath.Base(abs) + "-" + hex.EncodeToString(sum[:6])
+}
+
+func (o *Options) limiter() *rate.Limiter {
+	if o.BwLimit <= 0 {
+		return nil
+	}
+	burst := int(min(o.BwLimit, 256<<10))
+	return rate.NewLimiter(rate.Limit(o.BwLimit), max(burst, 4096))
+}

@@ -1,0 +1,299 @@
+// Package planner owns settling: for each directory the scanner streams, it
+// compares what is on disk (and, when the remote was listed, what is there)
+// with what the registry recorded, and writes back only what is really out
+// of sync. Identical content means no work: an unchanged file is skipped on
+// size and mtime, and a touched file whose bytes are the same is hashed and
+// only has its remote mtime set.
+package planner
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"time"
+
+	"ferry/queue"
+	"ferry/registry"
+	"ferry/remote"
+	"ferry/scanner"
+)
+
+// Sink receives the planner's decisions: the registry's Writer, or a
+// printer for --dry-run.
+type Sink interface {
+	Put(e registry.Entry) error
+	Forget(path string) error
+}
+
+// Recorded is what the planner reads of the registry.
+type Recorded interface {
+	Dir(ctx context.Context, dir string, fn func(registry.Entry) error) error
+}
+
+// Options shape a plan.
+type Options struct {
+	Source   string // local root
+	Delete   bool   // plan deletions of remote files missing locally
+	Checksum bool   // compare content hashes even when size and mtime match
+	// ListPrecision is how far a listed mtime can be trusted (the remote's
+	// Caps().ListModTimePrecision); listings are only used when it is set.
+	ListPrecision time.Duration
+	Now           func() time.Time
+}
+
+// Stats count what the plan found.
+type Stats struct {
+	Dirs, Files         int64
+	Unchanged           int64
+	Uploads, UploadSize int64
+	Touches             int64
+	Mkdirs              int64
+	Deletes             int64 // remote files and directories to delete
+	Cleanups            int64 // temporary files of dead runs to remove
+	Adopted             int64 // already identical on the remote: recorded, not sent
+	Links               int64 // symbolic links skipped
+	DirErrors           []error
+}
+
+// Planner settles one directory at a time.
+type Planner struct {
+	o     Options
+	rec   Recorded
+	sink  Sink
+	Stats Stats
+	// ErrDirs are directories whose local read failed: no deletion may be
+	// planned at or under them.
+	ErrDirs map[string]bool
+	// RemoteOnlyDirs are directories found only on the remote while
+	// --delete is on; the caller walks them to plan their deletion.
+	RemoteOnlyDirs []string
+}
+
+// New returns a planner writing its decisions to sink.
+func New(rec Recorded, sink Sink, o Options) *Planner {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Planner{o: o, rec: rec, sink: sink, ErrDirs: map[string]bool{}}
+}
+
+// Dir settles one directory pair.
+func (p *Planner) Dir(ctx context.Context, pr *scanner.Pair) error {
+	d := pr.Local
+	p.Stats.Dirs++
+	rec := map[string]registry.Entry{}
+	if err := p.rec.Dir(ctx, d.Path, func(e registry.Entry) error {
+		rec[path.Base(e.Path)] = e
+		return nil
+	}); err != nil {
+		return err
+	}
+	if d.Err != nil {
+		p.Stats.DirErrors = append(p.Stats.DirErrors, d.Err)
+		p.ErrDirs[d.Path] = true
+		return nil // without the local content, nothing here can be settled
+	}
+	var listed map[string]remote.FileInfo
+	if pr.Listed && pr.RemoteErr == nil {
+		listed = make(map[string]remote.FileInfo, len(pr.Remote))
+		for _, fi := range pr.Remote {
+			listed[fi.Name] = fi
+		}
+	}
+	now := p.o.Now().UnixNano()
+	local := make(map[string]bool, len(d.Files))
+	for _, f := range d.Files {
+		local[f.Name] = true
+		rel := path.Join(d.Path, f.Name)
+		e, known := rec[f.Name]
+		rf, onRemote := listed[f.Name]
+		switch {
+		case f.Link:
+			p.Stats.Links++
+			local[f.Name] = known && e.Shipped() // a link does not delete what ferry shipped
+		case f.IsDir:
+			if err := p.dir(rel, e, known, rf, onRemote, listed != nil, now); err != nil {
+				return err
+			}
+		default:
+			p.Stats.Files++
+			if err := p.file(rel, f, e, known, rf, onRemote, listed != nil, now); err != nil {
+				return err
+			}
+		}
+	}
+	// Recorded entries no longer on disk.
+	for name, e := range rec {
+		if local[name] {
+			continue
+		}
+		if err := p.gone(ctx, e, now); err != nil {
+			return err
+		}
+	}
+	// Remote entries ferry never recorded and that are not on disk.
+	for name, fi := range listed {
+		if local[name] {
+			continue
+		}
+		if _, known := rec[name]; known {
+			continue
+		}
+		rel := path.Join(d.Path, name)
+		switch {
+		case remote.IsTemp(name):
+			p.Stats.Cleanups++
+			if err := p.sink.Put(registry.Entry{Path: rel, LocalSize: -1, RemoteSize: fi.Size, State: registry.Pending, Action: registry.Cleanup, DirtySince: now}); err != nil {
+				return err
+			}
+		case remote.IsConflictCopy(name):
+			// Kept: it holds someone else's version.
+		case !p.o.Delete:
+		case fi.IsDir:
+			p.RemoteOnlyDirs = append(p.RemoteOnlyDirs, rel)
+		default:
+			if err := p.PlanRemoteDelete(rel, fi, now); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (p *Planner) dir(rel string, e registry.Entry, known bool, rf remote.FileInfo, onRemote, listed bool, now int64) error {
+	if known && e.IsDir && e.State == registry.Done && (!listed || (onRemote && rf.IsDir)) {
+		return nil
+	}
+	if listed && onRemote && rf.IsDir {
+		// There already: record it without a round trip.
+		return p.sink.Put(registry.Entry{Path: rel, IsDir: true, LocalSize: -1, RemoteSize: -1, State: registry.Done})
+	}
+	if known && !e.IsDir {
+		// A file became a directory: the old remote file goes first.
+		if err := p.sink.Forget(rel); err != nil {
+			return err
+		}
+	}
+	p.Stats.Mkdirs++
+	return p.sink.Put(registry.Entry{Path: rel, IsDir: true, LocalSize: -1, RemoteSize: -1, State: registry.Pending, Action: registry.Mkdir, DirtySince: now})
+}
+
+func (p *Planner) file(rel string, f scanner.File, e registry.Entry, known bool, rf remote.FileInfo, onRemote, listed bool, now int64) error {
+	mtime := f.Mtime.UnixNano()
+	same := known && !e.IsDir && e.State == registry.Done && e.LocalSize == f.Size && e.LocalMtime == mtime
+	if same && p.o.Checksum {
+		sum, err := hashFile(filepath.Join(p.o.Source, filepath.FromSlash(rel)))
+		same = err == nil && sum == e.Hash
+	}
+	if same && listed && !(onRemote && !rf.IsDir && rf.Size == e.RemoteSize) {
+		same = false // the remote copy was removed or changed by someone else
+	}
+	if same {
+		p.Stats.Unchanged++
+		return nil
+	}
+	out := registry.Entry{Path: rel, LocalSize: f.Size, LocalMtime: mtime, RemoteSize: -1, State: registry.Pending,
+		Action: registry.Upload, Lane: queue.LaneOf(f.Size), DirtySince: now}
+	if known && !e.IsDir {
+		out.RemoteSize, out.RemoteMtime, out.Hash = e.RemoteSize, e.RemoteMtime, e.Hash
+		out.Attempts, out.LastError = e.Attempts, e.LastError
+		if e.State != registry.Done && e.DirtySince != 0 {
+			out.DirtySince = e.DirtySince // first out of sync, not last
+		}
+		out.Recheck = e.Recheck
+	}
+	// Touched but identical: set the mtime instead of sending the bytes.
+	if known && e.State == registry.Done && e.LocalSize == f.Size && e.Hash != "" && (!listed || onRemote) {
+		if sum, err := hashFile(filepath.Join(p.o.Source, filepath.FromSlash(rel))); err == nil && sum == e.Hash {
+			out.Action, out.Lane = registry.Touch, 0
+			p.Stats.Touches++
+			out.Recheck = true
+			return p.sink.Put(out)
+		}
+	}
+	switch {
+	case out.RemoteSize >= 0:
+		// Overwriting what ferry shipped: the worker stats it first to
+		// catch a third-party change (the conflict policy decides).
+		out.Recheck = true
+	case listed && onRemote && !rf.IsDir:
+		// A file ferry never recorded is already there: identical (the
+		// worker adopts it without sending) or someone else's.
+		out.Recheck = true
+		if rf.Size == f.Size && p.o.ListPrecision > 0 && p.o.ListPrecision <= time.Second && remote.MtimeMatch(rf.ModTime, f.Mtime, p.o.ListPrecision) {
+			p.Stats.Adopted++
+			return p.sink.Put(registry.Entry{Path: rel, LocalSize: f.Size, LocalMtime: mtime, RemoteSize: rf.Size, RemoteMtime: rf.ModTime.UnixNano(), State: registry.Done})
+		}
+	case listed && onRemote && rf.IsDir:
+		out.Recheck = true // a directory in the way: the worker reports it
+	}
+	p.Stats.Uploads++
+	p.Stats.UploadSize += f.Size
+	return p.sink.Put(out)
+}
+
+// gone handles a recorded path that is no longer on disk; for a directory,
+// everything recorded under it goes first.
+func (p *Planner) gone(ctx context.Context, e registry.Entry, now int64) error {
+	if e.IsDir && p.o.Delete {
+		var kids []registry.Entry
+		if err := p.rec.Dir(ctx, e.Path, func(k registry.Entry) error {
+			kids = append(kids, k)
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range kids {
+			if err := p.gone(ctx, k, now); err != nil {
+				return err
+			}
+		}
+	}
+	if !e.Shipped() {
+		return p.sink.Forget(e.Path) // never reached the remote: nothing to undo
+	}
+	if !p.o.Delete {
+		return nil // the remote copy stays, and so does its record
+	}
+	if e.State == registry.Pending && e.Action == registry.Delete {
+		p.Stats.Deletes++
+		return nil // already planned by an earlier run
+	}
+	p.Stats.Deletes++
+	e.State, e.Action, e.Lane, e.DirtySince, e.Recheck = registry.Pending, registry.Delete, deferredLane(e.IsDir), now, true
+	return p.sink.Put(e)
+}
+
+// PlanRemoteDelete plans the deletion of a remote file or directory that
+// ferry never recorded and that is not on disk. The size listed is
+// recorded so the worker can check it has not changed before deleting.
+func (p *Planner) PlanRemoteDelete(rel string, fi remote.FileInfo, now int64) error {
+	p.Stats.Deletes++
+	return p.sink.Put(registry.Entry{Path: rel, IsDir: fi.IsDir, LocalSize: -1, RemoteSize: fi.Size, RemoteMtime: fi.ModTime.UnixNano(),
+		State: registry.Pending, Action: registry.Delete, Lane: deferredLane(fi.IsDir), DirtySince: now, Recheck: true})
+}
+
+func deferredLane(isDir bool) int {
+	if isDir {
+		return registry.DeferredDirLane
+	}
+	return registry.DeferredLane
+}
+
+func hashFile(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hash %s: %w", p, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
