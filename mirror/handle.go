@@ -67,6 +67,7 @@ func (r *runner) upload(ctx context.Context, c remote.Conn, e registry.Entry) er
 		return err
 	}
 	shipped, err := transfer.Upload(ctx, c, r.local(e.Path), e.Path, r.lim)
+	r.noteLeftover(err)
 	if errors.Is(err, remote.ErrNotExist) && !errors.Is(err, transfer.ErrVanished) {
 		// The parent went away behind our back: make it again, once.
 		r.dirs.forget(path.Dir(e.Path))
@@ -74,6 +75,7 @@ func (r *runner) upload(ctx context.Context, c remote.Conn, e registry.Entry) er
 			return err
 		}
 		shipped, err = transfer.Upload(ctx, c, r.local(e.Path), e.Path, r.lim)
+		r.noteLeftover(err)
 	}
 	if err != nil {
 		return err
@@ -90,6 +92,15 @@ func (r *runner) upload(ctx context.Context, c remote.Conn, e registry.Entry) er
 		return r.moveDone(ctx, e, shipped)
 	}
 	return nil
+}
+
+// noteLeftover records a temporary file a failed upload could not remove,
+// so that a cleanup removes it later in this pass or in the next one.
+func (r *runner) noteLeftover(err error) {
+	var tl *remote.TempLeftError
+	if errors.As(err, &tl) {
+		_ = r.w.Put(registry.Entry{Path: tl.Temp, LocalSize: -1, RemoteSize: -1, State: registry.Pending, Action: registry.Cleanup, DirtySince: r.o.Now().UnixNano()})
+	}
 }
 
 // recheck settles a path against its remote copy before sending. It returns

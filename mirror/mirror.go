@@ -257,8 +257,8 @@ func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (
 	if err != nil {
 		return ExitUsage, err
 	}
-	if err := r.w.Flush(ctx); err != nil {
-		return ExitUsage, err
+	if code, err := r.settleLate(ctx); err != nil {
+		return code, err
 	}
 	if listRemote && len(pl.Stats.DirErrors) == 0 {
 		if err := r.job.MarkListed(ctx, r.o.Now()); err != nil {
@@ -275,6 +275,44 @@ func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (
 		return ExitFailed, nil
 	}
 	return ExitOK, nil
+}
+
+// settleLate runs what was recorded after the queue had drained (the
+// cleanup of a temporary file a dying connection left, say) with a short
+// second round of the pool, so a pass ends with nothing left pending.
+func (r *runner) settleLate(ctx context.Context) (int, error) {
+	for round := 0; round < 3; round++ {
+		if err := r.w.Flush(ctx); err != nil {
+			return ExitUsage, err
+		}
+		lanes, err := r.job.PendingLanes(ctx)
+		if err != nil {
+			return ExitUsage, err
+		}
+		left := 0
+		for lane, n := range lanes {
+			if lane >= 0 {
+				left += n
+			}
+		}
+		if left == 0 {
+			return ExitOK, nil
+		}
+		q := queue.New(claimer{r.job}, 256)
+		q.Close()
+		pool := transfer.NewPool(q, transfer.Options{
+			Workers: min(r.o.Workers, left),
+			Open:    func(ctx context.Context) (remote.Conn, error) { return r.o.Open(ctx, r.o.Target, r.o.RemoteOpts) },
+			Handle:  r.handle, Result: r.result, Logf: r.o.Logf,
+		})
+		if err := pool.Run(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ExitInterrupted, err
+			}
+			return ExitUsage, err
+		}
+	}
+	return ExitOK, r.w.Flush(ctx)
 }
 
 // plan walks the tree and settles every directory; with --delete it also

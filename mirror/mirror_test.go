@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -236,5 +238,67 @@ func TestBadCredentialsChangeNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(s.disk); !os.IsNotExist(err) {
 		t.Fatalf("an untrusted server was written to: %v", err)
+	}
+}
+
+// killer is a Progress that kills the server once, after n items, and
+// brings it back a little later.
+type killer struct {
+	n       atomic.Int64
+	after   int64
+	kill    func() error
+	restart func() error
+	wg      sync.WaitGroup
+	t       *testing.T
+}
+
+func (k *killer) Planned(int64, int64) {}
+func (k *killer) Failed(string, error) {}
+func (k *killer) Phase(string)         {}
+func (k *killer) Done(string, int64) {
+	if k.n.Add(1) != k.after {
+		return
+	}
+	if err := k.kill(); err != nil {
+		k.t.Errorf("kill: %v", err)
+	}
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		time.Sleep(700 * time.Millisecond)
+		if err := k.restart(); err != nil {
+			k.t.Errorf("restart: %v", err)
+		}
+	}()
+}
+
+// TestServerKilledMidRun: the server dies (SIGKILL, every session) in the
+// middle of a mirror and comes back 0.7 s later; ferry reconnects and
+// finishes with every file in place and nothing half-written.
+func TestServerKilledMidRun(t *testing.T) {
+	for _, mk := range []func(*testing.T) *env{newFTPEnv, newSFTPEnv} {
+		e := mk(t)
+		t.Run(e.name, func(t *testing.T) {
+			e.t = t
+			e.tree(600, 6)
+			k := &killer{after: 150, t: t}
+			if e.ftp != nil {
+				k.kill, k.restart = e.ftp.Kill, e.ftp.Restart
+			} else {
+				k.kill, k.restart = e.ssh.Kill, e.ssh.Restart
+			}
+			sum, code := e.run(func(o *Options) { o.Progress = k })
+			k.wg.Wait()
+			if code != ExitOK || sum.Failed != 0 {
+				t.Fatalf("exit %d, %+v\n%s", code, sum, e.logs)
+			}
+			if k.n.Load() < 150 {
+				t.Fatalf("the kill never happened")
+			}
+			// A session killed mid-upload leaves its temporary file; the
+			// pass records it and removes it once the server is back.
+			e.sameTree()
+			t.Logf("%s: %d transferred, log: %d lines", e.name, sum.Transferred, strings.Count(e.logs.String(), "\n"))
+		})
 	}
 }

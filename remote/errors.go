@@ -116,3 +116,19 @@ func IsTemporary(err error) bool {
 func quotePath(p string) string {
 	return fmt.Sprintf("%q", p)
 }
+
+// TempLeftError reports a failed upload whose temporary file could not be
+// removed (the connection died with it). The caller records Temp, relative
+// to the target root, so that a later pass removes it.
+type TempLeftError struct {
+	Temp       string
+	Err        error // why the upload failed
+	CleanupErr error // why the removal failed
+}
+
+func (e *TempLeftError) Error() string {
+	return fmt.Sprintf("%v; the temporary file %q is left on the server until the next pass removes it: %v", e.Err, e.Temp, e.CleanupErr)
+}
+
+// Unwrap returns the upload's failure, so its kind decides retries.
+func (e *TempLeftError) Unwrap() error { return e.Err }

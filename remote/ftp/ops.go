@@ -203,7 +203,7 @@ func (c *Conn) cleanup(ctx context.Context, rel, tmp string, cause error) error 
 	defer cancel()
 	err := c.do(cctx, "put", rel, func(sc *jftp.ServerConn) error { return sc.Delete(tmp) })
 	if err != nil && !is550(err) && remote.KindOf(err) != remote.KindNotExist {
-		return fmt.Errorf("%w; and the temporary file %s could not be removed (the next run removes it): %v", cause, tmp, err)
+		return &remote.TempLeftError{Temp: path.Join(path.Dir(rel), path.Base(tmp)), Err: cause, CleanupErr: err}
 	}
 	return cause
 }

@@ -37,7 +37,7 @@ func (c *Conn) Put(ctx context.Context, p string, r io.Reader, mtime time.Time) 
 	release()
 	if err != nil && created {
 		if cerr := c.removeTemp(ctx, p, tmp); cerr != nil {
-			err = fmt.Errorf("%w; the temporary file %s is left on the server (the next run removes it): %v", err, tmp, cerr)
+			err = &remote.TempLeftError{Temp: path.Join(path.Dir(p), path.Base(tmp)), Err: err, CleanupErr: cerr}
 		}
 	}
 	return n, err

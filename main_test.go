@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"ferry/internal/testrig"
+)
+
+// The test binary doubles as the ferry binary: run with FERRY_TEST_MAIN=1
+// it is ferry, so the end-to-end tests run the real command (signals, exit
+// codes, kill -9) without a separate build step.
+func TestMain(m *testing.M) {
+	if os.Getenv("FERRY_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// ferry runs the command with args; mut may adjust the exec.Cmd.
+func ferry(t *testing.T, env []string, mut func(*exec.Cmd), args ...string) result {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), append([]string{"FERRY_TEST_MAIN=1", "SSH_AUTH_SOCK="}, env...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if mut != nil {
+		mut(cmd)
+	}
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{code, out.String(), errb.String()}
+}
+
+func writeTree(t *testing.T, root string, n, dirs int) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(3, uint64(n)))
+	for i := 0; i < n; i++ {
+		p := filepath.Join(root, fmt.Sprintf("dir%02d", i%dirs), fmt.Sprintf("file%05d.dat", i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 1+rng.IntN(16<<10))
+		for j := range b {
+			b[j] = byte(rng.IntN(256))
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	src := t.TempDir()
+	writeTree(t, src, 3, 1)
+	state := t.TempDir()
+	dst := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"no args", nil, 2, "--once"},
+		{"one positional", []string{"--once", src}, 2, "SOURCE and TARGET"},
+		{"bad url", []string{"--once", src, "http://example.com/x"}, 2, `unknown scheme "http"`},
+		{"bad flag value", []string{"--once", "--conflict", "maybe", src, "file://" + dst}, 2, "keep-both"},
+		{"bad max-delete", []string{"--once", "--max-delete", "ten", src, "file://" + dst}, 2, "max-delete"},
+		{"missing source", []string{"--once", "--state", state, filepath.Join(src, "nope"), "file://" + dst}, 2, "nope"},
+		{"ok", []string{"--once", "--state", state, src, "file://" + dst}, 0, ""},
+		{"flags after positionals", []string{"--once", src, "file://" + dst, "--state", state, "--json"}, 0, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ferry(t, nil, nil, tc.args...)
+			if r.code != tc.code || !strings.Contains(r.stderr, tc.msg) {
+				t.Fatalf("exit %d (want %d), stderr %q (want it to mention %q)", r.code, tc.code, r.stderr, tc.msg)
+			}
+		})
+	}
+}
+
+func TestWrongPasswordExit2(t *testing.T) {
+	srv := testrig.FTP(t, testrig.FTPOptions{})
+	src := t.TempDir()
+	writeTree(t, src, 5, 1)
+	r := ferry(t, []string{"FERRY_PASSWORD=wrong"}, nil, "--once", "--state", t.TempDir(), src, srv.URL("/m"))
+	if r.code != 2 || !strings.Contains(r.stderr, "Login incorrect") {
+		t.Fatalf("wrong password: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if ents, _ := os.ReadDir(srv.Root); len(ents) != 0 {
+		t.Fatalf("a refused login wrote %v", ents)
+	}
+}
+
+// TestUnreadableFile runs ferry as an unprivileged account (root reads
+// everything) over a tree with one file it cannot read: exit 1, the file
+// listed with the reason, everything else mirrored.
+func TestUnreadableFile(t *testing.T) {
+	acct, err := testrig.EnsureAccount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := os.MkdirTemp("", "ferry-unreadable-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	os.Chmod(base, 0o755)
+	src, dst, state := filepath.Join(base, "src"), filepath.Join(base, "dst"), filepath.Join(base, "state")
+	writeTree(t, src, 20, 2)
+	secret := filepath.Join(src, "dir00", "secret.key")
+	os.WriteFile(secret, []byte("top secret"), 0o600) // root-owned: the account cannot read it
+	for _, d := range []string{dst, state} {
+		os.MkdirAll(d, 0o755)
+		if err := acct.Chown(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The test binary sits in a directory only root can enter: copy it.
+	bin := filepath.Join(base, "ferry")
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	asAccount := func(c *exec.Cmd) {
+		c.Path, c.Args[0] = bin, bin
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(acct.UID), Gid: uint32(acct.GID)}}
+		c.Env = append(c.Env, "HOME="+state)
+	}
+	r := ferry(t, nil, asAccount, "--once", "--state", state, src, "file://"+dst)
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "failed: dir00/secret.key") || !strings.Contains(r.stdout, "permission denied") {
+		t.Fatalf("the unreadable file is not listed with its reason:\n%s", r.stdout)
+	}
+	n := 0
+	filepath.WalkDir(dst, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			n++
+		}
+		return nil
+	})
+	if n != 20 {
+		t.Fatalf("%d files mirrored, want the 20 readable ones", n)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "dir00", "secret.key")); !os.IsNotExist(err) {
+		t.Fatalf("the unreadable file exists on the remote: %v", err)
+	}
+}
+
+// TestInterruptSavesRegistry: SIGINT mid-run exits 130 and the next run
+// completes without re-sending what the first one verified.
+func TestInterruptSavesRegistry(t *testing.T) {
+	srv := testrig.SSH(t, testrig.SSHOptions{})
+	src := t.TempDir()
+	writeTree(t, src, 1500, 10)
+	state := t.TempDir()
+	common := []string{"--once", "--state", state, "--identity-file", srv.IdentityFile, "--known-hosts", srv.KnownHostsFile, src, srv.URL("m")}
+	// Slowed down so that the signal lands mid-run.
+	cmd := exec.Command(os.Args[0], append(common, "--bwlimit", "2M")...)
+	cmd.Env = append(os.Environ(), "FERRY_TEST_MAIN=1", "SSH_AUTH_SOCK=")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("after SIGINT: %v\n%s", err, out.String())
+	}
+	r := ferry(t, nil, nil, append(common, "--json")...)
+	if r.code != 0 {
+		t.Fatalf("resume: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, `"unchanged": `) || strings.Contains(r.stdout, `"unchanged": 0,`) {
+		t.Fatalf("the resumed run re-sent everything:\n%s", r.stdout)
+	}
+}
