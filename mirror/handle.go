@@ -121,11 +121,17 @@ func (r *runner) recheck(ctx context.Context, c remote.Conn, e *registry.Entry) 
 		return false, nil // the upload reports what is wrong locally
 	}
 	prec := r.caps.ModTimePrecision
+	ours := e.Shipped() && st.Size == e.RemoteSize && (!r.caps.SetModTime || remote.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), prec))
 	if st.Size == lfi.Size() && r.caps.SetModTime && remote.MtimeMatch(st.ModTime, lfi.ModTime(), prec) {
 		// Already there (sent by a run that died before recording it,
 		// or by another tool with the same mtime): record, do not send.
+		// If it is the copy ferry shipped, size and mtime are not proof
+		// enough: the bytes must be what was shipped (--checksum).
 		sum, err := hashLocal(r.local(e.Path))
 		if err != nil {
+			return false, nil
+		}
+		if ours && sum != e.Hash {
 			return false, nil
 		}
 		e.LocalSize, e.LocalMtime = lfi.Size(), lfi.ModTime().UnixNano()
@@ -134,7 +140,7 @@ func (r *runner) recheck(ctx context.Context, c remote.Conn, e *registry.Entry) 
 		r.adopted.Add(1)
 		return true, r.record(*e, 0)
 	}
-	if e.Shipped() && st.Size == e.RemoteSize && (!r.caps.SetModTime || remote.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), prec)) {
+	if ours {
 		return false, nil // our own copy: overwrite it
 	}
 	// Someone else wrote this path.

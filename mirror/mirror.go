@@ -221,6 +221,9 @@ func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (
 		defer q.Close()
 		err := r.plan(gctx, pl, listers, listRemote, q)
 		r.sum.Plan = pl.Stats
+		// The listing connections go as soon as the scan is over, so the
+		// pool alone holds the --workers connections the server sees.
+		listers.close()
 		return err
 	})
 	g.Go(func() error {

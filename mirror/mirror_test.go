@@ -302,3 +302,69 @@ func TestServerKilledMidRun(t *testing.T) {
 		})
 	}
 }
+
+// TestMoveExcludeChecksum covers the flags that shape what is sent and what
+// is left behind, on the local backend.
+func TestMoveExcludeChecksum(t *testing.T) {
+	e := newFileEnv(t)
+	e.tree(40, 4)
+	e.write(filepath.Join(e.src, "build", "out.o"), 10)
+	e.write(filepath.Join(e.src, "notes.tmp"), 10)
+	sum := e.mustRun(func(o *Options) { o.Excludes = []string{"/build/", "*.tmp"} })
+	if sum.Transferred != 40 {
+		t.Fatalf("with excludes: %+v", sum)
+	}
+	if _, err := os.Stat(filepath.Join(e.disk, "build")); !os.IsNotExist(err) {
+		t.Fatalf("excluded directory was mirrored: %v", err)
+	}
+
+	// Same size, same mtime, different bytes: only --checksum notices.
+	p := filepath.Join(e.src, "d00", "s0", "f00000.txt")
+	fi, _ := os.Stat(p)
+	b, _ := os.ReadFile(p)
+	b[0] ^= 0xff
+	os.WriteFile(p, b, 0o644)
+	os.Chtimes(p, fi.ModTime(), fi.ModTime())
+	excl := func(o *Options) { o.Excludes = []string{"/build/", "*.tmp"} }
+	if sum := e.mustRun(excl); sum.Transferred != 0 {
+		t.Fatalf("size+mtime comparison sent %d files", sum.Transferred)
+	}
+	if sum := e.mustRun(func(o *Options) { excl(o); o.Checksum = true }); sum.Transferred != 1 {
+		t.Fatalf("--checksum: %+v", sum)
+	}
+
+	// --move removes each local file once it is verified on the remote.
+	moved := filepath.Join(e.src, "d01", "archive.bin")
+	e.write(moved, 5000)
+	sum = e.mustRun(func(o *Options) { excl(o); o.Move = true })
+	if _, err := os.Stat(moved); !os.IsNotExist(err) {
+		t.Fatalf("--move kept the local file: %v", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(e.disk, "d01", "archive.bin")); err != nil || len(got) != 5000 {
+		t.Fatalf("--move: remote copy %d bytes, %v", len(got), err)
+	}
+	if sum.Transferred != 1 {
+		t.Fatalf("--move run: %+v", sum)
+	}
+}
+
+// TestDryRunChangesNothing: the plan is printed; neither the remote nor
+// the registry changes.
+func TestDryRunChangesNothing(t *testing.T) {
+	e := newFileEnv(t)
+	e.tree(10, 2)
+	var out strings.Builder
+	sum, code := e.run(func(o *Options) { o.DryRun = true; o.DryRunOut = &out })
+	if code != ExitOK || sum.Plan.Uploads != 10 {
+		t.Fatalf("dry run: exit %d, %+v", code, sum.Plan)
+	}
+	if strings.Count(out.String(), "upload ") != 10 {
+		t.Fatalf("dry-run output:\n%s", out.String())
+	}
+	if got := snapshot(t, e.disk); len(got) != 0 {
+		t.Fatalf("dry run wrote %v", got)
+	}
+	if sum := e.mustRun(nil); sum.Transferred != 10 {
+		t.Fatalf("after a dry run the real run sent %d, want all 10", sum.Transferred)
+	}
+}

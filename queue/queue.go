@@ -154,6 +154,9 @@ func (q *Queue) Close() {
 // call Done (or Requeue) with it.
 func (q *Queue) Next(ctx context.Context) (Item, error) {
 	for {
+		if err := ctx.Err(); err != nil {
+			return Item{}, err
+		}
 		q.mu.Lock()
 		if q.errs != nil {
 			err := q.errs

@@ -214,3 +214,33 @@ func TestNextHonoursCancel(t *testing.T) {
 		t.Fatalf("Next on cancelled ctx: %v", err)
 	}
 }
+
+// failingSource fails every claim once ctx is cancelled, like the registry.
+type cancelSource struct{ calls int }
+
+func (c *cancelSource) Claim(ctx context.Context, lane, n int) ([]Item, error) {
+	c.calls++
+	return nil, ctx.Err()
+}
+
+// TestNextStopsWhenClaimsFailOnCancel: a claim that fails because ctx was
+// cancelled must end Next, not make it claim again forever.
+func TestNextStopsWhenClaimsFailOnCancel(t *testing.T) {
+	src := &cancelSource{}
+	q := New(src, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := q.Next(ctx)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Next: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatalf("Next spins on failing claims after cancel (%d claims)", src.calls)
+	}
+}
