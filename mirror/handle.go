@@ -2,11 +2,8 @@ package mirror
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -15,6 +12,7 @@ import (
 	"ferry/queue"
 	"ferry/registry"
 	"ferry/remote"
+	"ferry/scanner"
 	"ferry/transfer"
 )
 
@@ -127,7 +125,7 @@ func (r *runner) recheck(ctx context.Context, c remote.Conn, e *registry.Entry) 
 		// or by another tool with the same mtime): record, do not send.
 		// If it is the copy ferry shipped, size and mtime are not proof
 		// enough: the bytes must be what was shipped (--checksum).
-		sum, err := hashLocal(r.local(e.Path))
+		sum, err := scanner.HashFile(r.local(e.Path))
 		if err != nil {
 			return false, nil
 		}
@@ -239,17 +237,4 @@ func (r *runner) markFailedDir(d string) {
 	r.errMu.Lock()
 	defer r.errMu.Unlock()
 	r.failedDirs[d] = true
-}
-
-func hashLocal(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

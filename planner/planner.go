@@ -8,11 +8,6 @@ package planner
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
-	"io"
-	"os"
 	"path"
 	"path/filepath"
 	"time"
@@ -187,7 +182,7 @@ func (p *Planner) file(rel string, f scanner.File, e registry.Entry, known bool,
 	mtime := f.Mtime.UnixNano()
 	same := known && !e.IsDir && e.State == registry.Done && e.LocalSize == f.Size && e.LocalMtime == mtime
 	if same && p.o.Checksum {
-		sum, err := hashFile(filepath.Join(p.o.Source, filepath.FromSlash(rel)))
+		sum, err := scanner.HashFile(filepath.Join(p.o.Source, filepath.FromSlash(rel)))
 		same = err == nil && sum == e.Hash
 	}
 	if same && listed && !(onRemote && !rf.IsDir && rf.Size == e.RemoteSize) {
@@ -209,7 +204,7 @@ func (p *Planner) file(rel string, f scanner.File, e registry.Entry, known bool,
 	}
 	// Touched but identical: set the mtime instead of sending the bytes.
 	if known && e.State == registry.Done && e.LocalSize == f.Size && e.Hash != "" && (!listed || onRemote) {
-		if sum, err := hashFile(filepath.Join(p.o.Source, filepath.FromSlash(rel))); err == nil && sum == e.Hash {
+		if sum, err := scanner.HashFile(filepath.Join(p.o.Source, filepath.FromSlash(rel))); err == nil && sum == e.Hash {
 			out.Action, out.Lane = registry.Touch, 0
 			p.Stats.Touches++
 			out.Recheck = true
@@ -283,17 +278,4 @@ func deferredLane(isDir bool) int {
 		return registry.DeferredDirLane
 	}
 	return registry.DeferredLane
-}
-
-func hashFile(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s: %w", p, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
