@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"ferry/cli"
@@ -44,7 +45,17 @@ func main() {
 		},
 		Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv,
 	}
+	// FERRY_CPUPROFILE=file writes a CPU profile of the run, for the speed
+	// work the benchmark drives (go tool pprof ferry file).
+	if p := os.Getenv("FERRY_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			if err := pprof.StartCPUProfile(f); err == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 	code := app.Run(ctx, os.Args[1:])
 	cancel()
+	pprof.StopCPUProfile()
 	os.Exit(code)
 }

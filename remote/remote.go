@@ -39,8 +39,11 @@ type Conn interface {
 	// the same directory, the modification time is set (when the server
 	// can), and the temporary file is renamed over path. On any failure the
 	// temporary file is removed, so no reader ever sees a partial file
-	// under its final name. The parent directory must exist. Put returns
-	// the number of bytes written.
+	// under its final name. The server's confirmation that it holds every
+	// byte (write acknowledgements, or a SIZE) comes before the rename, and
+	// its confirmation of the mtime (when set) too: a nil error means the
+	// final name holds exactly the bytes read from r with that mtime. The
+	// parent directory must exist. Put returns the number of bytes written.
 	Put(ctx context.Context, path string, r io.Reader, mtime time.Time) (int64, error)
 
 	// Remove deletes a file or an empty directory.

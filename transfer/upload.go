@@ -45,10 +45,9 @@ type Shipped struct {
 	Hash        string    // sha256 of the bytes sent, hex
 }
 
-// Upload sends the local file src to rel on c and checks the result. The
-// remote copy appears under rel only complete (remote.Conn.Put's promise),
-// only if the local file did not change while it was read, and it is then
-// stat-ed to prove its size (and mtime, where the server can set one).
+// Upload sends the local file src to rel on c. The remote copy appears
+// under rel only complete and confirmed by the server (remote.Conn.Put's
+// promise), and only if the local file did not change while it was read.
 func Upload(ctx context.Context, c remote.Conn, src, rel string, lim *rate.Limiter) (Shipped, error) {
 	f, err := os.Open(src)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -76,18 +75,16 @@ func Upload(ctx context.Context, c remote.Conn, src, rel string, lim *rate.Limit
 	if err != nil {
 		return Shipped{}, err
 	}
+	// Put returns only once the server confirmed the size (and the mtime)
+	// of the temporary file it renamed: that is the verification, done
+	// before the file became visible rather than after.
+	if n != before.Size() {
+		return Shipped{}, fmt.Errorf("verify %q: %w: %d bytes sent, the file has %d", rel, ErrVerify, n, before.Size())
+	}
 	out := Shipped{Size: n, LocalMtime: before.ModTime(), Hash: hex.EncodeToString(g.h.Sum(nil))}
-	fi, err := c.Stat(ctx, rel)
-	if err != nil {
-		return out, fmt.Errorf("verify %q: %w", rel, err)
-	}
-	out.RemoteMtime = fi.ModTime
-	if fi.Size != n || fi.IsDir {
-		return out, fmt.Errorf("verify %q: %w: the server holds %d bytes, %d were sent", rel, ErrVerify, fi.Size, n)
-	}
-	caps := c.Caps()
-	if caps.SetModTime && !remote.MtimeMatch(fi.ModTime, before.ModTime(), caps.ModTimePrecision) {
-		return out, fmt.Errorf("verify %q: %w: the server reports mtime %v, %v was set", rel, ErrVerify, fi.ModTime.UTC(), before.ModTime().UTC())
+	out.RemoteMtime = before.ModTime()
+	if caps := c.Caps(); caps.SetModTime && caps.ModTimePrecision > 0 {
+		out.RemoteMtime = before.ModTime().Truncate(caps.ModTimePrecision)
 	}
 	return out, nil
 }

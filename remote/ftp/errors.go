@@ -41,6 +41,10 @@ func classifyDial(op, target string, err error) error {
 // that are not errors of the protocol (resets, timeouts, EOF, TLS alerts) are
 // transport failures: the session is dropped and the next call redials.
 func classify(op, rel string, err error) error {
+	var re *remote.Error
+	if errors.As(err, &re) {
+		return err // classified already
+	}
 	var ne *notExistErr
 	if errors.As(err, &ne) {
 		return &remote.Error{Op: op, Path: rel, Kind: remote.KindNotExist, Err: err}

@@ -156,10 +156,24 @@ func (c *Conn) Put(ctx context.Context, rel string, r io.Reader, mtime time.Time
 	if err != nil {
 		return n, c.explainPutErr(ctx, rel, abs, err)
 	}
-	if !mtime.IsZero() && c.caps.SetModTime {
-		if err = c.do(ctx, "put", rel, func(sc *jftp.ServerConn) error { return sc.SetTime(tmp, mtime) }); err != nil {
-			return n, err
+	// Only a temporary file the server confirms complete is published: a
+	// SIZE before the rename (one round trip) is the proof, and the MDTM
+	// reply is the proof of the mtime, so no stat is needed afterwards.
+	err = c.do(ctx, "put", rel, func(sc *jftp.ServerConn) error {
+		size, err := sc.FileSize(tmp)
+		if err != nil {
+			return err
 		}
+		if size != n {
+			return remote.Errorf(remote.KindBusy, "put", rel, fmt.Errorf("the server stored %d bytes, %d were sent", size, n))
+		}
+		if !mtime.IsZero() && c.caps.SetModTime {
+			return sc.SetTime(tmp, mtime)
+		}
+		return nil
+	})
+	if err != nil {
+		return n, err
 	}
 	err = c.do(ctx, "put", rel, func(sc *jftp.ServerConn) error { return sc.Rename(tmp, abs) })
 	if err != nil && remote.KindOf(err) != remote.KindTransport && ctx.Err() == nil {
