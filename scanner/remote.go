@@ -44,11 +44,14 @@ type Pair struct {
 // the directories in the local walk's order; at most about 2×parallel
 // directories are held in memory at once.
 func WalkPairs(ctx context.Context, w *Walker, list ListFunc, parallel int, fn func(*Pair) error) error {
-	if list == nil {
-		return w.Walk(ctx, func(d *Dir) error { return fn(&Pair{Local: d}) })
-	}
 	if parallel < 1 {
 		parallel = 1
+	}
+	if list == nil {
+		// Even without listings, walking the next directories (lstat,
+		// the kernel's time) overlaps with settling this one (the
+		// registry's): a no-op run over a big tree is both.
+		return pipeline(ctx, w, parallel, fn)
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	type future struct {
@@ -97,6 +100,33 @@ func WalkPairs(ctx context.Context, w *Walker, list ListFunc, parallel int, fn f
 				return ctx.Err()
 			}
 			if err := fn(f.p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// pipeline walks in one goroutine and calls fn in another, up to ahead
+// directories apart.
+func pipeline(ctx context.Context, w *Walker, ahead int, fn func(*Pair) error) error {
+	g, ctx := errgroup.WithContext(ctx)
+	dirs := make(chan *Dir, ahead)
+	g.Go(func() error {
+		defer close(dirs)
+		return w.Walk(ctx, func(d *Dir) error {
+			select {
+			case dirs <- d:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	})
+	g.Go(func() error {
+		for d := range dirs {
+			if err := fn(&Pair{Local: d}); err != nil {
 				return err
 			}
 		}
