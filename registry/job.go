@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path"
+	"sort"
 	"time"
 )
 
@@ -103,38 +104,36 @@ func (j *Job) Get(ctx context.Context, p string) (Entry, bool, error) {
 // Claim moves up to n pending entries of one lane to Transferring and
 // returns them, oldest first-out-of-sync first. Claiming is the queue's only
 // way to take work, so a crash between claim and result leaves rows that
-// Recover finds.
+// Recover finds. It is one statement (UPDATE … RETURNING): the same shape
+// runs on PostgreSQL with FOR UPDATE SKIP LOCKED in the subquery, so that
+// several hosts can drain one plan.
 func (j *Job) Claim(ctx context.Context, lane, n int) ([]Entry, error) {
-	tx, err := j.db.sql.BeginTx(ctx, nil)
+	rows, err := j.db.sql.QueryContext(ctx, `UPDATE entry SET state = ? WHERE rowid IN (
+		SELECT rowid FROM entry WHERE job = ? AND state = ? AND lane = ? ORDER BY dirty_since, dir, name LIMIT ?)
+		RETURNING `+entryCols, Transferring, j.ID, Pending, lane, n)
 	if err != nil {
 		return nil, fmt.Errorf("registry: claim: %w", err)
 	}
-	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT `+entryCols+` FROM entry WHERE job = ? AND state = ? AND lane = ? ORDER BY dirty_since, dir, name LIMIT ?`, j.ID, Pending, lane, n)
-	if err != nil {
-		return nil, fmt.Errorf("registry: claim: %w", err)
-	}
+	defer rows.Close()
 	var out []Entry
 	for rows.Next() {
 		e, err := scanEntry(rows)
 		if err != nil {
-			rows.Close()
 			return nil, fmt.Errorf("registry: claim: %w", err)
 		}
 		out = append(out, e)
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("registry: claim: %w", err)
 	}
-	for i := range out {
-		dir, name := split(out[i].Path)
-		if _, err := tx.ExecContext(ctx, `UPDATE entry SET state = ? WHERE job = ? AND dir = ? AND name = ?`, Transferring, j.ID, dir, name); err != nil {
-			return nil, fmt.Errorf("registry: claim %q: %w", out[i].Path, err)
+	// RETURNING does not keep the subquery's order.
+	sort.Slice(out, func(a, b int) bool {
+		if out[a].DirtySince != out[b].DirtySince {
+			return out[a].DirtySince < out[b].DirtySince
 		}
-		out[i].State = Transferring
-	}
-	return out, tx.Commit()
+		return out[a].Path < out[b].Path
+	})
+	return out, nil
 }
 
 // PendingLanes returns the number of pending entries per lane.
