@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,7 +34,25 @@ type env struct {
 	disk   string             // the target root on the server's disk
 	ftp    *testrig.FTPServer // when the target is vsftpd
 	ssh    *testrig.SSHServer // when the target is OpenSSH
-	logs   *bytes.Buffer
+	logs   *syncBuffer
+}
+
+// syncBuffer is a log sink many workers write to at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // backends returns the targets every integration test runs against.
@@ -42,7 +61,7 @@ func backends(t *testing.T) []func(t *testing.T) *env {
 }
 
 func baseEnv(t *testing.T, name string) *env {
-	return &env{t: t, name: name, src: filepath.Join(t.TempDir(), "src"), state: t.TempDir(), logs: &bytes.Buffer{}}
+	return &env{t: t, name: name, src: filepath.Join(t.TempDir(), "src"), state: t.TempDir(), logs: &syncBuffer{}}
 }
 
 func newFileEnv(t *testing.T) *env {

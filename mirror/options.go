@@ -111,7 +111,7 @@ type Options struct {
 
 	// DryRunOut receives the plan of a dry run.
 	DryRunOut io.Writer
-	// Logf reports warnings and retries.
+	// Logf reports warnings and retries; it is called from many goroutines.
 	Logf func(format string, args ...any)
 	// Progress, when set, is told about the run as it goes.
 	Progress Progress

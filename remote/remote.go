@@ -94,6 +94,12 @@ type Caps struct {
 	// Resume reports whether an interrupted upload can continue at an
 	// offset (FTP REST+STOR, SFTP writes at offset).
 	Resume bool
+	// Streams is how many operations one Conn can usefully run at once.
+	// FTP has one command in flight per control connection (1); SFTP
+	// multiplexes requests on one channel, so a single connection can
+	// carry several small uploads at once instead of waiting out each
+	// one's round trips.
+	Streams int
 }
 
 // Opener dials a target. main builds a map from URL scheme to Opener; the

@@ -18,10 +18,13 @@ import (
 // what an attempt does.
 type nopConn struct {
 	remote.Conn
-	closed *atomic.Int32
+	closed  *atomic.Int32
+	streams int
 }
 
 func (c nopConn) Close() error { c.closed.Add(1); return nil }
+
+func (c nopConn) Caps() remote.Caps { return remote.Caps{Streams: c.streams} }
 
 type listSource struct {
 	mu    sync.Mutex
@@ -339,5 +342,35 @@ func TestBackoffGrowsAndCaps(t *testing.T) {
 		if d < want/2 || d > want {
 			t.Fatalf("Backoff(%d) = %v, want within [%v, %v]", n, d, want/2, want)
 		}
+	}
+}
+
+// TestPoolStreamsShareAConnection: a connection that can carry several
+// operations at once (SFTP) runs that many items concurrently.
+func TestPoolStreamsShareAConnection(t *testing.T) {
+	h := newHarness()
+	o := h.opts(1)
+	o.Open = func(ctx context.Context) (remote.Conn, error) {
+		h.open.Add(1)
+		return nopConn{closed: &h.closed, streams: 3}, nil
+	}
+	var now, peak atomic.Int32
+	o.Handle = func(ctx context.Context, c remote.Conn, it queue.Item) error {
+		n := now.Add(1)
+		defer now.Add(-1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+		return nil
+	}
+	if err := NewPool(items(60), o).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if h.open.Load() != 1 || peak.Load() != 3 || len(h.results) != 60 {
+		t.Fatalf("%d connections, %d items at once, %d results; want 1, 3, 60", h.open.Load(), peak.Load(), len(h.results))
 	}
 }

@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"ferry/queue"
@@ -53,7 +54,41 @@ func (w *worker) run(ctx context.Context) {
 	case <-ctx.Done():
 		return
 	}
-	w.send(ctx, event{kind: evExit, err: w.loop(ctx, c)})
+	w.send(ctx, event{kind: evExit, err: w.streams(ctx, c)})
+}
+
+// streams runs as many item loops on the connection as it can carry at
+// once (remote.Caps.Streams): one for FTP, several for SFTP, whose requests
+// share the channel. The worker ends when all of them have.
+func (w *worker) streams(ctx context.Context, c remote.Conn) error {
+	n := max(c.Caps().Streams, 1)
+	if n == 1 {
+		return w.loop(ctx, c)
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = w.loop(ctx, c)
+		}()
+	}
+	wg.Wait()
+	// The reason that matters most to the pool wins.
+	for _, want := range []error{errTooManyLive, queue.ErrClosed} {
+		for _, err := range errs {
+			if errors.Is(err, want) {
+				return err
+			}
+		}
+	}
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, errIdle) && !errors.Is(err, errStopped) {
+			return err
+		}
+	}
+	return errs[0]
 }
 
 // dial connects, retrying transient failures with back-off for up to

@@ -48,6 +48,7 @@ func (c *Conn) Caps() remote.Caps {
 		Hashes:               []string{"sha256"},
 		AtomicReplace:        true,
 		Resume:               true,
+		Streams:              4,
 	}
 }
 

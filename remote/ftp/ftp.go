@@ -106,6 +106,7 @@ func (c *Conn) connect(ctx context.Context) error {
 		SetModTime:           sc.IsSetTimeSupported(),
 		AtomicReplace:        true, // RNTO is rename(2) on Unix servers; Put falls back if refused
 		Resume:               true,
+		Streams:              1, // one command at a time per control connection
 	}
 	if sc.IsTimePreciseInList() {
 		c.caps.ListModTimePrecision = time.Second

@@ -66,10 +66,16 @@ func Open(ctx context.Context, t *remote.Target, o remote.Options) (remote.Conn,
 		SetModTime:           true,
 		AtomicReplace:        s.posixRename,
 		Resume:               true,
+		Streams:              streamsPerConn,
 	}
 	c.cur = s
 	return c, nil
 }
+
+// streamsPerConn is how many uploads share one SSH connection. Each small
+// file costs five sequential round trips (open, write, close, setstat,
+// rename); several in flight on one channel hide them.
+const streamsPerConn = 8
 
 // Caps reports what the server negotiated at the first login.
 func (c *Conn) Caps() remote.Caps { return c.caps }
