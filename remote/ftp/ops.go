@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"sync"
 	"time"
 
 	jftp "github.com/jlaffaye/ftp"
@@ -227,6 +228,37 @@ type readRecorder struct {
 	r   io.Reader
 	n   int64
 	err error
+}
+
+// copyBuffer is the chunk a large upload moves per system call: io.Copy's
+// default 32 KiB costs a write (and a deadline update) per 32 KiB, which
+// at loopback speeds is most of the time spent.
+const copyBuffer = 1 << 20
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, copyBuffer); return &b }}
+
+// WriteTo lets io.Copy (inside the FTP library's STOR) move big chunks.
+func (r *readRecorder) WriteTo(w io.Writer) (int64, error) {
+	bp := buffers.Get().(*[]byte)
+	defer buffers.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		n, rerr := io.ReadFull(r, buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
 }
 
 func (r *readRecorder) Read(p []byte) (int, error) {
