@@ -3,6 +3,7 @@ module ferry
 go 1.26.8
 
 require (
+	github.com/cespare/xxhash/v2 v2.3.0
 	github.com/go-git/go-git/v5 v5.19.3
 	github.com/jlaffaye/ftp v0.2.4
 	github.com/pkg/sftp v1.13.12

@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"ferry/internal/digest"
 	"ferry/queue"
 	"ferry/registry"
 	"ferry/remote"
-	"ferry/scanner"
 	"ferry/transfer"
 )
 
@@ -125,7 +125,7 @@ func (r *runner) recheck(ctx context.Context, c remote.Conn, e *registry.Entry) 
 		// or by another tool with the same mtime): record, do not send.
 		// If it is the copy ferry shipped, size and mtime are not proof
 		// enough: the bytes must be what was shipped (--checksum).
-		sum, err := scanner.HashFile(r.local(e.Path))
+		sum, err := digest.File(r.local(e.Path))
 		if err != nil {
 			return false, nil
 		}

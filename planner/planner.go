@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"ferry/internal/digest"
 	"ferry/queue"
 	"ferry/registry"
 	"ferry/remote"
@@ -182,7 +183,7 @@ func (p *Planner) file(rel string, f scanner.File, e registry.Entry, known bool,
 	mtime := f.Mtime.UnixNano()
 	same := known && !e.IsDir && e.State == registry.Done && e.LocalSize == f.Size && e.LocalMtime == mtime
 	if same && p.o.Checksum {
-		sum, err := scanner.HashFile(filepath.Join(p.o.Source, filepath.FromSlash(rel)))
+		sum, err := digest.File(filepath.Join(p.o.Source, filepath.FromSlash(rel)))
 		same = err == nil && sum == e.Hash
 	}
 	if same && listed && !(onRemote && !rf.IsDir && rf.Size == e.RemoteSize) {
@@ -204,7 +205,7 @@ func (p *Planner) file(rel string, f scanner.File, e registry.Entry, known bool,
 	}
 	// Touched but identical: set the mtime instead of sending the bytes.
 	if known && e.State == registry.Done && e.LocalSize == f.Size && e.Hash != "" && (!listed || onRemote) {
-		if sum, err := scanner.HashFile(filepath.Join(p.o.Source, filepath.FromSlash(rel))); err == nil && sum == e.Hash {
+		if sum, err := digest.File(filepath.Join(p.o.Source, filepath.FromSlash(rel))); err == nil && sum == e.Hash {
 			out.Action, out.Lane = registry.Touch, 0
 			p.Stats.Touches++
 			out.Recheck = true

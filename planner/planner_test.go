@@ -45,7 +45,7 @@ func (s *sink) Forget(p string) error { s.out = append(s.out, "forget "+p); retu
 var (
 	t0    = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	t1    = t0.Add(time.Hour)
-	hello = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824" // sha256("hello")
+	hello = "xxh64:26c7827d889f6da3" // digest of "hello"
 )
 
 func done(p string, size int64, mtime time.Time, hash string) registry.Entry {

@@ -6,11 +6,8 @@ package scanner
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -206,19 +203,4 @@ func devIno(fi fs.FileInfo) [2]uint64 {
 		return [2]uint64{uint64(st.Dev), st.Ino}
 	}
 	return [2]uint64{}
-}
-
-// HashFile returns the hex sha256 of a local file: the content identity
-// that tells a touched file (same bytes) from a changed one.
-func HashFile(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s: %w", p, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -5,8 +5,6 @@ package transfer
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -17,6 +15,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"ferry/internal/digest"
 	"ferry/remote"
 )
 
@@ -42,7 +41,7 @@ type Shipped struct {
 	Size        int64
 	LocalMtime  time.Time // the source file's mtime, set on the remote copy
 	RemoteMtime time.Time // as the server reports it
-	Hash        string    // sha256 of the bytes sent, hex
+	Hash        string    // digest of the bytes sent (internal/digest)
 }
 
 // Upload sends the local file src to rel on c. The remote copy appears
@@ -64,7 +63,7 @@ func Upload(ctx context.Context, c remote.Conn, src, rel string, lim *rate.Limit
 	if !before.Mode().IsRegular() {
 		return Shipped{}, &LocalError{fmt.Errorf("upload %q: %s is not a regular file", rel, src)}
 	}
-	g := &guard{ctx: ctx, f: f, before: before, h: sha256.New(), lim: lim}
+	g := &guard{ctx: ctx, f: f, before: before, h: digest.New(), lim: lim}
 	n, err := c.Put(ctx, rel, g, before.ModTime())
 	if g.localErr != nil {
 		if errors.Is(g.localErr, ErrChanged) {
@@ -81,7 +80,7 @@ func Upload(ctx context.Context, c remote.Conn, src, rel string, lim *rate.Limit
 	if n != before.Size() {
 		return Shipped{}, fmt.Errorf("verify %q: %w: %d bytes sent, the file has %d", rel, ErrVerify, n, before.Size())
 	}
-	out := Shipped{Size: n, LocalMtime: before.ModTime(), Hash: hex.EncodeToString(g.h.Sum(nil))}
+	out := Shipped{Size: n, LocalMtime: before.ModTime(), Hash: digest.Sum(g.h)}
 	out.RemoteMtime = before.ModTime()
 	if caps := c.Caps(); caps.SetModTime && caps.ModTimePrecision > 0 {
 		out.RemoteMtime = before.ModTime().Truncate(caps.ModTimePrecision)

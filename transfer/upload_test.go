@@ -61,7 +61,7 @@ func TestUploadShipsAndVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Size != 5 || !got.LocalMtime.Equal(mtime) || got.Hash != "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824" {
+	if got.Size != 5 || !got.LocalMtime.Equal(mtime) || got.Hash != "xxh64:26c7827d889f6da3" {
 		t.Fatalf("Shipped = %+v", got)
 	}
 	if b, _ := os.ReadFile(filepath.Join(root, "a.txt")); string(b) != "hello" {
