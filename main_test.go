@@ -190,7 +190,13 @@ func TestInterruptSavesRegistry(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Interrupt once some files are recorded as done, however slow the
+	// machine is today.
+	for deadline := time.Now().Add(60 * time.Second); len(verified(t, state)) < 50; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress in 60 s:\n%s", out.String())
+		}
+	}
 	cmd.Process.Signal(syscall.SIGINT)
 	err := cmd.Wait()
 	var ee *exec.ExitError
