@@ -49,7 +49,9 @@ func (a *App) Run(ctx context.Context, args []string) int {
 			return mirror.ExitOK
 		case "demo":
 			return a.demo(ctx, args[1:])
-		case "status", "pause", "resume", "sync", "bench":
+		case "bench":
+			return a.bench(ctx, args[1:])
+		case "status", "pause", "resume", "sync":
 			fmt.Fprintf(a.Stderr, "ferry %s: not in this build yet (the daemon and the benchmark come next)\n", args[0])
 			return mirror.ExitUsage
 		case "help", "-h", "--help":
