@@ -13,7 +13,6 @@ import (
 	"ferry/queue"
 	"ferry/registry"
 	"ferry/remote"
-	"ferry/transfer"
 )
 
 // deletes runs the deletion phase, after every upload: files in parallel,
@@ -40,13 +39,7 @@ func (r *runner) deletes(ctx context.Context, pl *planner.Planner) (int, error) 
 	}
 	q := queue.New(deferredClaimer{r.job, registry.DeferredLane}, 256)
 	q.Close()
-	pool := transfer.NewPool(q, transfer.Options{
-		Workers: r.o.Workers,
-		Open:    func(ctx context.Context) (remote.Conn, error) { return r.o.Open(ctx, r.o.Target, r.o.RemoteOpts) },
-		Handle:  r.handle,
-		Result:  r.result,
-		Logf:    r.o.Logf,
-	})
+	pool := r.newPool(q, r.o.Workers, nil)
 	if err := pool.Run(ctx); err != nil {
 		if ctx.Err() != nil {
 			return ExitInterrupted, err
@@ -69,11 +62,14 @@ func (r *runner) deletes(ctx context.Context, pl *planner.Planner) (int, error) 
 		return ExitOK, r.w.Flush(ctx)
 	}
 	sort.Slice(dirs, func(i, j int) bool { return strings.Count(dirs[i].Path, "/") > strings.Count(dirs[j].Path, "/") })
-	c, err := r.o.Open(ctx, r.o.Target, r.o.RemoteOpts)
-	if err != nil {
-		return ExitUsage, err
+	c := r.conns.take()
+	if c == nil {
+		var err error
+		if c, err = r.o.Open(ctx, r.o.Target, r.o.RemoteOpts); err != nil {
+			return ExitUsage, err
+		}
 	}
-	defer c.Close()
+	defer r.conns.give(c)
 	for _, e := range dirs {
 		err := r.remove(ctx, c, e)
 		if ctx.Err() != nil {

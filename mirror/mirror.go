@@ -49,6 +49,7 @@ type runner struct {
 	w     *registry.Writer
 	caps  remote.Caps
 	lim   *rate.Limiter // shared by all workers: --bwlimit is for the job
+	conns *stash        // logged-in connections between phases
 	dirs  *dirCache
 	sum   *Summary
 	prog  Progress
@@ -146,7 +147,8 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	listRemote := job.ListedAt == 0 || o.CheckRemote || sum.Recovered > 0
 	sum.ListedRemote = listRemote
 
-	r := &runner{o: o, job: job, caps: caps, lim: o.limiter(), dirs: newDirCache(), sum: sum, prog: o.Progress, failedDirs: map[string]bool{}}
+	r := &runner{o: o, job: job, caps: caps, lim: o.limiter(), dirs: newDirCache(), sum: sum, prog: o.Progress, failedDirs: map[string]bool{}, conns: &stash{}}
+	defer r.conns.close()
 	if r.prog == nil {
 		r.prog = nopProgress{}
 	}
@@ -209,9 +211,17 @@ func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (
 	q := queue.New(claimer{r.job}, 256)
 	pl := planner.New(r.job, r.w, planner.Options{Source: o.Source, Delete: o.Delete, Checksum: o.Checksum, ListPrecision: r.caps.ListModTimePrecision, Now: o.Now})
 
-	// The first connection serves listings; the pool dials its own.
-	listers := newListers(first, o, r.caps)
-	defer listers.close()
+	// When the remote is listed, the first connection serves listings
+	// (with a few more) and they all go when the scan is over, so the
+	// server then sees --workers connections, not more. Otherwise the
+	// first connection becomes the pool's first worker.
+	var listers *listers
+	if listRemote {
+		listers = newListers(first, o, r.caps)
+		defer listers.close()
+	} else {
+		r.conns.give(first)
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	planDone := make(chan struct{})
@@ -221,9 +231,9 @@ func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (
 		defer q.Close()
 		err := r.plan(gctx, pl, listers, listRemote, q)
 		r.sum.Plan = pl.Stats
-		// The listing connections go as soon as the scan is over, so the
-		// pool alone holds the --workers connections the server sees.
-		listers.close()
+		if listers != nil {
+			listers.close()
+		}
 		return err
 	})
 	g.Go(func() error {
@@ -239,16 +249,7 @@ func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (
 			}
 		}
 	})
-	pool := transfer.NewPool(q, transfer.Options{
-		Workers: o.Workers,
-		Open: func(ctx context.Context) (remote.Conn, error) {
-			return o.Open(ctx, o.Target, o.RemoteOpts)
-		},
-		Handle:  r.handle,
-		Result:  r.result,
-		Backlog: func() int { _, low, _ := q.Depth(); return low },
-		Logf:    o.Logf,
-	})
+	pool := r.newPool(q, o.Workers, func() int { _, low, _ := q.Depth(); return low })
 	g.Go(func() error {
 		r.prog.Phase("syncing")
 		return pool.Run(gctx)
@@ -303,11 +304,7 @@ func (r *runner) settleLate(ctx context.Context) (int, error) {
 		}
 		q := queue.New(claimer{r.job}, 256)
 		q.Close()
-		pool := transfer.NewPool(q, transfer.Options{
-			Workers: min(r.o.Workers, left),
-			Open:    func(ctx context.Context) (remote.Conn, error) { return r.o.Open(ctx, r.o.Target, r.o.RemoteOpts) },
-			Handle:  r.handle, Result: r.result, Logf: r.o.Logf,
-		})
+		pool := r.newPool(q, min(r.o.Workers, left), nil)
 		if err := pool.Run(ctx); err != nil {
 			if ctx.Err() != nil {
 				return ExitInterrupted, err
@@ -323,11 +320,12 @@ func (r *runner) settleLate(ctx context.Context) (int, error) {
 func (r *runner) plan(ctx context.Context, pl *planner.Planner, ls *listers, listRemote bool, q *queue.Queue) error {
 	w := scanner.NewWalker(r.o.Source, scanner.Options{Excludes: r.o.Excludes, Links: r.o.Links})
 	var list scanner.ListFunc
+	ahead := 4
 	if listRemote {
-		list = ls.list
+		list, ahead = ls.list, ls.parallel()
 	}
 	var lastFiles, lastBytes int64
-	err := scanner.WalkPairs(ctx, w, list, ls.parallel(), func(p *scanner.Pair) error {
+	err := scanner.WalkPairs(ctx, w, list, ahead, func(p *scanner.Pair) error {
 		if p.RemoteErr != nil {
 			return fmt.Errorf("list remote %q: %w", p.Local.Path, p.RemoteErr)
 		}
@@ -372,6 +370,54 @@ func (r *runner) plan(ctx context.Context, pl *planner.Planner, ls *listers, lis
 		}
 	}
 	return r.w.Flush(ctx)
+}
+
+// newPool returns a worker pool for one phase; it takes logged-in
+// connections from the stash before dialing, and gives them back after.
+func (r *runner) newPool(q *queue.Queue, workers int, backlog func() int) *transfer.Pool {
+	return transfer.NewPool(q, transfer.Options{
+		Workers: workers,
+		Open:    func(ctx context.Context) (remote.Conn, error) { return r.o.Open(ctx, r.o.Target, r.o.RemoteOpts) },
+		Handle:  r.handle,
+		Result:  r.result,
+		Backlog: backlog,
+		Logf:    r.o.Logf,
+		Take:    r.conns.take,
+		Give:    r.conns.give,
+	})
+}
+
+// stash holds logged-in connections between the phases of a pass (scan,
+// uploads, late cleanups, deletions) so each phase does not log in again.
+type stash struct {
+	mu    sync.Mutex
+	conns []remote.Conn
+}
+
+func (s *stash) take() remote.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.conns) == 0 {
+		return nil
+	}
+	c := s.conns[len(s.conns)-1]
+	s.conns = s.conns[:len(s.conns)-1]
+	return c
+}
+
+func (s *stash) give(c remote.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conns = append(s.conns, c)
+}
+
+func (s *stash) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		c.Close()
+	}
+	s.conns = nil
 }
 
 // claimer adapts the registry to the queue's Source.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"ferry/internal/testrig"
+	"ferry/remote"
+	"ferry/remote/mem"
 )
 
 // TestMirrorThenRerun: the second run transfers nothing; one changed file
@@ -366,5 +368,38 @@ func TestDryRunChangesNothing(t *testing.T) {
 	}
 	if sum := e.mustRun(nil); sum.Transferred != 10 {
 		t.Fatalf("after a dry run the real run sent %d, want all 10", sum.Transferred)
+	}
+}
+
+// TestPhasesShareConnections: the connection that checked the target and
+// the pool's connections carry over between phases instead of logging in
+// again — a no-op run logs in once, and a run with deletions no more often
+// than it has workers.
+func TestPhasesShareConnections(t *testing.T) {
+	fs := mem.New()
+	e := baseEnv(t, "mem")
+	e.target = &remote.Target{Scheme: "mem", Path: "/site"}
+	e.open = fs.Open
+	e.tree(40, 4)
+	e.mustRun(nil)
+	opens := func() int { return fs.Calls()["open"] }
+	before := opens()
+	if sum := e.mustRun(nil); sum.Transferred != 0 {
+		t.Fatalf("no-op: %+v", sum)
+	}
+	if n := opens() - before; n != 1 {
+		t.Fatalf("a no-op run logged in %d times, want 1", n)
+	}
+	for _, p := range []string{"d00/s0/f00000.txt", "d01/s1/f00001.txt", "d02/s2/f00002.txt"} {
+		os.Remove(filepath.Join(e.src, filepath.FromSlash(p)))
+	}
+	e.write(filepath.Join(e.src, "new.txt"), 10)
+	before = opens()
+	sum := e.mustRun(func(o *Options) { o.Delete = true })
+	if sum.Deleted != 3 || sum.Transferred != 1 {
+		t.Fatalf("deletes: %+v", sum)
+	}
+	if n := opens() - before; n > 4 {
+		t.Fatalf("a run with uploads and deletions logged in %d times with 4 workers", n)
 	}
 }

@@ -42,6 +42,13 @@ type Options struct {
 	IdleTimeout time.Duration
 	// Logf reports pool events (shrinking, growing, retries).
 	Logf func(format string, args ...any)
+	// Take, when set, offers a connection that is already logged in (nil
+	// when there is none); a worker uses it instead of dialing.
+	Take func() remote.Conn
+	// Give, when set, receives the connection of a worker that served
+	// until the queue drained, instead of closing it, so the caller's next
+	// phase need not log in again. The caller then owns and closes it.
+	Give func(remote.Conn)
 }
 
 func (o *Options) defaults() {
@@ -198,21 +205,26 @@ func (p *Pool) Run(ctx context.Context) error {
 		if drained || fatal != nil || live+startingCount() >= p.target || time.Now().Before(growAt) {
 			return false
 		}
-		p.mu.Lock()
-		serviceAvg := p.serviceAvg
-		p.mu.Unlock()
-		if p.o.Backlog == nil || serviceAvg == 0 || live == 0 {
+		if p.o.Backlog == nil {
 			return true
 		}
 		backlog := p.o.Backlog()
 		if backlog <= live {
-			return false
+			return false // no work for another connection (a no-op run dials once)
+		}
+		p.mu.Lock()
+		serviceAvg := p.serviceAvg
+		p.mu.Unlock()
+		if serviceAvg == 0 || live == 0 {
+			return true
 		}
 		drain := time.Duration(backlog) * serviceAvg / time.Duration(live)
 		return drain > dialAvg
 	}
 	spawn()
-	tick := time.NewTicker(time.Second)
+	// The growth rule is looked at on every handshake and on this tick,
+	// which catches a backlog that appears while nobody is connecting.
+	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		p.mu.Lock()
@@ -240,7 +252,9 @@ func (p *Pool) Run(ctx context.Context) error {
 		case ev := <-p.events:
 			switch ev.kind {
 			case evReady:
-				dialAvg = avg(dialAvg, ev.took)
+				if ev.took > 0 {
+					dialAvg = avg(dialAvg, ev.took)
+				}
 				if liveCount() >= p.target {
 					ev.w.goCh <- false
 					continue

@@ -43,7 +43,16 @@ func (w *worker) run(ctx context.Context) {
 		w.send(ctx, event{kind: evExit, err: err})
 		return
 	}
-	defer c.Close()
+	var err2 error
+	defer func() {
+		// A connection that served until the queue drained is still
+		// good: hand it on (to the next phase) instead of logging out.
+		if errors.Is(err2, queue.ErrClosed) && w.p.o.Give != nil && ctx.Err() == nil {
+			w.p.o.Give(c)
+			return
+		}
+		c.Close()
+	}()
 	w.set("ready", "")
 	select {
 	case ok := <-w.goCh:
@@ -54,7 +63,8 @@ func (w *worker) run(ctx context.Context) {
 	case <-ctx.Done():
 		return
 	}
-	w.send(ctx, event{kind: evExit, err: w.streams(ctx, c)})
+	err2 = w.streams(ctx, c)
+	w.send(ctx, event{kind: evExit, err: err2})
 }
 
 // streams runs as many item loops on the connection as it can carry at
@@ -95,6 +105,12 @@ func (w *worker) streams(ctx context.Context, c remote.Conn) error {
 // DialPatience; it says "ready" to the pool once connected (the handshake).
 func (w *worker) dial(ctx context.Context) (remote.Conn, error) {
 	o := &w.p.o
+	if o.Take != nil {
+		if c := o.Take(); c != nil {
+			w.send(ctx, event{kind: evReady}) // already logged in: no dial to time
+			return c, nil
+		}
+	}
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		t0 := time.Now()
