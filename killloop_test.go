@@ -86,7 +86,7 @@ func verified(t *testing.T, state string) map[string]bool {
 }
 
 // TestKillLoop kills ferry with SIGKILL at random moments of a mirror of
-// 3,000 files to vsftpd, 20 times, then lets a last run finish. The remote
+// 3,000 files to vsftpd (20 to 1,220 ms in), 20 times, then lets a last run finish. The remote
 // must then equal the source byte for byte with no temporary file left, and
 // no file that the registry had verified may ever have been sent again.
 func TestKillLoop(t *testing.T) {
@@ -111,7 +111,10 @@ func TestKillLoop(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
-		delay := time.Duration(20+rng.IntN(400)) * time.Millisecond
+		// Up to 1.2 s: under the race detector a run needs a few hundred
+		// milliseconds before its first upload, and the kills must land
+		// in the uploads as well as in the start-up and the scan.
+		delay := time.Duration(20+rng.IntN(1200)) * time.Millisecond
 		select {
 		case err := <-done:
 			t.Logf("kill %d: run finished before the kill (%v)", k, err)

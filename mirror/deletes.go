@@ -39,7 +39,7 @@ func (r *runner) deletes(ctx context.Context, pl *planner.Planner) (int, error) 
 	}
 	q := queue.New(deferredClaimer{r.job, registry.DeferredLane}, 256)
 	q.Close()
-	pool := r.newPool(q, r.o.Workers, nil)
+	pool := r.newPool(q, r.o.Workers, func() int { _, low, _ := q.Depth(); return low })
 	if err := pool.Run(ctx); err != nil {
 		if ctx.Err() != nil {
 			return ExitInterrupted, err
