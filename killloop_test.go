@@ -58,31 +58,41 @@ func uploadsSince(t *testing.T, log string, skip int) ([]string, int) {
 // verified reads the registry: the paths recorded as done.
 func verified(t *testing.T, state string) map[string]bool {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(state, "ferry.db")); os.IsNotExist(err) {
-		return map[string]bool{} // killed before the registry was created
-	}
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(state, "ferry.db")+"?mode=ro")
+	out, err := readVerified(state)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return out
+}
+
+// readVerified reads the done paths; it may race a running ferry (which is
+// creating the schema, say), so callers that poll retry on error.
+func readVerified(state string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if _, err := os.Stat(filepath.Join(state, "ferry.db")); os.IsNotExist(err) {
+		return out, nil // killed before the registry was created
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(state, "ferry.db")+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		return nil, err
 	}
 	defer db.Close()
 	rows, err := db.Query(`SELECT dir, name FROM entry WHERE state = 3 AND is_dir = 0`)
 	if err != nil {
 		if strings.Contains(err.Error(), "no such table") {
-			return map[string]bool{}
+			return out, nil
 		}
-		t.Fatal(err)
+		return nil, err
 	}
 	defer rows.Close()
-	out := map[string]bool{}
 	for rows.Next() {
 		var dir, name string
 		if err := rows.Scan(&dir, &name); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		out[path.Join(dir, name)] = true
 	}
-	return out
+	return out, rows.Err()
 }
 
 // TestKillLoop kills ferry with SIGKILL at random moments of a mirror of
