@@ -62,7 +62,14 @@ func scanEntry(rows interface{ Scan(...any) error }) (Entry, error) {
 // Dir calls fn for every recorded entry directly inside dir ("" = root), in
 // name order. Scans use it to compare one directory at a time.
 func (j *Job) Dir(ctx context.Context, dir string, fn func(Entry) error) error {
-	rows, err := j.db.sql.QueryContext(ctx, `SELECT `+entryCols+` FROM entry WHERE job = ? AND dir = ? ORDER BY name`, j.ID, dir)
+	// One directory's rows are read without a cancellable context: the
+	// driver arms an interrupt per row for one, a quarter of the reading
+	// time in a no-op run (0.13 of 0.49 s CPU on 100,000 files); ctx is
+	// checked before each directory instead.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	rows, err := j.db.sql.QueryContext(context.WithoutCancel(ctx), `SELECT `+entryCols+` FROM entry WHERE job = ? AND dir = ? ORDER BY name`, j.ID, dir)
 	if err != nil {
 		return fmt.Errorf("registry: read %q: %w", dir, err)
 	}
