@@ -59,7 +59,7 @@ func (a *App) demo(ctx context.Context, args []string) int {
 		return mirror.ExitUsage
 	}
 	out := a.Stdout
-	fmt.Fprintf(out, "ferry demo: %d files (%s) in %s\n", n, mirror.Bytes(size), src)
+	fmt.Fprintf(out, "ferry demo: %d files (%s) in %s\n", n, remote.Bytes(size), src)
 	fmt.Fprintf(out, "            → %s (an SFTP server on %s, inside this process; host key checked against %s)\n\n", target, srv.Addr, srv.KnownHostsFile)
 
 	o := mirror.Options{

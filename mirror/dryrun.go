@@ -21,7 +21,7 @@ func (p printSink) Put(e registry.Entry) error {
 	}
 	switch e.Action {
 	case registry.Upload:
-		_, err := fmt.Fprintf(p.w, "upload  %s (%s)\n", e.Path, Bytes(e.LocalSize))
+		_, err := fmt.Fprintf(p.w, "upload  %s (%s)\n", e.Path, remote.Bytes(e.LocalSize))
 		return err
 	default:
 		_, err := fmt.Fprintf(p.w, "%-7s %s\n", e.Action, e.Path)

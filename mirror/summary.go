@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"ferry/planner"
+	"ferry/remote"
 )
 
 // Summary is what a pass did, printed at the end of every run and, with
@@ -56,7 +57,7 @@ func (s *Summary) WriteText(w io.Writer) {
 	d := s.Ended.Sub(s.Started).Round(time.Millisecond)
 	if s.DryRun {
 		fmt.Fprintf(w, "dry run: %d to upload (%s), %d to touch, %d directories to make, %d to delete, %d unchanged; nothing was changed\n",
-			s.Plan.Uploads, Bytes(s.Plan.UploadSize), s.Plan.Touches, s.Plan.Mkdirs, s.Plan.Deletes, s.Plan.Unchanged)
+			s.Plan.Uploads, remote.Bytes(s.Plan.UploadSize), s.Plan.Touches, s.Plan.Mkdirs, s.Plan.Deletes, s.Plan.Unchanged)
 		return
 	}
 	if s.Transferred == 0 && s.Touched == 0 && s.Deleted == 0 && s.Failed == 0 && s.Adopted == 0 {
@@ -64,10 +65,10 @@ func (s *Summary) WriteText(w io.Writer) {
 	} else {
 		rate := ""
 		if secs := d.Seconds(); secs > 0 && s.Bytes > 0 {
-			rate = fmt.Sprintf(", %s/s", Bytes(int64(float64(s.Bytes)/secs)))
+			rate = fmt.Sprintf(", %s/s", remote.Bytes(int64(float64(s.Bytes)/secs)))
 		}
 		fmt.Fprintf(w, "transferred %d files (%s%s), touched %d, adopted %d, deleted %d, unchanged %d, failed %d in %v\n",
-			s.Transferred, Bytes(s.Bytes), rate, s.Touched, s.Adopted, s.Deleted, s.Unchanged, s.Failed, d)
+			s.Transferred, remote.Bytes(s.Bytes), rate, s.Touched, s.Adopted, s.Deleted, s.Unchanged, s.Failed, d)
 	}
 	if s.Cleaned > 0 {
 		fmt.Fprintf(w, "removed %d temporary files left by an interrupted run\n", s.Cleaned)
@@ -84,18 +85,4 @@ func (s *Summary) WriteText(w io.Writer) {
 	for _, f := range s.Failures {
 		fmt.Fprintf(w, "failed: %s: %s (%d attempts)\n", f.Path, f.Error, f.Attempts)
 	}
-}
-
-// Bytes formats a byte count for people.
-func Bytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -132,3 +132,18 @@ func (e *TempLeftError) Error() string {
 
 // Unwrap returns the upload's failure, so its kind decides retries.
 func (e *TempLeftError) Unwrap() error { return e.Err }
+
+// Bytes renders a byte count for people ("1.5 MiB"), in messages and
+// summaries alike.
+func Bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -126,3 +126,17 @@ func logServerLogs(t testing.TB, paths ...string) {
 		t.Logf("--- %s ---\n%s", p, logTail(p, 4000))
 	}
 }
+
+// stopAtCleanup stops a server when the test ends, printing its logs first
+// if the test failed: the server's own account of a failure is usually the
+// fastest way to its cause, and stopping deletes it.
+func stopAtCleanup(t testing.TB, name string, stop func() error, logs ...string) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			logServerLogs(t, logs...)
+		}
+		if err := stop(); err != nil {
+			t.Errorf("testrig: stopping %s: %v", name, err)
+		}
+	})
+}

@@ -93,16 +93,7 @@ func SSH(t testing.TB, opts SSHOptions) *SSHServer {
 		failOrSkip(t, err)
 		return nil
 	}
-	t.Cleanup(func() {
-		// The server's own account of a failure is usually the fastest
-		// way to its cause, and Stop is about to delete it.
-		if t.Failed() {
-			logServerLogs(t, s.logPath)
-		}
-		if err := s.Stop(); err != nil {
-			t.Errorf("testrig: stopping sshd: %v", err)
-		}
-	})
+	stopAtCleanup(t, "sshd", s.Stop, s.logPath)
 	return s
 }
 

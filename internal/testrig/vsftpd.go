@@ -96,16 +96,7 @@ func FTP(t testing.TB, opts FTPOptions) *FTPServer {
 		failOrSkip(t, err)
 		return nil
 	}
-	t.Cleanup(func() {
-		// The server's own account of a failure is usually the fastest
-		// way to its cause, and Stop is about to delete it.
-		if t.Failed() {
-			logServerLogs(t, s.stderr, s.XferLog)
-		}
-		if err := s.Stop(); err != nil {
-			t.Errorf("testrig: stopping vsftpd: %v", err)
-		}
-	})
+	stopAtCleanup(t, "vsftpd", s.Stop, s.stderr, s.XferLog)
 	return s
 }
 

@@ -2,7 +2,6 @@ package sftp
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 
 	psftp "github.com/pkg/sftp"
@@ -62,18 +61,4 @@ func mapErr(op, p string, err error) error {
 		kind = remote.KindUnsupported
 	}
 	return remote.Errorf(kind, op, p, err)
-}
-
-// sizeString renders a byte count for messages ("1.5 MiB").
-func sizeString(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d bytes", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -131,10 +131,10 @@ func (c *Conn) writeFailed(ctx context.Context, s *session, p, a string, sent in
 	free := st.Bavail * st.Frsize
 	if free < uint64(sent) {
 		return remote.Errorf(remote.KindDiskFull, "put", p,
-			fmt.Errorf("only %s free on the server's file system after writing %s: %w", sizeString(free), sizeString(uint64(sent)), err))
+			fmt.Errorf("only %s free on the server's file system after writing %s: %w", remote.Bytes(int64(free)), remote.Bytes(sent), err))
 	}
 	return remote.Errorf(remote.KindOther, "put", p,
-		fmt.Errorf("the server failed a write with %s still free (a quota may be exhausted): %w", sizeString(free), err))
+		fmt.Errorf("the server failed a write with %s still free (a quota may be exhausted): %w", remote.Bytes(int64(free)), err))
 }
 
 // removeTemp deletes a failed upload's temporary file. It runs on a context
