@@ -173,7 +173,7 @@ func (r *runner) setup(ctx context.Context) error {
 	r.rep.Notes = append(r.rep.Notes, install(ctx, want, o.NoInstall, r.logf)...)
 	r.rep.Versions = versions(ctx, o.FerryBin)
 	r.rep.FlagNotes = flagNotes(o.Workers)
-	r.bins = map[string]string{ToolFerry: o.FerryBin}
+	r.bins = map[string]string{ToolFerry: o.FerryBin, toolFloor: o.FerryBin}
 	for _, t := range []string{ToolRclone, ToolLftp, "curl", "sftp", "find", "time"} {
 		if p := lookPath(t); p != "" && (!slices.Contains(AllTools, t) || slices.Contains(o.Tools, t)) {
 			r.bins[t] = p

@@ -92,7 +92,12 @@ func (r *runner) runGroup(ctx context.Context, ds *dataset, s *site) error {
 	pick := rand.New(rand.NewPCG(r.o.Seed, mix))
 	content := rand.NewChaCha8(seedBytes(r.o.Seed^mix, "changes"))
 	for _, c := range []string{CaseInitial, CaseNoop, CaseChanged, CaseDeletes} {
-		cr := g.addCase(c, r.peers())
+		ents := r.peers()
+		if c == CaseInitial && ds.Name != DatasetLarge {
+			// Large files have their own limit, the raw single stream.
+			ents = append(ents, entrant{label: floorLabel, slug: "floor", kind: toolFloor, workers: r.o.Workers})
+		}
+		cr := g.addCase(c, ents)
 		for rep := 1; rep <= r.o.Runs; rep++ {
 			w := Work{Rep: rep}
 			var err error
@@ -290,6 +295,8 @@ func (r *runner) command(e entrant, j job) (invocation, error) {
 		return rcloneCommand(r.bins[ToolRclone], r.rcloneConf, r.rcloneObscured, j), nil
 	case ToolLftp:
 		return lftpCommand(r.bins[ToolLftp], j), nil
+	case toolFloor:
+		return floorCommand(r.bins[ToolFerry], j), nil
 	case "curl":
 		return curlCommand(r.bins["curl"], j.files, j), nil
 	case "sftp":

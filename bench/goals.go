@@ -20,6 +20,9 @@ func (rep *Report) computeGoals() {
 		rep.Goals = append(rep.Goals, rep.smallFilesGoal(s.server, s.proto, s.target))
 	}
 	for _, server := range []string{ServerVsftpd, ServerOpenSSH} {
+		rep.Goals = append(rep.Goals, rep.floorGoal(server))
+	}
+	for _, server := range []string{ServerVsftpd, ServerOpenSSH} {
 		rep.Goals = append(rep.Goals, rep.largeFilesGoal(server))
 	}
 	rep.Goals = append(rep.Goals, rep.noopGoal(), rep.changedGoal())
@@ -50,6 +53,23 @@ func (rep *Report) smallFilesGoal(server, proto string, target float64) Goal {
 	g.Measured = fmt.Sprintf("%.2f× vs %s, the faster peer (pairwise median, range %.2f–%.2f)",
 		x, best.Tool, best.FerrySpeedup.Min, best.FerrySpeedup.Max)
 	g.Verdict = verdict(x >= target, fmt.Sprintf("%+.0f%% of the target", (x/target-1)*100))
+	return g
+}
+
+// floorGoal: the initial mirror of small files within 10% of the raw
+// protocol floor's time.
+func (rep *Report) floorGoal(server string) Goal {
+	g := Goal{Goal: fmt.Sprintf("10,000 small files on %s: time against the raw protocol floor", server),
+		Target: "≤ 1.10× the floor's time", Verdict: "not measured"}
+	c := rep.group(DatasetSmall, server).caseResult(CaseInitial)
+	f := c.row(floorLabel)
+	if f == nil || f.FerrySpeedup == nil || rep.Quick {
+		g.Measured = "small dataset not run in full on this server"
+		return g
+	}
+	x := 1 / f.FerrySpeedup.Median // ferry's time over the floor's, pairwise
+	g.Measured = fmt.Sprintf("%.2f× the floor's time (pairwise median; floor %.2f s)", x, f.WallS.Median)
+	g.Verdict = verdict(x <= 1.1, fmt.Sprintf("%.2f× against 1.10×", x))
 	return g
 }
 

@@ -18,6 +18,14 @@ const (
 	ToolLftp   = "lftp"
 )
 
+// toolFloor is the raw protocol floor (ferry bench floor, package floor): the
+// same libraries as ferry, the fewest commands per file; it runs beside the
+// tools in every initial mirror except the large files'.
+const (
+	toolFloor  = "floor"
+	floorLabel = "floor (raw protocol)"
+)
+
 // AllTools lists the tools compared; the raw single-stream uploaders (curl,
 // OpenSSH's sftp) are not chosen but run whenever the large dataset does.
 var AllTools = []string{ToolFerry, ToolRclone, ToolLftp}
@@ -96,6 +104,19 @@ func ferryCommand(bin string, j job) invocation {
 	if j.dryRun {
 		argv = append(argv, "--dry-run")
 	}
+	if j.site.sftp() {
+		argv = append(argv, "--identity-file", j.site.identity, "--known-hosts", j.site.knownHosts)
+	}
+	inv := invocation{argv: append(argv, j.src, j.site.ferryURL(j.rel))}
+	if j.site.ftp != nil {
+		inv.env = []string{"FERRY_PASSWORD=" + j.site.password}
+	}
+	return inv
+}
+
+// floorCommand is `ferry bench floor`, with ferry's connection count.
+func floorCommand(bin string, j job) invocation {
+	argv := []string{bin, "bench", "floor", "--workers", strconv.Itoa(j.workers)}
 	if j.site.sftp() {
 		argv = append(argv, "--identity-file", j.site.identity, "--known-hosts", j.site.knownHosts)
 	}
@@ -226,6 +247,12 @@ func flagNotes(workers int) []string {
 			"(no AUTH TLS attempt). `cmd:fail-exit` makes a failed mirror a non-zero exit. lftp uploads straight "+
 			"to the final name (no temporary file, so a reader can see half a file), which is less work than "+
 			"ferry does. `--delete` only in the deletes case.", n, n),
+		fmt.Sprintf("**floor (raw protocol)**: `ferry bench floor --workers %d SRC URL`, the floor DESIGN.md measures ferry "+
+			"against: the libraries ferry uses (jlaffaye/ftp, pkg/sftp) sending each file with the fewest commands the "+
+			"protocol allows, over the same %d connections — FTP: EPSV + STOR to the final name; SFTP: OPEN, pipelined "+
+			"WRITEs, CLOSE, 8 files in flight per connection as ferry — every directory made once up front. No "+
+			"temporary name, no rename, no times set, no verification and no state: the gap to ferry is the price "+
+			"of those. Initial mirrors only (it has no notion of a re-run).", n, n),
 		"**curl** (loopback limit, large files): `curl -sS --ftp-create-dirs -T {FILE1,...} ftp://USER@127.0.0.1:PORT/DIR/` " +
 			"(password from a netrc file) sends the files one after another over one connection, no temporary names: " +
 			"the raw stream the server can take. Over SFTP curl (libssh2) runs the same way with `--key --pubkey --hostpubsha256`.",

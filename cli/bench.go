@@ -5,9 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 
 	"ferry/bench"
+	"ferry/bench/floor"
 	"ferry/mirror"
 )
 
@@ -15,6 +17,9 @@ import (
 // and hands over to package bench. Exit codes: 0 every run succeeded, 1 some
 // runs failed (they are marked in the report), 2 the bench could not run.
 func (a *App) bench(ctx context.Context, args []string) int {
+	if len(args) > 0 && args[0] == "floor" {
+		return a.benchFloor(ctx, args[1:])
+	}
 	fs := flag.NewFlagSet("ferry bench", flag.ContinueOnError)
 	fs.SetOutput(a.Stderr)
 	var o bench.Options
@@ -71,4 +76,38 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// benchFloor is `ferry bench floor`, the raw protocol floor the bench times
+// beside ferry (see package floor); it is not meant for users' trees.
+func (a *App) benchFloor(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("ferry bench floor", flag.ContinueOnError)
+	fs.SetOutput(a.Stderr)
+	o := floor.Options{Password: os.Getenv("FERRY_PASSWORD")}
+	fs.IntVar(&o.Conns, "workers", 4, "connections")
+	fs.IntVar(&o.Streams, "streams", 8, "SFTP: files in flight per connection")
+	fs.StringVar(&o.Identity, "identity-file", "", "SFTP private key")
+	fs.StringVar(&o.KnownHosts, "known-hosts", "", "SFTP known_hosts file")
+	fs.Usage = func() {
+		fmt.Fprintln(a.Stderr, "usage: ferry bench floor [flags] SRC URL   (password in FERRY_PASSWORD)")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return mirror.ExitOK
+		}
+		return mirror.ExitUsage
+	}
+	if fs.NArg() != 2 {
+		fs.Usage()
+		return mirror.ExitUsage
+	}
+	o.Src, o.URL = fs.Arg(0), fs.Arg(1)
+	n, err := floor.Run(ctx, o)
+	if err != nil {
+		fmt.Fprintf(a.Stderr, "ferry bench floor: %v\n", err)
+		return mirror.ExitFailed
+	}
+	fmt.Fprintf(a.Stdout, "%d files sent\n", n)
+	return mirror.ExitOK
 }
