@@ -101,6 +101,10 @@ type guard struct {
 	localErr error
 }
 
+// Size is the file's size when the upload began: a hint for how a backend
+// sends it, never a promise (the file is checked again at the end).
+func (g *guard) Size() int64 { return g.before.Size() }
+
 func (g *guard) Read(p []byte) (int, error) {
 	if g.lim != nil && len(p) > g.lim.Burst() {
 		p = p[:g.lim.Burst()]

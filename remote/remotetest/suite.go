@@ -53,6 +53,7 @@ func Run(t *testing.T, h Harness) {
 		{"OddNames", testOddNames},
 		{"EmptyFile", testEmptyFile},
 		{"LargeFile", testLargeFile},
+		{"PacketBoundaries", testPacketBoundaries},
 		{"NotExist", testNotExist},
 		{"MissingParent", testMissingParent},
 		{"FailedUploadLeavesNothing", testFailedUpload},
@@ -426,6 +427,44 @@ func testLargeFile(t *testing.T, e *env) {
 	if sha256.Sum256(got) != [32]byte(sum.Sum(nil)) {
 		t.Fatalf("large file content differs on the server")
 	}
+}
+
+// hinted is a reader that announces a size, rightly or not: a file can grow
+// or shrink between the stat that gave the hint and the read.
+type hinted struct {
+	io.Reader
+	size int64
+}
+
+func (h hinted) Size() int64 { return h.size }
+
+// testPacketBoundaries sends sizes around the protocols' packet and buffer
+// sizes (32 KiB SFTP packets, 64 KiB FTP chunks), with no size hint, a
+// right one, and wrong ones; every copy must arrive whole.
+func testPacketBoundaries(t *testing.T, e *env) {
+	sizes := []int{1, 32<<10 - 1, 32 << 10, 32<<10 + 1, 64 << 10, 64<<10 + 1, 100003, 1<<20 + 7}
+	rng := rand.New(rand.NewSource(7))
+	for _, size := range sizes {
+		data := make([]byte, size)
+		rng.Read(data)
+		for _, hint := range []struct {
+			name string
+			r    func() io.Reader
+		}{
+			{"none", func() io.Reader { return io.MultiReader(bytes.NewReader(data)) }},
+			{"right", func() io.Reader { return hinted{bytes.NewReader(data), int64(size)} }},
+			{"small", func() io.Reader { return hinted{bytes.NewReader(data), 1} }},
+			{"large", func() io.Reader { return hinted{bytes.NewReader(data), int64(size) * 10} }},
+		} {
+			rel := fmt.Sprintf("f%d-%s", size, hint.name)
+			n, err := e.conn.Put(e.ctx, e.p(rel), hint.r(), t0)
+			if err != nil || n != int64(size) {
+				t.Fatalf("Put %s: n=%d err=%v, want %d bytes", rel, n, err, size)
+			}
+			e.mustContain(t, rel, data)
+		}
+	}
+	e.noTemps(t, "")
 }
 
 func testNotExist(t *testing.T, e *env) {

@@ -30,8 +30,18 @@ type watchdogConn struct {
 	timedOut atomic.Bool
 }
 
+// newWatchdogConn wraps the TCP connection c; writes go through a batchConn,
+// which bounds each write(2) by the timeout.
 func newWatchdogConn(c net.Conn, timeout time.Duration) *watchdogConn {
-	return &watchdogConn{Conn: c, timeout: timeout}
+	w := &watchdogConn{timeout: timeout}
+	w.Conn = newBatchConn(c, timeout, w.noteErr)
+	return w
+}
+
+func (w *watchdogConn) noteErr(err error) {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		w.timedOut.Store(true)
+	}
 }
 
 // Read passes through and, when data arrived during a call, extends the
@@ -47,15 +57,13 @@ func (w *watchdogConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Write bounds each write, since a server that stops reading fills the
-// socket buffer and would block the writer forever; it also re-arms the
-// read deadline, because what we just sent is owed an answer.
+// Write re-arms the read deadline, because what we send is owed an answer.
+// (A server that stops reading is caught by batchConn's write timeout.)
 func (w *watchdogConn) Write(p []byte) (int, error) {
-	_ = w.Conn.SetWriteDeadline(time.Now().Add(w.timeout))
 	w.extend()
 	n, err := w.Conn.Write(p)
-	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		w.timedOut.Store(true)
+	if err != nil {
+		w.noteErr(err)
 	}
 	return n, err
 }

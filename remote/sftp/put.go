@@ -1,6 +1,7 @@
 package sftp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"sync"
 	"time"
 
 	psftp "github.com/pkg/sftp"
@@ -52,10 +54,7 @@ func (c *Conn) upload(ctx context.Context, s *session, p, a, tmp string, r io.Re
 		return 0, isTransport(err), c.fail(ctx, s, "put", p, err)
 	}
 	src := &sourceReader{r: remote.ContextReader(ctx, r), wd: s.wd}
-	// ReadFrom would write sequentially for a reader of unknown length;
-	// asking for concurrency (0 = the client's 64) keeps many writes in
-	// flight whatever r is.
-	n, werr := f.ReadFromWithConcurrency(src, 0)
+	n, werr := send(f, src, sizeHint(r))
 	cerr := f.Close()
 	if src.err != nil {
 		// The source failed (or ctx ended): report that, not the writes it
@@ -80,6 +79,50 @@ func (c *Conn) upload(ctx context.Context, s *session, p, a, tmp string, r io.Re
 		return n, true, c.fail(ctx, s, "put", p, err)
 	}
 	return n, false, nil
+}
+
+// packetSize is pkg/sftp's default largest WRITE payload.
+const packetSize = 32 << 10
+
+// smallBufs holds the buffers of whole small files (see send).
+var smallBufs = sync.Pool{New: func() any { b := make([]byte, packetSize+1); return &b }}
+
+// send writes src to f. A file that fits one packet — most of a website,
+// most source trees — goes as a single WRITE with no goroutines; pkg/sftp's
+// concurrent path starts a reader and a writer per request in flight, which
+// cost more CPU than the bytes for a 4 KiB file. Larger files keep as many
+// writes in flight as they have packets, up to the client's 64: ReadFrom
+// alone would write sequentially for a reader of unknown length.
+func send(f *psftp.File, src io.Reader, hint int64) (int64, error) {
+	bp := smallBufs.Get().(*[]byte)
+	defer smallBufs.Put(bp)
+	buf := *bp
+	n, err := io.ReadFull(src, buf)
+	switch err {
+	case io.EOF, io.ErrUnexpectedEOF: // the whole file is in buf
+		if n == 0 {
+			return 0, nil
+		}
+		w, err := f.Write(buf[:n])
+		return int64(w), err
+	case nil: // more than a packet
+	default:
+		return 0, err
+	}
+	conc := 0 // pkg/sftp's maximum
+	if hint > 0 {
+		conc = int(min(64, hint/packetSize+1))
+	}
+	return f.ReadFromWithConcurrency(io.MultiReader(bytes.NewReader(buf[:n]), src), conc)
+}
+
+// sizeHint is the size r says it has (transfer's upload reader knows its
+// file's), or -1.
+func sizeHint(r io.Reader) int64 {
+	if s, ok := r.(interface{ Size() int64 }); ok {
+		return s.Size()
+	}
+	return -1
 }
 
 // replace renames tmp over a. Without posix-rename, SFTP v3 rename refuses
