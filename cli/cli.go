@@ -7,17 +7,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
+	"ferry/config"
 	"ferry/mirror"
 	"ferry/remote"
-	"ferry/scanner"
 )
 
 // App is the command line with its dependencies.
@@ -31,6 +31,8 @@ type App struct {
 
 const usage = `usage:
   ferry --once [flags] SOURCE TARGET    mirror once, exit when in sync
+  ferry --once --config FILE [--job NAME] [flags]
+                                        one pass of each job in FILE (flags override its keys)
   ferry demo                            mirror a generated tree to a loopback SFTP server
   ferry version
 
@@ -70,12 +72,13 @@ func (a *App) Run(ctx context.Context, args []string) int {
 	if err != nil {
 		return mirror.ExitUsage
 	}
+	f.set = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
 	if f.config != "" {
-		fmt.Fprintln(a.Stderr, "ferry: --config is not in this build yet; give SOURCE and TARGET")
-		return mirror.ExitUsage
+		return a.runConfig(ctx, f, pos)
 	}
 	if !f.once {
-		fmt.Fprintln(a.Stderr, "ferry: say --once to mirror once (the daemon mode comes with --config)")
+		fmt.Fprintln(a.Stderr, "ferry: say --once to mirror once, or give --config FILE")
 		fs.Usage()
 		return mirror.ExitUsage
 	}
@@ -83,12 +86,88 @@ func (a *App) Run(ctx context.Context, args []string) int {
 		fmt.Fprintf(a.Stderr, "ferry: --once needs SOURCE and TARGET, got %d arguments\n", len(pos))
 		return mirror.ExitUsage
 	}
-	o, err := a.options(f, pos[0], pos[1])
+	if err := checkFlags(&f.j); err != nil {
+		fmt.Fprintf(a.Stderr, "ferry: %v\n", err)
+		return mirror.ExitUsage
+	}
+	f.j.Source, f.j.Target = pos[0], pos[1]
+	o, err := a.options(f.j, f.state, f.job, f.dryRun)
 	if err != nil {
 		fmt.Fprintf(a.Stderr, "ferry: %v\n", err)
 		return mirror.ExitUsage
 	}
 	return a.once(ctx, o, f)
+}
+
+// runConfig runs the jobs of a config file: one pass each with --once.
+func (a *App) runConfig(ctx context.Context, f *onceFlags, pos []string) int {
+	if len(pos) > 0 {
+		fmt.Fprintf(a.Stderr, "ferry: with --config, sources and targets come from the file; unexpected %q\n", pos)
+		return mirror.ExitUsage
+	}
+	cfg, err := config.Load(f.config)
+	if err != nil {
+		for line := range strings.SplitSeq(err.Error(), "\n") {
+			fmt.Fprintf(a.Stderr, "ferry: %s\n", line)
+		}
+		return mirror.ExitUsage
+	}
+	jobs := cfg.Jobs
+	if f.job != "" {
+		jobs = nil
+		var names []string
+		for _, j := range cfg.Jobs {
+			names = append(names, j.Name)
+			if j.Name == f.job {
+				jobs = append(jobs, j)
+			}
+		}
+		if len(jobs) == 0 {
+			fmt.Fprintf(a.Stderr, "ferry: %s has no job %q (it has: %s)\n", f.config, f.job, strings.Join(names, ", "))
+			return mirror.ExitUsage
+		}
+	}
+	state := f.state
+	if state == "" {
+		state = cfg.StateDir
+	}
+	var opts []mirror.Options
+	for _, j := range jobs {
+		f.override(&j)
+		if err := checkFlags(&j); err != nil {
+			fmt.Fprintf(a.Stderr, "ferry: job %q: %v\n", j.Name, err)
+			return mirror.ExitUsage
+		}
+		o, err := a.options(j, state, j.Name, f.dryRun)
+		if err != nil {
+			fmt.Fprintf(a.Stderr, "ferry: %s: job %q: %v\n", f.config, j.Name, err)
+			return mirror.ExitUsage
+		}
+		opts = append(opts, o)
+	}
+	if !f.once {
+		fmt.Fprintln(a.Stderr, "ferry: the daemon is not in this build yet; add --once for one pass of each job")
+		return mirror.ExitUsage
+	}
+	worst := mirror.ExitOK
+	for _, o := range opts {
+		code := a.once(ctx, o, f)
+		worst = worseExit(worst, code)
+		if code == mirror.ExitInterrupted {
+			break
+		}
+	}
+	return worst
+}
+
+// worseExit is the exit code that says more of two jobs' outcomes:
+// interrupted, then usage/connection errors, refusals, failed files.
+func worseExit(a, b int) int {
+	rank := map[int]int{mirror.ExitOK: 0, mirror.ExitFailed: 1, mirror.ExitRefused: 2, mirror.ExitUsage: 3, mirror.ExitInterrupted: 4}
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
 }
 
 func (a *App) schemes() []string {
@@ -100,62 +179,55 @@ func (a *App) schemes() []string {
 	return out
 }
 
-// options turns flags into the mirror's options, checking each.
-func (a *App) options(f *onceFlags, source, target string) (mirror.Options, error) {
+// options turns a checked job into the mirror's options. regName is the
+// job's name in the registry ("" derives one from source and target).
+func (a *App) options(j config.Job, state, regName string, dryRun bool) (mirror.Options, error) {
 	var o mirror.Options
-	t, err := remote.ParseURL(target)
+	t, err := remote.ParseURL(j.Target)
 	if err != nil {
 		return o, err
 	}
 	open, ok := a.Openers[t.Scheme]
 	if !ok {
-		return o, fmt.Errorf("target %s: no backend for %q", target, t.Scheme)
+		return o, fmt.Errorf("target %s: no backend for %q", j.Target, t.Scheme)
 	}
-	if f.workers < 1 || f.workers > 256 {
-		return o, fmt.Errorf("--workers %d: want 1 to 256", f.workers)
-	}
-	conflict, err := mirror.ParseConflict(f.conflict)
+	conflict, err := mirror.ParseConflict(j.Conflict)
 	if err != nil {
 		return o, err
 	}
-	md, err := mirror.ParseMaxDelete(f.maxDelete)
+	md, err := mirror.ParseMaxDelete(j.MaxDelete)
 	if err != nil {
 		return o, err
 	}
-	rate, err := parseRate(f.bwlimit)
+	rate, err := config.ParseRate(j.BwLimit)
 	if err != nil {
 		return o, err
 	}
-	var links scanner.Links
-	switch f.links {
-	case "skip", "":
-	case "follow":
-		links = scanner.FollowLinks
-	default:
-		return o, fmt.Errorf("--links %q: want skip or follow", f.links)
+	links, err := j.LinkMode()
+	if err != nil {
+		return o, err
 	}
 	warn := func(format string, args ...any) { fmt.Fprintf(a.Stderr, "ferry: warning: "+format+"\n", args...) }
-	pw, err := remote.ResolvePassword(t, f.passwordFile, a.Getenv, warn)
+	pw, err := remote.ResolvePassword(t, j.PasswordFile, a.Getenv, warn)
 	if err != nil {
 		return o, err
 	}
-	state := f.state
 	if state == "" {
 		state = defaultStateDir(a.Getenv)
 	}
 	if state, err = filepath.Abs(state); err != nil {
 		return o, err
 	}
-	src, err := filepath.Abs(source)
+	src, err := filepath.Abs(j.Source)
 	if err != nil {
 		return o, err
 	}
 	return mirror.Options{
 		Source: src, Target: t, Open: open,
-		RemoteOpts: remote.Options{Password: pw, IdentityFile: f.identityFile, KnownHostsFile: f.knownHosts, CAFile: f.caFile,
-			Timeout: time.Duration(f.timeout * float64(time.Second)), Warnf: warn},
-		StateDir: state, Job: f.job, Workers: f.workers, Delete: f.delete, MaxDelete: md, DryRun: f.dryRun,
-		Excludes: f.excludes, Links: links, Checksum: f.checksum, CheckRemote: f.checkRemote, Move: f.move,
+		RemoteOpts: remote.Options{Password: pw, IdentityFile: j.IdentityFile, KnownHostsFile: j.KnownHosts, CAFile: j.TLSCAFile,
+			Timeout: j.Timeout.Duration, Warnf: warn},
+		StateDir: state, Job: regName, Workers: j.Workers, Delete: j.Delete, MaxDelete: md, DryRun: dryRun,
+		Excludes: j.Exclude, Links: links, Checksum: j.Checksum, CheckRemote: j.CheckRemote, Move: j.Move,
 		Conflict: conflict, BwLimit: rate, DryRunOut: a.Stdout,
 	}, nil
 }

@@ -6,50 +6,126 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
+
+	"ferry/config"
 )
 
-// onceFlags are the flags of `ferry --once`; each mirrors a config key.
+// onceFlags are the flags of `ferry --once`. The job settings are bound
+// straight into a config.Job, so each flag has the name, the default and
+// the checks of its config key.
 type onceFlags struct {
-	once, dryRun, delete, checksum, checkRemote, move, progress, jsonOut bool
-	job, state, maxDelete, bwlimit, conflict, links                      string
-	identityFile, knownHosts, passwordFile, caFile, config               string
-	workers                                                              int
-	timeout                                                              float64
-	excludes                                                             multi
+	once, dryRun, progress, jsonOut bool
+	job, state, config              string
+	j                               config.Job
+	set                             map[string]bool // flags given on the command line
 }
 
-type multi []string
+// stringList is a repeatable flag.
+type stringList struct{ v *[]string }
 
-func (m *multi) String() string     { return strings.Join(*m, ",") }
-func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+func (m stringList) String() string {
+	if m.v == nil {
+		return ""
+	}
+	return strings.Join(*m.v, ",")
+}
+func (m stringList) Set(v string) error { *m.v = append(*m.v, v); return nil }
+
+// seconds is --timeout: a duration ("30s", "1m") or a number of seconds.
+type seconds struct{ d *config.Duration }
+
+func (s seconds) String() string {
+	if s.d == nil {
+		return ""
+	}
+	return s.d.String()
+}
+
+func (s seconds) Set(v string) error {
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		s.d.Duration = time.Duration(f * float64(time.Second))
+		return nil
+	}
+	return s.d.UnmarshalText([]byte(v))
+}
 
 func newOnceFlags(stderr io.Writer) (*flag.FlagSet, *onceFlags) {
-	f := &onceFlags{}
+	f := &onceFlags{j: config.Defaults()}
+	d := config.Defaults()
+	j := &f.j
 	fs := flag.NewFlagSet("ferry", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.BoolVar(&f.once, "once", false, "mirror once and exit when in sync")
-	fs.StringVar(&f.config, "config", "", "TOML config file (jobs)")
-	fs.StringVar(&f.job, "job", "", "job name in the registry (default: derived from SOURCE and TARGET)")
-	fs.IntVar(&f.workers, "workers", 4, "connections to the server")
-	fs.BoolVar(&f.delete, "delete", false, "delete remote files that are not in SOURCE (after the uploads)")
-	fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan and change nothing")
-	fs.Var(&f.excludes, "exclude", "gitignore-style pattern to leave out (repeatable)")
-	fs.BoolVar(&f.checksum, "checksum", false, "compare content hashes even when size and mtime match")
-	fs.StringVar(&f.maxDelete, "max-delete", "", "refuse a run that would delete more than N files or P% of them")
-	fs.StringVar(&f.bwlimit, "bwlimit", "", "bandwidth limit for the job, e.g. 10M, 512K (bytes per second)")
+	fs.StringVar(&f.config, "config", "", "TOML config file: run its jobs (as a daemon, or one pass each with --once)")
+	fs.StringVar(&f.job, "job", "", "with --config: the job to run; without: the job's name in the registry (default: derived from SOURCE and TARGET)")
 	fs.StringVar(&f.state, "state", "", "state directory holding the registry (default ~/.local/state/ferry)")
-	fs.StringVar(&f.conflict, "conflict", "keep-both", "when the remote copy was changed by someone else: keep-both, overwrite or skip")
-	fs.BoolVar(&f.checkRemote, "check-remote", false, "list the remote to catch changes made behind ferry's back")
-	fs.BoolVar(&f.move, "move", false, "remove each local file once it is verified on the remote")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan and change nothing")
 	fs.BoolVar(&f.progress, "progress", false, "show progress bars")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the summary as JSON")
-	fs.StringVar(&f.links, "links", "skip", "symbolic links: skip or follow")
-	fs.StringVar(&f.identityFile, "identity-file", "", "SSH private key (default: the SSH agent)")
-	fs.StringVar(&f.knownHosts, "known-hosts", "", "SSH known_hosts file (default ~/.ssh/known_hosts)")
-	fs.StringVar(&f.passwordFile, "password-file", "", "file whose first line is the password (or set FERRY_PASSWORD)")
-	fs.StringVar(&f.caFile, "tls-ca-file", "", "PEM CA certificate(s) to trust for ftps://")
-	fs.Float64Var(&f.timeout, "timeout", 30, "seconds to wait for the server before a call fails")
+
+	fs.IntVar(&j.Workers, "workers", d.Workers, "connections to the server")
+	fs.BoolVar(&j.Delete, "delete", d.Delete, "delete remote files that are not in SOURCE (after the uploads)")
+	fs.Var(stringList{&j.Exclude}, "exclude", "gitignore-style pattern to leave out (repeatable)")
+	fs.BoolVar(&j.Checksum, "checksum", d.Checksum, "compare content hashes even when size and mtime match")
+	fs.StringVar(&j.MaxDelete, "max-delete", d.MaxDelete, "refuse a run that would delete more than N files or P% of them")
+	fs.StringVar(&j.BwLimit, "bwlimit", d.BwLimit, "bandwidth limit for the job, e.g. 10M, 512K (bytes per second)")
+	fs.StringVar(&j.Conflict, "conflict", d.Conflict, "when the remote copy was changed by someone else: keep-both, overwrite or skip")
+	fs.BoolVar(&j.CheckRemote, "check-remote", d.CheckRemote, "list the remote to catch changes made behind ferry's back")
+	fs.BoolVar(&j.Move, "move", d.Move, "remove each local file once it is verified on the remote")
+	fs.StringVar(&j.Links, "links", d.Links, "symbolic links: skip or follow")
+	fs.StringVar(&j.IdentityFile, "identity-file", d.IdentityFile, "SSH private key (default: the SSH agent)")
+	fs.StringVar(&j.KnownHosts, "known-hosts", d.KnownHosts, "SSH known_hosts file (default ~/.ssh/known_hosts)")
+	fs.StringVar(&j.PasswordFile, "password-file", d.PasswordFile, "file whose first line is the password (or set FERRY_PASSWORD)")
+	fs.StringVar(&j.TLSCAFile, "tls-ca-file", d.TLSCAFile, "PEM CA certificate(s) to trust for ftps://")
+	fs.Var(seconds{&j.Timeout}, "timeout", "how long to wait for the server before a call fails (30s, or a number of seconds)")
 	return fs, f
+}
+
+// jobFlags are the flags that set a job's key; given with --config they
+// override that key in every job run.
+var jobFlags = []string{"workers", "delete", "exclude", "checksum", "max-delete", "bwlimit", "conflict",
+	"check-remote", "move", "links", "identity-file", "known-hosts", "password-file", "tls-ca-file", "timeout"}
+
+// override copies the job flags given on the command line onto j.
+func (f *onceFlags) override(j *config.Job) {
+	for _, name := range jobFlags {
+		if !f.set[name] {
+			continue
+		}
+		switch name {
+		case "workers":
+			j.Workers = f.j.Workers
+		case "delete":
+			j.Delete = f.j.Delete
+		case "exclude":
+			j.Exclude = append(j.Exclude, f.j.Exclude...)
+		case "checksum":
+			j.Checksum = f.j.Checksum
+		case "max-delete":
+			j.MaxDelete = f.j.MaxDelete
+		case "bwlimit":
+			j.BwLimit = f.j.BwLimit
+		case "conflict":
+			j.Conflict = f.j.Conflict
+		case "check-remote":
+			j.CheckRemote = f.j.CheckRemote
+		case "move":
+			j.Move = f.j.Move
+		case "links":
+			j.Links = f.j.Links
+		case "identity-file":
+			j.IdentityFile = f.j.IdentityFile
+		case "known-hosts":
+			j.KnownHosts = f.j.KnownHosts
+		case "password-file":
+			j.PasswordFile = f.j.PasswordFile
+		case "tls-ca-file":
+			j.TLSCAFile = f.j.TLSCAFile
+		case "timeout":
+			j.Timeout = f.j.Timeout
+		}
+	}
 }
 
 // parseInterspersed parses flags wherever they stand among the positional
@@ -72,28 +148,16 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// parseRate reads a --bwlimit value: a number of bytes per second with an
-// optional K, M or G suffix (powers of 1024) and optional "B", "iB", "/s".
-func parseRate(s string) (float64, error) {
-	if s == "" || s == "0" {
-		return 0, nil
-	}
-	v := strings.TrimSuffix(strings.TrimSpace(s), "/s")
-	v = strings.TrimSuffix(strings.TrimSuffix(v, "iB"), "B")
-	mult := 1.0
-	if n := len(v); n > 0 {
-		switch v[n-1] {
-		case 'k', 'K':
-			mult, v = 1<<10, v[:n-1]
-		case 'm', 'M':
-			mult, v = 1<<20, v[:n-1]
-		case 'g', 'G':
-			mult, v = 1<<30, v[:n-1]
+// flagName turns a config key into its flag: max_delete -> --max-delete.
+func flagName(key string) string { return "--" + strings.ReplaceAll(key, "_", "-") }
+
+// checkFlags judges the job flags as the config would judge its keys.
+func checkFlags(j *config.Job) error {
+	for _, fe := range j.Check("") {
+		if fe.Key == "name" || fe.Key == "source" || fe.Key == "target" {
+			continue // positional, checked by the caller
 		}
+		return fmt.Errorf("%s: %w", flagName(fe.Key), fe.Err)
 	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f <= 0 {
-		return 0, fmt.Errorf("bwlimit %q: want bytes per second, e.g. 512K or 10M", s)
-	}
-	return f * mult, nil
+	return nil
 }

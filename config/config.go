@@ -1,0 +1,450 @@
+// Package config owns ferry's configuration: the TOML file of `ferry
+// --config` (global keys, then one [[job]] table per mirrored tree), the
+// defaults every job starts from — the command-line flags of `ferry --once`
+// start from the same ones — and the checks that turn a mistake into an
+// error naming the file, the line and the key.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"ferry/mirror"
+	"ferry/remote"
+	"ferry/scanner"
+	"ferry/schedule"
+)
+
+// Config is a whole config file.
+type Config struct {
+	Globals
+	Jobs []Job `toml:"job"`
+
+	File string `toml:"-"` // the file it was read from
+}
+
+// Globals are the keys above the jobs.
+type Globals struct {
+	StateDir      string `toml:"state_dir"`      // "" = $XDG_STATE_HOME/ferry or ~/.local/state/ferry
+	LogFormat     string `toml:"log_format"`     // text or json
+	MetricsListen string `toml:"metrics_listen"` // host:port for Prometheus metrics; "" = off
+}
+
+// Job is one mirrored tree: where from, where to, and how.
+type Job struct {
+	Name   string `toml:"name"`
+	Source string `toml:"source"`
+	Target string `toml:"target"`
+
+	PasswordFile string   `toml:"password_file"`
+	IdentityFile string   `toml:"identity_file"`
+	KnownHosts   string   `toml:"known_hosts"`
+	TLSCAFile    string   `toml:"tls_ca_file"`
+	Timeout      Duration `toml:"timeout"`
+
+	Workers  int      `toml:"workers"`
+	BwLimit  string   `toml:"bwlimit"`
+	Exclude  []string `toml:"exclude"`
+	Links    string   `toml:"links"`
+	Checksum bool     `toml:"checksum"`
+
+	Conflict    string `toml:"conflict"`
+	Delete      bool   `toml:"delete"`
+	MaxDelete   string `toml:"max_delete"`
+	Move        bool   `toml:"move"`
+	CheckRemote bool   `toml:"check_remote"`
+
+	Watch        bool     `toml:"watch"`
+	SettleDelay  Duration `toml:"settle_delay"`
+	MaxDelay     Duration `toml:"max_delay"`
+	ScanInterval Duration `toml:"scan_interval"`
+
+	ProtectedHours []string `toml:"protected_hours"`
+	ProtectedLive  bool     `toml:"protected_live"`
+}
+
+// Duration is a time.Duration written as "50ms", "5s", "1h30m".
+type Duration struct{ time.Duration }
+
+// UnmarshalText reads a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("want a duration such as 50ms, 5s or 1h30m, got %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration back (for the example-file test).
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Defaults is what every job starts from; the flags of `ferry --once` have
+// the same defaults, and config.example.toml documents them (a test checks).
+func Defaults() Job {
+	return Job{
+		Timeout:      Duration{30 * time.Second},
+		Workers:      4,
+		Links:        "skip",
+		Conflict:     "keep-both",
+		Watch:        true,
+		SettleDelay:  Duration{50 * time.Millisecond},
+		MaxDelay:     Duration{5 * time.Second},
+		ScanInterval: Duration{time.Hour},
+		Exclude:      []string{},
+
+		ProtectedHours: []string{},
+		ProtectedLive:  true,
+	}
+}
+
+// GlobalDefaults are the defaults of the keys above the jobs.
+func GlobalDefaults() Globals { return Globals{LogFormat: "text"} }
+
+// Error is one mistake in a config file.
+type Error struct {
+	File string
+	Line int    // 0 when the line could not be found
+	Key  string // as the user wrote it: "workers", or "job[1].workers" when the job has no name yet
+	Err  error
+}
+
+func (e *Error) Error() string {
+	where := e.File
+	if e.Line > 0 {
+		where += ":" + strconv.Itoa(e.Line)
+	}
+	if e.Key == "" {
+		return fmt.Sprintf("%s: %v", where, e.Err)
+	}
+	return fmt.Sprintf("%s: %s: %v", where, e.Key, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+var jobName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// Load reads and checks a config file. Every mistake found is reported,
+// each as an *Error, joined.
+func Load(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, src)
+}
+
+// Parse reads and checks a config file's contents; file names it in errors
+// and relative paths in it are relative to file's directory.
+func Parse(file string, src []byte) (*Config, error) {
+	lines := keyLines(src)
+	raw := struct {
+		Globals
+		Jobs []toml.Primitive `toml:"job"`
+	}{Globals: GlobalDefaults()}
+	md, err := toml.Decode(string(src), &raw)
+	if err != nil {
+		return nil, decodeError(file, err, lines, -1, nil)
+	}
+	cfg := Config{Globals: raw.Globals, File: file}
+	if cfg.StateDir != "" {
+		cfg.StateDir = absUnder(filepath.Dir(file), cfg.StateDir)
+	}
+	var errs []error
+	at := func(key string, err error) {
+		errs = append(errs, &Error{File: file, Line: lineFor(key, lines), Key: displayKey(key, cfg.Jobs), Err: err})
+	}
+	var checks [][]FieldError
+	type decodeFailure struct {
+		job int
+		err error
+	}
+	var failures []decodeFailure
+	for i, p := range raw.Jobs {
+		j := Defaults()
+		// The name alone first: a job whose decoding fails half-way may
+		// not have reached it, and every message names its job.
+		var named struct {
+			Name string `toml:"name"`
+		}
+		_ = md.PrimitiveDecode(p, &named)
+		j.Name = named.Name
+		if err := md.PrimitiveDecode(p, &j); err != nil {
+			failures = append(failures, decodeFailure{i, err})
+			checks = append(checks, nil) // its values are not all there to judge
+		} else {
+			checks = append(checks, j.Check(filepath.Dir(file)))
+		}
+		cfg.Jobs = append(cfg.Jobs, j)
+	}
+	for _, f := range failures {
+		errs = append(errs, decodeError(file, f.err, lines, f.job, cfg.Jobs))
+	}
+	// Names first, so that every message can name its job.
+	for i, fes := range checks {
+		for _, fe := range fes {
+			at(fmt.Sprintf("job.%d.%s", i, fe.Key), fe.Err)
+		}
+	}
+	reported := map[string]bool{}
+	for _, k := range md.Undecoded() {
+		key := k.String()
+		if reported[key] {
+			continue
+		}
+		reported[key] = true
+		unknown := errors.New("unknown key (config.example.toml lists the keys ferry knows)")
+		rest, inJob := strings.CutPrefix(key, "job.")
+		if !inJob {
+			at(key, unknown)
+			continue
+		}
+		// The decoder names a key of the Nth [[job]] without N. A job
+		// that failed to decode leaves keys undecoded that are fine.
+		found := false
+		for i := range cfg.Jobs {
+			if slices.ContainsFunc(failures, func(f decodeFailure) bool { return f.job == i }) {
+				found = true
+				continue
+			}
+			if k := fmt.Sprintf("job.%d.%s", i, rest); lines[k] > 0 {
+				at(k, unknown)
+				found = true
+			}
+		}
+		if !found {
+			at(key, unknown)
+		}
+	}
+	switch cfg.LogFormat {
+	case "text", "json":
+	default:
+		at("log_format", fmt.Errorf("%q: want text or json", cfg.LogFormat))
+	}
+	if len(cfg.Jobs) == 0 && len(errs) == 0 {
+		errs = append(errs, &Error{File: file, Err: errors.New("no [[job]] table: add one with name, source and target")})
+	}
+	seen := map[string]int{}
+	for i, j := range cfg.Jobs {
+		if prev, dup := seen[j.Name]; dup && j.Name != "" {
+			at(fmt.Sprintf("job.%d.name", i), fmt.Errorf("%q is already the name of job %d (line %d)", j.Name, prev+1, lines[fmt.Sprintf("job.%d.name", prev)]))
+		}
+		seen[j.Name] = i
+	}
+	sort.SliceStable(errs, func(a, b int) bool { return lineOf(errs[a]) < lineOf(errs[b]) })
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return &cfg, nil
+}
+
+func lineOf(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Line
+	}
+	return 0
+}
+
+// displayKey turns "job.1.workers" into `job "site" workers` (or
+// "job[2].workers" for a job without a name yet).
+func displayKey(key string, jobs []Job) string {
+	parts := strings.SplitN(key, ".", 3)
+	if len(parts) < 3 || parts[0] != "job" {
+		return key
+	}
+	i, err := strconv.Atoi(parts[1])
+	if err != nil {
+		return key
+	}
+	if i < len(jobs) && jobs[i].Name != "" {
+		return fmt.Sprintf("job %q: %s", jobs[i].Name, parts[2])
+	}
+	return fmt.Sprintf("job[%d].%s", i+1, parts[2])
+}
+
+var decodeMsg = regexp.MustCompile(`^toml: (?:line \d+ )?\(last key "([^"]*)"\): (.*)$`)
+
+// decodeError turns the TOML decoder's error into an *Error with a line and
+// a key. job is the [[job]] being decoded, or -1 for the whole file: the
+// decoder names a job's keys without the job's index, and its line for them
+// may be another job's.
+func decodeError(file string, err error, lines map[string]int, job int, jobs []Job) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) { // a syntax error: the decoder knows the line
+		msg := pe.Message
+		if msg == "" {
+			msg = err.Error()
+		}
+		key := pe.LastKey
+		if rest, ok := strings.CutPrefix(key, "job."); ok && job >= 0 {
+			key = displayKey(fmt.Sprintf("job.%d.%s", job, rest), jobs)
+		}
+		return &Error{File: file, Line: pe.Position.Line, Key: key, Err: errors.New(msg)}
+	}
+	m := decodeMsg.FindStringSubmatch(err.Error())
+	if m == nil {
+		return &Error{File: file, Err: err}
+	}
+	key, msg := m[1], m[2]
+	if rest, ok := strings.CutPrefix(key, "job."); ok && job >= 0 {
+		key = fmt.Sprintf("job.%d.%s", job, rest)
+	}
+	return &Error{File: file, Line: lineFor(key, lines), Key: displayKey(key, jobs), Err: errors.New(msg)}
+}
+
+// lineFor is the line of key, or of its [[job]] table when the key is not
+// written (a missing name, say).
+func lineFor(key string, lines map[string]int) int {
+	if n := lines[key]; n > 0 {
+		return n
+	}
+	parts := strings.SplitN(key, ".", 3)
+	if len(parts) == 3 && parts[0] == "job" {
+		return lines["job."+parts[1]]
+	}
+	return 0
+}
+
+// FieldError is a bad value in a job, by key.
+type FieldError struct {
+	Key string
+	Err error
+}
+
+// Check validates a job's values; base resolves relative file paths. It
+// also makes the paths absolute. Flags of `ferry --once` go through it too,
+// so a value is judged the same wherever it was written.
+func (j *Job) Check(base string) []FieldError {
+	var out []FieldError
+	bad := func(key string, format string, args ...any) {
+		out = append(out, FieldError{Key: key, Err: fmt.Errorf(format, args...)})
+	}
+	if j.Name == "" {
+		bad("name", "missing: every job needs a name (letters, digits, '.', '_' or '-')")
+	} else if !jobName.MatchString(j.Name) {
+		bad("name", "%q: use letters, digits, '.', '_' or '-', starting with a letter or digit", j.Name)
+	}
+	if j.Source == "" {
+		bad("source", "missing: the local directory to mirror")
+	} else {
+		j.Source = absUnder(base, j.Source)
+	}
+	if j.Target == "" {
+		bad("target", "missing: a URL such as sftp://user@host/path, ftp://..., ftps://... or file:///path")
+	} else if _, err := remote.ParseURL(j.Target); err != nil {
+		bad("target", "%v", err)
+	}
+	for _, p := range []struct {
+		key string
+		v   *string
+	}{{"password_file", &j.PasswordFile}, {"identity_file", &j.IdentityFile}, {"known_hosts", &j.KnownHosts}, {"tls_ca_file", &j.TLSCAFile}} {
+		if *p.v != "" {
+			*p.v = absUnder(base, *p.v)
+		}
+	}
+	if j.Timeout.Duration <= 0 {
+		bad("timeout", "%v: want a positive duration such as 30s", j.Timeout.Duration)
+	}
+	if j.Workers < 1 || j.Workers > 256 {
+		bad("workers", "%d: want 1 to 256", j.Workers)
+	}
+	if _, err := ParseRate(j.BwLimit); err != nil {
+		bad("bwlimit", "%v", err)
+	}
+	if _, err := j.LinkMode(); err != nil {
+		bad("links", "%v", err)
+	}
+	if _, err := mirror.ParseConflict(j.Conflict); err != nil {
+		bad("conflict", "%v", err)
+	}
+	if _, err := mirror.ParseMaxDelete(j.MaxDelete); err != nil {
+		bad("max_delete", "%v", err)
+	}
+	if j.SettleDelay.Duration < 0 {
+		bad("settle_delay", "%v: want zero or more", j.SettleDelay.Duration)
+	}
+	if j.MaxDelay.Duration < j.SettleDelay.Duration {
+		bad("max_delay", "%v is shorter than settle_delay (%v): a changing file would never wait to settle", j.MaxDelay.Duration, j.SettleDelay.Duration)
+	}
+	if j.ScanInterval.Duration < 0 {
+		bad("scan_interval", "%v: want a duration, or 0 for a scan at start only", j.ScanInterval.Duration)
+	}
+	if _, err := j.Protected(); err != nil {
+		bad("protected_hours", "%v", err)
+	}
+	return out
+}
+
+func absUnder(base, p string) string {
+	if strings.HasPrefix(p, "~/") {
+		if h, err := os.UserHomeDir(); err == nil {
+			p = filepath.Join(h, p[2:])
+		}
+	}
+	if filepath.IsAbs(p) || base == "" {
+		return p
+	}
+	return filepath.Join(base, p)
+}
+
+// LinkMode reads the links key.
+func (j *Job) LinkMode() (scanner.Links, error) {
+	switch j.Links {
+	case "skip", "":
+		return scanner.SkipLinks, nil
+	case "follow":
+		return scanner.FollowLinks, nil
+	}
+	return 0, fmt.Errorf("%q: want skip or follow", j.Links)
+}
+
+// Protected reads the protected_hours key.
+func (j *Job) Protected() (schedule.Windows, error) {
+	var ws schedule.Windows
+	for _, s := range j.ProtectedHours {
+		w, err := schedule.Parse(s)
+		if err != nil {
+			return nil, err
+		}
+		ws = append(ws, w)
+	}
+	return ws, nil
+}
+
+// ParseRate reads a bandwidth: bytes per second with an optional K, M or G
+// suffix (powers of 1024) and an optional "B", "iB" or "/s"; "" or "0" is
+// no limit.
+func ParseRate(s string) (float64, error) {
+	if s == "" || s == "0" {
+		return 0, nil
+	}
+	v := strings.TrimSuffix(strings.TrimSpace(s), "/s")
+	v = strings.TrimSuffix(strings.TrimSuffix(v, "iB"), "B")
+	mult := 1.0
+	if n := len(v); n > 0 {
+		switch v[n-1] {
+		case 'k', 'K':
+			mult, v = 1<<10, v[:n-1]
+		case 'm', 'M':
+			mult, v = 1<<20, v[:n-1]
+		case 'g', 'G':
+			mult, v = 1<<30, v[:n-1]
+		}
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f <= 0 {
+		return 0, fmt.Errorf("bwlimit %q: want bytes per second, e.g. 512K or 10M", s)
+	}
+	return f * mult, nil
+}

@@ -1,0 +1,202 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestExampleMatchesDefaults: config.example.toml sets every key ferry
+// knows, each to its real default, so the file documents what ferry does.
+func TestExampleMatchesDefaults(t *testing.T) {
+	const path = "../config.example.toml"
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse(path, src)
+	if err != nil {
+		t.Fatalf("the example does not load: %v", err)
+	}
+	if cfg.Globals != GlobalDefaults() {
+		t.Errorf("example globals %+v, defaults %+v", cfg.Globals, GlobalDefaults())
+	}
+	if len(cfg.Jobs) != 1 {
+		t.Fatalf("example has %d jobs, want 1", len(cfg.Jobs))
+	}
+	got := cfg.Jobs[0]
+	got.Name, got.Source, got.Target = "", "", ""
+	if want := Defaults(); !reflect.DeepEqual(got, want) {
+		t.Errorf("example job differs from Defaults():\n got %+v\nwant %+v", got, want)
+	}
+	lines := keyLines(src)
+	for _, f := range tomlKeys(reflect.TypeFor[Globals]()) {
+		if lines[f] == 0 {
+			t.Errorf("global key %s is not in the example", f)
+		}
+	}
+	for _, f := range tomlKeys(reflect.TypeFor[Job]()) {
+		if lines["job.0."+f] == 0 {
+			t.Errorf("job key %s is not in the example", f)
+		}
+	}
+}
+
+func tomlKeys(t reflect.Type) []string {
+	var out []string
+	for i := range t.NumField() {
+		if tag := t.Field(i).Tag.Get("toml"); tag != "" && tag != "-" {
+			out = append(out, tag)
+		}
+	}
+	return out
+}
+
+const good = `
+state_dir = "state"
+[[job]]
+name = "site"
+source = "www"
+target = "sftp://deploy@127.0.0.1:2222/srv/www"
+workers = 8
+exclude = ["*.tmp",
+  "cache/",
+]
+settle_delay = "20ms"
+protected_hours = ["Mon-Fri 08:00-18:00"]
+
+[[job]]
+name = "archive"
+source = "/data/archive"
+target = "ftp://u@127.0.0.1/archive"
+delete = true
+max_delete = "5%"
+`
+
+func TestParseGood(t *testing.T) {
+	cfg, err := Parse("/etc/ferry/ferry.toml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.StateDir != "/etc/ferry/state" {
+		t.Errorf("state_dir %q, want it relative to the file", cfg.StateDir)
+	}
+	site, arch := cfg.Jobs[0], cfg.Jobs[1]
+	if site.Source != "/etc/ferry/www" || site.Workers != 8 || site.SettleDelay.Duration != 20*time.Millisecond ||
+		len(site.Exclude) != 2 || site.Conflict != "keep-both" || !site.Watch {
+		t.Errorf("site job %+v", site)
+	}
+	if arch.Workers != 4 || !arch.Delete || arch.MaxDelete != "5%" || arch.SettleDelay.Duration != 50*time.Millisecond {
+		t.Errorf("archive job %+v: defaults not applied per job", arch)
+	}
+}
+
+// TestBadConfig: every kind of mistake names the file, the line and the key.
+func TestBadConfig(t *testing.T) {
+	job := "[[job]]\nname = \"site\"\nsource = \"/src\"\ntarget = \"sftp://u@127.0.0.1/x\"\n"
+	job2 := strings.Replace(job, "site", "other", 1)
+	for _, tc := range []struct {
+		name, src string
+		line      int
+		key, msg  string
+	}{
+		{"unknown global key", "stat_dir = \"/x\"\n" + job, 1, "stat_dir", "unknown key"},
+		{"unknown job key", job + "workerz = 3\n", 5, `job "site": workerz`, "unknown key"},
+		{"unknown key in the second job", job + job2 + "delete = true\nbwlimt = \"1M\"\n", 10, `job "other": bwlimt`, "unknown key"},
+		{"wrong type", job + "workers = \"four\"\n", 5, `job "site": workers`, "type string"},
+		{"bad duration", job + "settle_delay = \"soon\"\n", 5, `job "site": settle_delay`, "soon"},
+		{"out of range", job + "workers = 0\n", 5, `job "site": workers`, "want 1 to 256"},
+		{"bad policy", job + "conflict = \"ours\"\n", 5, `job "site": conflict`, "keep-both, overwrite or skip"},
+		{"bad url", "[[job]]\nname = \"a\"\nsource = \"/s\"\ntarget = \"gopher://h/x\"\n", 4, `job "a": target`, "gopher"},
+		{"missing name", "[[job]]\nsource = \"/s\"\ntarget = \"file:///x\"\n", 1, "job[1].name", "missing"},
+		{"missing target", "[[job]]\nname = \"a\"\nsource = \"/s\"\n", 1, `job "a": target`, "missing"},
+		{"duplicate name", job + "\n" + job, 7, `job "site": name`, "already the name of job 1 (line 2)"},
+		{"bad protected hours", job + "protected_hours = [\"Mon-Fry 08:00-18:00\"]\n", 5, `job "site": protected_hours`, `unknown day "Fry"`},
+		{"bad max_delete", job + "max_delete = \"lots\"\n", 5, `job "site": max_delete`, "lots"},
+		{"max_delay below settle_delay", job + "settle_delay = \"2s\"\nmax_delay = \"1s\"\n", 6, `job "site": max_delay`, "shorter than settle_delay"},
+		{"bad log format", "log_format = \"xml\"\n" + job, 1, "log_format", "text or json"},
+		{"syntax error", job + "workers = = 3\n", 5, "", ""},
+		{"no job", "state_dir = \"/x\"\n", 0, "", "no [[job]] table"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("ferry.toml", []byte(tc.src))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("error %v (%T) is not a config.Error", err, err)
+			}
+			if e.File != "ferry.toml" || e.Line != tc.line || (tc.key != "" && e.Key != tc.key) || !strings.Contains(e.Error(), tc.msg) {
+				t.Errorf("got %q (line %d, key %q), want line %d, key %q, message containing %q", e.Error(), e.Line, e.Key, tc.line, tc.key, tc.msg)
+			}
+		})
+	}
+}
+
+func TestBadConfigReportsAll(t *testing.T) {
+	src := "[[job]]\nname = \"a\"\nsource = \"/s\"\ntarget = \"file:///x\"\nworkers = 0\nconflict = \"x\"\nfoo = 1\n"
+	_, err := Parse("f.toml", []byte(src))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{"f.toml:5: ", "f.toml:6: ", "f.toml:7: "} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+func TestKeyLines(t *testing.T) {
+	src := `# comment
+a = 1
+"quoted key" = 2
+long = """
+x = not a key
+"""
+list = [
+  "[not a table]",
+  1,
+]
+[[job]]
+name = "x" # comment
+sub.key = 3
+[job.git]
+branch = "main"
+[[job]]
+name = "y"
+[other]
+k = 'v'
+`
+	want := map[string]int{
+		"a": 2, "quoted key": 3, "long": 4, "list": 7, "job.0": 11, "job.0.name": 12, "job.0.sub.key": 13,
+		"job.0.git": 14, "job.0.git.branch": 15, "job.1": 16, "job.1.name": 17, "other": 18, "other.k": 19,
+	}
+	got := keyLines([]byte(src))
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("keyLines:\n got %v\nwant %v", got, want)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(good)
+	f.Add("[[job]]\nname = \"a\"\nsource = \"/s\"\ntarget = \"file:///x\"\n")
+	f.Add("a = \"\"\"\n[[job]]\n")
+	f.Fuzz(func(t *testing.T, src string) {
+		cfg, err := Parse("fuzz.toml", []byte(src))
+		if err != nil {
+			return
+		}
+		if len(cfg.Jobs) == 0 {
+			t.Fatal("a config without jobs was accepted")
+		}
+		for _, j := range cfg.Jobs {
+			if j.Name == "" || j.Source == "" || j.Target == "" || j.Workers < 1 {
+				t.Fatalf("accepted an incomplete job %+v", j)
+			}
+		}
+	})
+}

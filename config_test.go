@@ -1,0 +1,136 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"ferry/internal/testrig"
+)
+
+// TestConfigOnce: `ferry --once --config FILE` runs one pass of each job
+// (here one to vsftpd and one to file://), --job picks one, and a flag
+// overrides a key of every job.
+func TestConfigOnce(t *testing.T) {
+	srv := testrig.FTP(t, testrig.FTPOptions{})
+	dir := t.TempDir()
+	srcA, srcB, dstB := filepath.Join(dir, "a"), filepath.Join(dir, "b"), filepath.Join(dir, "b-copy")
+	writeTree(t, srcA, 20, 3)
+	writeTree(t, srcB, 10, 2)
+	pwFile := filepath.Join(dir, "password")
+	if err := os.WriteFile(pwFile, []byte(srv.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "ferry.toml")
+	writeFile(t, cfg, `state_dir = "state"
+
+[[job]]
+name = "to-ftp"
+source = "a"
+target = "`+srv.URL("/site")+`"
+password_file = "password"
+workers = 2
+
+[[job]]
+name = "to-dir"
+source = "b"
+target = "file://`+dstB+`"
+`)
+	r := ferry(t, nil, nil, "--once", "--config", cfg, "--job", "to-dir")
+	if r.code != 0 {
+		t.Fatalf("--job to-dir: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if n := countFiles(t, dstB); n != 10 {
+		t.Fatalf("to-dir mirrored %d files, want 10", n)
+	}
+	if n := countFiles(t, filepath.Join(srv.Root, "site")); n != 0 {
+		t.Fatalf("--job to-dir also ran to-ftp (%d files)", n)
+	}
+	r = ferry(t, nil, nil, "--once", "--config", cfg, "--json")
+	if r.code != 0 {
+		t.Fatalf("all jobs: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if n := countFiles(t, filepath.Join(srv.Root, "site")); n != 20 {
+		t.Fatalf("to-ftp mirrored %d files, want 20", n)
+	}
+	if !strings.Contains(r.stdout, `"job": "to-ftp"`) || !strings.Contains(r.stdout, `"job": "to-dir"`) {
+		t.Errorf("--json output does not name both jobs:\n%s", r.stdout)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state")); err != nil {
+		t.Errorf("state_dir relative to the config file: %v", err)
+	}
+	// A flag overrides the key in every job: --delete removes the extra file.
+	writeFile(t, filepath.Join(dstB, "extra.txt"), "x")
+	r = ferry(t, nil, nil, "--once", "--config", cfg, "--job", "to-dir", "--delete", "--check-remote")
+	if r.code != 0 {
+		t.Fatalf("--delete override: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dstB, "extra.txt")); !os.IsNotExist(err) {
+		t.Errorf("--delete given with --config did not apply: %v", err)
+	}
+}
+
+// TestConfigErrors: a bad config file is exit 2 with the file, line and
+// key, and nothing is created or sent.
+func TestConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	writeTree(t, src, 3, 1)
+	dst := filepath.Join(dir, "dst")
+	head := "state_dir = \"state\"\n[[job]]\nname = \"site\"\nsource = \"src\"\ntarget = \"file://" + dst + "\"\n"
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"unknown key", "workerz = 3\n", `ferry.toml:6: job "site": workerz: unknown key`},
+		{"bad value", "conflict = \"mine\"\n", `ferry.toml:6: job "site": conflict: conflict policy "mine"`},
+		{"bad type", "workers = \"four\"\n", `ferry.toml:6: job "site": workers: incompatible types`},
+		{"bad duration", "max_delay = \"later\"\n", `ferry.toml:6: job "site": max_delay: want a duration`},
+		{"syntax", "delete = yes\n", `ferry.toml:6: `},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := filepath.Join(dir, "ferry.toml")
+			writeFile(t, cfg, head+tc.body)
+			r := ferry(t, nil, nil, "--once", "--config", cfg)
+			if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+				t.Fatalf("exit %d, stderr %q; want 2 and %q", r.code, r.stderr, tc.want)
+			}
+			for _, p := range []string{dst, filepath.Join(dir, "state")} {
+				if _, err := os.Stat(p); !os.IsNotExist(err) {
+					t.Errorf("%s exists after a refused config", p)
+				}
+			}
+		})
+	}
+	r := ferry(t, nil, nil, "--once", "--config", filepath.Join(dir, "missing.toml"))
+	if r.code != 2 || !strings.Contains(r.stderr, "missing.toml") {
+		t.Errorf("missing config: exit %d, stderr %q", r.code, r.stderr)
+	}
+	writeFile(t, filepath.Join(dir, "ok.toml"), head)
+	r = ferry(t, nil, nil, "--once", "--config", filepath.Join(dir, "ok.toml"), "--job", "nope")
+	if r.code != 2 || !strings.Contains(r.stderr, `has no job "nope" (it has: site)`) {
+		t.Errorf("unknown --job: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func writeFile(t *testing.T, p, s string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func countFiles(t *testing.T, root string) int {
+	t.Helper()
+	n := 0
+	_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			n++
+		}
+		return nil
+	})
+	return n
+}
