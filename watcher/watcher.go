@@ -1,0 +1,373 @@
+// Package watcher owns live change detection: fsnotify over a whole tree,
+// new directories watched as they appear, the events on one path coalesced
+// into one Change, released once the path has settled. It decides nothing
+// about the remote: it says what changed locally, and when events were lost
+// it says which subtree must be scanned again.
+package watcher
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Kind is what happened to a path.
+type Kind int
+
+// The kinds of Change.
+const (
+	Changed Kind = iota // a file was created or written and has settled
+	Removed             // a file or directory is gone
+	Moved               // a file was renamed from From to Path inside the tree
+	Rescan              // the subtree at Path must be scanned: new, or events were lost
+)
+
+func (k Kind) String() string {
+	return [...]string{"changed", "removed", "moved", "rescan"}[k]
+}
+
+// Change is one settled change. Paths are slash-separated and relative to
+// the root ("" is the root itself).
+type Change struct {
+	Kind  Kind
+	Path  string
+	From  string    // Moved: the old path
+	Since time.Time // the first event of the burst: the path's out-of-sync date
+}
+
+// Options configure a Watcher.
+type Options struct {
+	// Excluded leaves paths out (the job's exclude patterns).
+	Excluded func(rel string, isDir bool) bool
+	// Settle is how long a file must be quiet (no event, mtime unchanged)
+	// before it is released; MaxDelay releases a file that never settles.
+	Settle, MaxDelay time.Duration
+	// Logf reports what the watcher cannot do (watch limit, overflow).
+	Logf func(format string, args ...any)
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+// Watcher watches one tree.
+type Watcher struct {
+	root string
+	o    Options
+	fsw  *fsnotify.Watcher
+
+	pending map[string]*pend
+	due     dueHeap
+	ready   []Change
+	// lastRename is the path of the event just before, when it was a
+	// rename away: inotify reports a move as that, then a create.
+	// renamedUnsettled says that path still had unreleased changes, so it
+	// never was shipped as it is and the move is not a remote rename.
+	lastRename       string
+	renamedUnsettled bool
+}
+
+// pend is a path with events not yet released.
+type pend struct {
+	kind  Kind // Changed, Removed or Moved
+	from  string
+	first time.Time
+	at    time.Time // when it is next looked at
+}
+
+// New watches root and everything under it that is not excluded.
+func New(root string, o Options) (*Watcher, error) {
+	if o.Excluded == nil {
+		o.Excluded = func(string, bool) bool { return false }
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxDelay < o.Settle {
+		o.MaxDelay = o.Settle
+	}
+	fsw, err := fsnotify.NewBufferedWatcher(4096)
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w%s", root, err, limitHint(err))
+	}
+	w := &Watcher{root: root, o: o, fsw: fsw, pending: map[string]*pend{}}
+	if err := w.addTree(""); err != nil {
+		fsw.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// limitHint tells which sysctl to raise when the kernel refused a watch.
+func limitHint(err error) string {
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		return " (the kernel's inotify watch limit is reached: raise the sysctl fs.inotify.max_user_watches)"
+	case errors.Is(err, syscall.EMFILE):
+		return " (too many inotify instances: raise the sysctl fs.inotify.max_user_instances)"
+	}
+	return ""
+}
+
+// addTree watches dir and its subdirectories. A directory the kernel will
+// not watch is reported and left to the scans.
+func (w *Watcher) addTree(dir string) error {
+	return filepath.WalkDir(w.abs(dir), func(p string, d fs.DirEntry, err error) error {
+		rel := w.rel(p)
+		if err != nil {
+			if rel == dir && dir == "" {
+				return fmt.Errorf("watch %s: %w", w.root, err)
+			}
+			return nil // vanished or unreadable: the scan reports it
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		if rel != "" && w.o.Excluded(rel, true) {
+			return filepath.SkipDir
+		}
+		if err := w.fsw.Add(p); err != nil {
+			if rel == "" {
+				return fmt.Errorf("watch %s: %w%s", w.root, err, limitHint(err))
+			}
+			w.o.Logf("watch %s: %v%s; changes under it are found by the periodic scans only", p, err, limitHint(err))
+			return filepath.SkipDir
+		}
+		return nil
+	})
+}
+
+// Close stops watching.
+func (w *Watcher) Close() error { return w.fsw.Close() }
+
+func (w *Watcher) abs(rel string) string { return filepath.Join(w.root, filepath.FromSlash(rel)) }
+
+func (w *Watcher) rel(abs string) string {
+	r, err := filepath.Rel(w.root, abs)
+	if err != nil || r == "." {
+		return ""
+	}
+	return filepath.ToSlash(r)
+}
+
+// Run delivers changes to out until ctx ends or the watcher fails. The
+// events keep being read while out is not ready, so a slow consumer never
+// makes the kernel drop events.
+func (w *Watcher) Run(ctx context.Context, out chan<- Change) error {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		w.arm(timer)
+		var send chan<- Change
+		var next Change
+		if len(w.ready) > 0 {
+			send, next = out, w.ready[0]
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case ev, ok := <-w.fsw.Events:
+			if !ok {
+				return errors.New("watcher closed")
+			}
+			w.event(ev)
+		case err, ok := <-w.fsw.Errors:
+			if !ok {
+				return errors.New("watcher closed")
+			}
+			w.failure(err)
+		case <-timer.C:
+			w.settle()
+		case send <- next:
+			w.ready = w.ready[1:]
+		}
+	}
+}
+
+// arm points the timer at the earliest path due.
+func (w *Watcher) arm(t *time.Timer) {
+	t.Stop()
+	select {
+	case <-t.C:
+	default:
+	}
+	if len(w.due) > 0 {
+		t.Reset(max(0, w.due[0].at.Sub(w.o.Now())))
+	}
+}
+
+// failure handles an error from the kernel's side: events were lost, so the
+// whole tree is scanned again.
+func (w *Watcher) failure(err error) {
+	if errors.Is(err, fsnotify.ErrEventOverflow) {
+		w.o.Logf("watch %s: the kernel's event queue overflowed, so changes were lost; the tree is scanned again "+
+			"(raise the sysctl fs.inotify.max_queued_events if this repeats)", w.root)
+	} else {
+		w.o.Logf("watch %s: %v; the tree is scanned again", w.root, err)
+	}
+	w.ready = append(w.ready, Change{Kind: Rescan, Path: "", Since: w.o.Now()})
+}
+
+// event folds one fsnotify event into the pending set.
+func (w *Watcher) event(ev fsnotify.Event) {
+	rel := w.rel(ev.Name)
+	if rel == "" {
+		return // the root itself: its own removal shows in the scans
+	}
+	renamedFrom := w.lastRename
+	w.lastRename = ""
+	now := w.o.Now()
+	switch {
+	case ev.Has(fsnotify.Create):
+		fi, err := os.Lstat(ev.Name)
+		if err == nil && fi.IsDir() {
+			if w.o.Excluded(rel, true) {
+				return
+			}
+			if renamedFrom != "" {
+				w.mark(renamedFrom, Removed, "", now)
+			}
+			// Files may have landed before the watch did: scan it.
+			if err := w.addTree(rel); err != nil {
+				w.o.Logf("%v", err)
+			}
+			w.ready = append(w.ready, Change{Kind: Rescan, Path: rel, Since: now})
+			return
+		}
+		if w.o.Excluded(rel, false) {
+			return
+		}
+		if renamedFrom != "" {
+			if !w.renamedUnsettled {
+				// A file ferry may have shipped moved: the consumer checks
+				// its content before renaming on the remote.
+				w.forget(renamedFrom)
+				w.mark(rel, Moved, renamedFrom, now)
+				return
+			}
+			w.mark(renamedFrom, Removed, "", now) // never shipped as it was
+		}
+		w.mark(rel, Changed, "", now)
+	case ev.Has(fsnotify.Write), ev.Has(fsnotify.Chmod):
+		if w.o.Excluded(rel, false) {
+			return
+		}
+		w.mark(rel, Changed, "", now)
+	case ev.Has(fsnotify.Rename):
+		p := w.pending[rel]
+		w.lastRename, w.renamedUnsettled = rel, p != nil && p.kind != Removed
+		w.mark(rel, Removed, "", now)
+	case ev.Has(fsnotify.Remove):
+		w.mark(rel, Removed, "", now)
+	}
+}
+
+// mark records an event on rel and pushes its release back.
+func (w *Watcher) mark(rel string, kind Kind, from string, now time.Time) {
+	p := w.pending[rel]
+	if p == nil {
+		p = &pend{first: now}
+		w.pending[rel] = p
+	}
+	switch {
+	case kind == Moved:
+		p.kind, p.from = Moved, from
+	case p.kind == Moved && kind == Changed:
+		// written after the move: still a move, then an upload if the
+		// content differs, which the consumer finds out
+	default:
+		p.kind, p.from = kind, ""
+	}
+	p.at = now.Add(w.o.Settle)
+	if limit := p.first.Add(w.o.MaxDelay); p.at.After(limit) {
+		p.at = limit
+	}
+	heap.Push(&w.due, dueItem{at: p.at, path: rel})
+}
+
+func (w *Watcher) forget(rel string) { delete(w.pending, rel) }
+
+// settle releases the paths that are due and have settled.
+func (w *Watcher) settle() {
+	now := w.o.Now()
+	for len(w.due) > 0 && !w.due[0].at.After(now) {
+		it := heap.Pop(&w.due).(dueItem)
+		p := w.pending[it.path]
+		if p == nil || !p.at.Equal(it.at) {
+			continue // forgotten, or pushed back by a later event
+		}
+		if again, ok := w.check(it.path, p, now); !ok {
+			p.at = again
+			heap.Push(&w.due, dueItem{at: again, path: it.path})
+			continue
+		}
+		delete(w.pending, it.path)
+	}
+}
+
+// check decides whether p can be released now; if not, when to look again.
+func (w *Watcher) check(rel string, p *pend, now time.Time) (time.Time, bool) {
+	fi, err := os.Lstat(w.abs(rel))
+	switch {
+	case err != nil:
+		// Gone: whatever happened before, the path must not exist remotely.
+		w.ready = append(w.ready, Change{Kind: Removed, Path: rel, Since: p.first})
+		return time.Time{}, true
+	case fi.IsDir():
+		if p.kind == Removed { // replaced by a directory
+			w.ready = append(w.ready, Change{Kind: Removed, Path: rel, Since: p.first})
+		}
+		return time.Time{}, true
+	}
+	// Still being written (its mtime is younger than the settle delay)?
+	// Wait, unless it has waited long enough already.
+	if quiet := now.Sub(fi.ModTime()); quiet < w.o.Settle && now.Sub(p.first) < w.o.MaxDelay {
+		again := fi.ModTime().Add(w.o.Settle)
+		if limit := p.first.Add(w.o.MaxDelay); again.After(limit) {
+			again = limit
+		}
+		return again, false
+	}
+	c := Change{Kind: Changed, Path: rel, Since: p.first}
+	if p.kind == Moved {
+		c.Kind, c.From = Moved, p.from
+	}
+	w.ready = append(w.ready, c)
+	return time.Time{}, true
+}
+
+// dueItem is a path and when to look at it; stale items (the path was
+// pushed back since) are skipped when popped.
+type dueItem struct {
+	at   time.Time
+	path string
+}
+
+type dueHeap []dueItem
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueItem)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}
+
+// Inside reports whether rel is dir or under it (for consumers matching a
+// Rescan against paths).
+func Inside(rel, dir string) bool {
+	return dir == "" || rel == dir || strings.HasPrefix(rel, dir+"/")
+}
