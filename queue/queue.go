@@ -78,6 +78,8 @@ type Queue struct {
 	closed   bool            // no more work will be produced
 	refill   bool            // a claim is running
 	errs     error
+	// paused classes are not handed out; what is in flight finishes.
+	pauseHigh, pauseLow bool
 }
 
 type inflight struct {
@@ -291,7 +293,7 @@ func (q *Queue) catchUp(l int) {
 // take picks the next item: high first, then the lane with the least
 // service so far. Callers hold q.mu.
 func (q *Queue) take() (Item, bool) {
-	for len(q.high) > 0 {
+	for len(q.high) > 0 && !q.pauseHigh {
 		p := heap.Pop(&q.high).(*Item)
 		delete(q.highIdx, p.Path)
 		if _, busy := q.inflight[p.Path]; busy {
@@ -300,6 +302,9 @@ func (q *Queue) take() (Item, bool) {
 		}
 		q.inflight[p.Path] = inflight{lane: -1}
 		return *p, true
+	}
+	if q.pauseLow {
+		return Item{}, false
 	}
 	best := -1
 	for l := 0; l < Lanes; l++ {
@@ -365,6 +370,48 @@ func (q *Queue) Requeue(it Item) {
 		heap.Push(&q.high, p)
 	}
 	q.notify()
+}
+
+// Pause stops handing out the classes given (true) and resumes the others;
+// items in flight are not affected. The daemon pauses everything on
+// request, and the low class during protected hours.
+func (q *Queue) Pause(high, low bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.pauseHigh, q.pauseLow = high, low
+	q.notify()
+}
+
+// Paused reports which classes are paused.
+func (q *Queue) Paused() (high, low bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.pauseHigh, q.pauseLow
+}
+
+// WaitIdle blocks until nothing is queued, claimable or in flight: every
+// item handed out is Done and the source had nothing more at its last
+// claim. Workers must be running for it to happen.
+func (q *Queue) WaitIdle(ctx context.Context) error {
+	for {
+		q.mu.Lock()
+		if q.errs != nil {
+			err := q.errs
+			q.mu.Unlock()
+			return err
+		}
+		idle := !q.refill && len(q.inflight) == 0 && len(q.again) == 0 && q.empty() && q.allExhausted()
+		wake := q.wake
+		q.mu.Unlock()
+		if idle {
+			return nil
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // Depth returns the number of items waiting in memory per class, and in

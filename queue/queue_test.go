@@ -244,3 +244,56 @@ func TestNextStopsWhenClaimsFailOnCancel(t *testing.T) {
 		t.Fatalf("Next spins on failing claims after cancel (%d claims)", src.calls)
 	}
 }
+
+// TestPauseAndWaitIdle: a paused class is not handed out while the other
+// is; WaitIdle returns only once everything handed out is done and the
+// source is drained.
+func TestPauseAndWaitIdle(t *testing.T) {
+	src := &fakeSource{}
+	for i := range 5 {
+		src.add(Item{Path: fmt.Sprintf("bulk/%d", i), Size: 10, DirtySince: int64(i)})
+	}
+	q := New(src, 8)
+	q.Pause(false, true) // protected hours: bulk waits, live goes
+	q.Push(Item{Path: "live", Size: 10, DirtySince: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	it, err := q.Next(ctx)
+	if err != nil || it.Path != "live" {
+		t.Fatalf("Next = %v, %v; want the live item while bulk is paused", it.Path, err)
+	}
+	q.Done(it, time.Millisecond)
+	short, cancelShort := context.WithTimeout(ctx, 100*time.Millisecond)
+	if it, err := q.Next(short); err == nil {
+		t.Fatalf("got %s from a paused class", it.Path)
+	}
+	cancelShort()
+	if h, l := q.Paused(); h || !l {
+		t.Fatalf("Paused() = %v, %v", h, l)
+	}
+	idle := make(chan error, 1)
+	go func() { idle <- q.WaitIdle(ctx) }()
+	select {
+	case err := <-idle:
+		t.Fatalf("WaitIdle returned (%v) with bulk work waiting", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	q.Pause(false, false)
+	for range 5 {
+		it, err := q.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-idle:
+			t.Fatalf("WaitIdle returned (%v) with %s in flight", err, it.Path)
+		default:
+		}
+		q.Done(it, time.Millisecond)
+	}
+	// The source is empty now, but only a claim can tell: a worker asks.
+	go func() { _, _ = q.Next(ctx) }()
+	if err := <-idle; err != nil {
+		t.Fatalf("WaitIdle: %v", err)
+	}
+}
