@@ -21,6 +21,9 @@ var errConflictSkipped = errors.New("the remote copy was changed by someone else
 
 // handle makes one attempt at an item on a worker's connection.
 func (r *runner) handle(ctx context.Context, c remote.Conn, it queue.Item) error {
+	if m, ok := it.Data.(liveMove); ok {
+		return r.move(ctx, c, m)
+	}
 	e := it.Data.(registry.Entry)
 	switch e.Action {
 	case registry.Upload:
@@ -213,7 +216,7 @@ func (r *runner) result(it queue.Item, err error, attempts int) {
 	if err == nil {
 		return
 	}
-	e := it.Data.(registry.Entry)
+	e := entryOf(it)
 	if errors.Is(err, transfer.ErrVanished) {
 		// Deleted locally since the scan: the next scan settles it.
 		if !e.Shipped() {
@@ -231,6 +234,14 @@ func (r *runner) result(it queue.Item, err error, attempts int) {
 	_ = r.w.Put(e)
 	r.prog.Failed(e.Path, err)
 	r.o.Logf("failed: %v", err)
+}
+
+// entryOf is the registry entry an item stands for.
+func entryOf(it queue.Item) registry.Entry {
+	if m, ok := it.Data.(liveMove); ok {
+		return m.to
+	}
+	return it.Data.(registry.Entry)
 }
 
 func (r *runner) markFailedDir(d string) {

@@ -58,12 +58,38 @@ type runner struct {
 	// no deletion is made there.
 	failedDirs map[string]bool
 
-	transferred, bytes, touched, adopted, deleted, failed, conflicts, cleaned atomic.Int64
+	transferred, bytes, touched, adopted, deleted, failed, conflicts, cleaned, moved atomic.Int64
 }
 
 // Run makes one pass: it mirrors Source to Target and returns what it did.
 // The error, when not nil, is an *Error with the exit code.
 func Run(ctx context.Context, o Options) (*Summary, error) {
+	s, sum, err := Open(ctx, o)
+	if err != nil {
+		return sum, err
+	}
+	defer s.Close()
+	return s.Once(ctx)
+}
+
+// Session is a job held open: its lock, its registry, its logged-in
+// connections and its counters. `ferry --once` makes one pass on it; the
+// daemon keeps it for as long as it runs.
+type Session struct {
+	o         Options
+	r         *runner
+	db        *registry.DB
+	unlock    func()
+	first     remote.Conn // the connection Open made, until a pass takes it
+	recovered int64
+	started   time.Time
+}
+
+// Open checks the source, locks the job, opens the registry, logs in once
+// (a wrong password or host key ends it here, with nothing written) and
+// recovers what a dead run left. The Summary says what was found when it
+// fails.
+func Open(ctx context.Context, o Options) (*Session, *Summary, error) {
 	o.defaults()
 	start := o.Now()
 	sum := &Summary{Job: o.Job, Source: o.Source, Target: o.Target.String(), DryRun: o.DryRun, Started: start}
@@ -73,36 +99,40 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	fi, err := os.Stat(o.Source)
 	switch {
 	case err != nil && o.Delete:
-		return sum, fail(ExitRefused, "refused: source %s cannot be read (%v) and --delete is on; nothing was changed", o.Source, err)
+		return nil, sum, fail(ExitRefused, "refused: source %s cannot be read (%v) and --delete is on; nothing was changed", o.Source, err)
 	case err != nil:
-		return sum, fail(ExitUsage, "source %s: %v", o.Source, err)
+		return nil, sum, fail(ExitUsage, "source %s: %v", o.Source, err)
 	case !fi.IsDir():
-		return sum, fail(ExitUsage, "source %s: not a directory", o.Source)
+		return nil, sum, fail(ExitUsage, "source %s: not a directory", o.Source)
 	}
 	if o.Delete {
 		empty, err := sourceEmpty(o)
 		if err != nil {
-			return sum, fail(ExitRefused, "refused: source %s cannot be read (%v) and --delete is on; nothing was changed", o.Source, err)
+			return nil, sum, fail(ExitRefused, "refused: source %s cannot be read (%v) and --delete is on; nothing was changed", o.Source, err)
 		}
 		if empty {
-			return sum, fail(ExitRefused, "refused: source %s is empty and --delete would remove everything on %s; nothing was changed", o.Source, o.Target)
+			return nil, sum, fail(ExitRefused, "refused: source %s is empty and --delete would remove everything on %s; nothing was changed", o.Source, o.Target)
 		}
 	}
 
 	unlock, err := registry.Lock(o.StateDir, o.Job)
 	if err != nil {
-		return sum, &Error{Code: ExitUsage, Err: err}
+		return nil, sum, &Error{Code: ExitUsage, Err: err}
 	}
-	defer unlock()
-	db, err := registry.Open(ctx, o.StateDir)
-	if err != nil {
-		return sum, &Error{Code: ExitUsage, Err: err}
+	s := &Session{o: o, unlock: unlock, started: start}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	if s.db, err = registry.Open(ctx, o.StateDir); err != nil {
+		return nil, sum, &Error{Code: ExitUsage, Err: err}
 	}
-	defer db.Close()
-	sum.Registry = db.Path()
-	job, err := db.Job(ctx, o.Job, o.Source, o.Target.String())
+	sum.Registry = s.db.Path()
+	job, err := s.db.Job(ctx, o.Job, o.Source, o.Target.String())
 	if err != nil {
-		return sum, &Error{Code: ExitUsage, Err: err}
+		return nil, sum, &Error{Code: ExitUsage, Err: err}
 	}
 
 	// Connect once before changing anything: a wrong password or host key
@@ -110,49 +140,103 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	first, err := o.Open(ctx, o.Target, o.RemoteOpts)
 	if err != nil {
 		if ctx.Err() != nil {
-			return sum, &Error{Code: ExitInterrupted, Err: ctx.Err()}
+			return nil, sum, &Error{Code: ExitInterrupted, Err: ctx.Err()}
 		}
-		return sum, &Error{Code: ExitUsage, Err: fmt.Errorf("connect to %s: %w", o.Target, err)}
+		return nil, sum, &Error{Code: ExitUsage, Err: fmt.Errorf("connect to %s: %w", o.Target, err)}
 	}
+	s.first = first
 	caps := first.Caps()
 	if _, err := first.Stat(ctx, ""); errors.Is(err, remote.ErrNotExist) && !o.DryRun {
 		if err := first.Mkdir(ctx, ""); err != nil {
-			first.Close()
-			return sum, &Error{Code: ExitUsage, Err: fmt.Errorf("create the target directory %s: %w", o.Target, err)}
+			return nil, sum, &Error{Code: ExitUsage, Err: fmt.Errorf("create the target directory %s: %w", o.Target, err)}
 		}
 	} else if err != nil && !errors.Is(err, remote.ErrNotExist) {
-		first.Close()
-		return sum, &Error{Code: ExitUsage, Err: fmt.Errorf("target %s: %w", o.Target, err)}
+		return nil, sum, &Error{Code: ExitUsage, Err: fmt.Errorf("target %s: %w", o.Target, err)}
 	}
-
-	var run *registry.Run
 	if !o.DryRun {
 		// A dead run left rows "transferring": they become pending with a
 		// remote check, and the remote is listed to find what completed
 		// and the temporary files the crash left.
-		recovered, err := job.Recover(ctx)
-		if err != nil {
-			first.Close()
+		if s.recovered, err = job.Recover(ctx); err != nil {
+			return nil, sum, &Error{Code: ExitUsage, Err: err}
+		}
+	}
+	s.r = &runner{o: o, job: job, caps: caps, lim: o.limiter(), dirs: newDirCache(), failedDirs: map[string]bool{}, conns: &stash{}, prog: o.Progress}
+	if s.r.prog == nil {
+		s.r.prog = nopProgress{}
+	}
+	if !o.DryRun {
+		s.r.w = job.NewWriter(25*time.Millisecond, 2000)
+	}
+	ok = true
+	return s, sum, nil
+}
+
+// Close saves what is pending in the registry, logs out and unlocks the job.
+func (s *Session) Close() error {
+	var err error
+	if s.r != nil {
+		if s.r.w != nil {
+			err = s.r.w.Close()
+			s.r.w = nil
+		}
+		s.r.conns.close()
+	}
+	if s.first != nil {
+		s.first.Close()
+		s.first = nil
+	}
+	if s.db != nil {
+		s.db.Close()
+		s.db = nil
+	}
+	if s.unlock != nil {
+		s.unlock()
+		s.unlock = nil
+	}
+	return err
+}
+
+// takeFirst hands over the connection Open made, once.
+func (s *Session) takeFirst(ctx context.Context) (remote.Conn, error) {
+	if c := s.first; c != nil {
+		s.first = nil
+		return c, nil
+	}
+	if c := s.r.conns.take(); c != nil {
+		return c, nil
+	}
+	return s.o.Open(ctx, s.o.Target, s.o.RemoteOpts)
+}
+
+// Once makes the one pass of `ferry --once` and sums it up.
+func (s *Session) Once(ctx context.Context) (*Summary, error) {
+	o, r := s.o, s.r
+	sum := &Summary{Job: o.Job, Source: o.Source, Target: o.Target.String(), DryRun: o.DryRun, Started: s.started,
+		Registry: s.db.Path(), Recovered: s.recovered}
+	r.sum = sum
+	var run *registry.Run
+	if !o.DryRun {
+		var err error
+		if run, err = r.job.StartRun(ctx, s.started); err != nil {
 			return sum, &Error{Code: ExitUsage, Err: err}
 		}
-		sum.Recovered = recovered
-		if run, err = job.StartRun(ctx, start); err != nil {
-			first.Close()
-			return sum, &Error{Code: ExitUsage, Err: err}
-		}
-		if last, _ := job.LastRun(ctx, run.ID); last != nil && last.ExitCode < 0 {
+		if last, _ := r.job.LastRun(ctx, run.ID); last != nil && last.ExitCode < 0 {
 			sum.Recovered++ // the last run died; list the remote this time
 		}
 	}
-	listRemote := job.ListedAt == 0 || o.CheckRemote || sum.Recovered > 0
+	listRemote := r.job.ListedAt == 0 || o.CheckRemote || sum.Recovered > 0
 	sum.ListedRemote = listRemote
-
-	r := &runner{o: o, job: job, caps: caps, lim: o.limiter(), dirs: newDirCache(), sum: sum, prog: o.Progress, failedDirs: map[string]bool{}, conns: &stash{}}
-	defer r.conns.close()
-	if r.prog == nil {
-		r.prog = nopProgress{}
+	first, err := s.takeFirst(ctx)
+	if err != nil {
+		return sum, &Error{Code: ExitUsage, Err: fmt.Errorf("connect to %s: %w", o.Target, err)}
 	}
 	code, err := r.pass(ctx, first, listRemote)
+	if r.w != nil {
+		if ferr := r.w.Flush(context.WithoutCancel(ctx)); ferr != nil && err == nil {
+			err, code = ferr, ExitUsage
+		}
+	}
 	sum.Transferred, sum.Bytes, sum.Touched, sum.Adopted = r.transferred.Load(), r.bytes.Load(), r.touched.Load(), r.adopted.Load()
 	sum.Deleted, sum.Failed, sum.Conflicts, sum.Cleaned = r.deleted.Load(), r.failed.Load(), r.conflicts.Load(), r.cleaned.Load()
 	sum.Ended = o.Now()
@@ -163,10 +247,10 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		if code == ExitInterrupted {
 			run.ExitCode = ExitInterrupted
 		}
-		if eerr := job.EndRun(run); eerr != nil && err == nil {
+		if eerr := r.job.EndRun(run); eerr != nil && err == nil {
 			err, code = eerr, ExitUsage
 		}
-		if fails, ferr := job.Failures(context.Background()); ferr == nil {
+		if fails, ferr := r.job.Failures(context.Background()); ferr == nil {
 			for _, e := range fails {
 				sum.Failures = append(sum.Failures, Failure{Path: e.Path, Error: e.LastError, Attempts: e.Attempts})
 			}
@@ -206,8 +290,6 @@ func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (
 	if o.DryRun {
 		return r.dryRun(ctx, first, listRemote)
 	}
-	r.w = r.job.NewWriter(25*time.Millisecond, 2000)
-	defer r.w.Close()
 	q := queue.New(claimer{r.job}, 256)
 	pl := planner.New(r.job, r.w, planner.Options{Source: o.Source, Delete: o.Delete, Checksum: o.Checksum, ListPrecision: r.caps.ListModTimePrecision, Now: o.Now})
 
@@ -229,7 +311,7 @@ func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (
 	g.Go(func() error {
 		defer close(planDone)
 		defer q.Close()
-		err := r.plan(gctx, pl, listers, listRemote, q)
+		err := r.plan(gctx, pl, listers, listRemote, "")
 		r.sum.Plan = pl.Stats
 		if listers != nil {
 			listers.close()
@@ -317,8 +399,8 @@ func (r *runner) settleLate(ctx context.Context) (int, error) {
 
 // plan walks the tree and settles every directory; with --delete it also
 // walks the subtrees that exist only on the remote.
-func (r *runner) plan(ctx context.Context, pl *planner.Planner, ls *listers, listRemote bool, q *queue.Queue) error {
-	w := scanner.NewWalker(r.o.Source, scanner.Options{Excludes: r.o.Excludes, Links: r.o.Links})
+func (r *runner) plan(ctx context.Context, pl *planner.Planner, ls *listers, listRemote bool, start string) error {
+	w := scanner.NewWalker(r.o.Source, scanner.Options{Excludes: r.o.Excludes, Links: r.o.Links, Start: start})
 	var list scanner.ListFunc
 	ahead := 4
 	if listRemote {

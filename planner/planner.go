@@ -233,6 +233,14 @@ func (p *Planner) file(rel string, f scanner.File, e registry.Entry, known bool,
 	return p.sink.Put(out)
 }
 
+// File settles one file the watcher reported, as Dir settles each file of
+// a directory but without a listing; e is what the registry holds for it
+// (known false when nothing).
+func (p *Planner) File(rel string, f scanner.File, e registry.Entry, known bool) error {
+	p.Stats.Files++
+	return p.file(rel, f, e, known, remote.FileInfo{}, false, false, p.o.Now().UnixNano())
+}
+
 // gone handles a recorded path that is no longer on disk; for a directory,
 // everything recorded under it goes first.
 func (p *Planner) gone(ctx context.Context, e registry.Entry, now int64) error {

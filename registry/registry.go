@@ -71,6 +71,11 @@ const (
 	DeferredDirLane = -2
 )
 
+// LiveLane holds what the daemon queued from a live change: the queue has
+// it in memory, so no claim takes it; after a crash the next scan finds it
+// pending and plans it again.
+const LiveLane = -3
+
 func (a Action) String() string {
 	switch a {
 	case Upload:

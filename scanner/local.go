@@ -36,6 +36,9 @@ type Options struct {
 	// to the root ("*.tmp", "/build/", "node_modules/", "!keep.tmp").
 	Excludes []string
 	Links    Links
+	// Start is the subtree to walk, relative to the root ("" = all of it):
+	// the daemon rescans only where the watcher lost track.
+	Start string
 }
 
 // File is one local entry.
@@ -89,19 +92,20 @@ func (w *Walker) Excluded(rel string, isDir bool) bool {
 // fn may return fs.SkipDir to skip a directory's children. Only the stack
 // of directories still to visit is held in memory.
 func (w *Walker) Walk(ctx context.Context, fn func(*Dir) error) error {
-	fi, err := os.Stat(w.root)
+	start := filepath.Join(w.root, filepath.FromSlash(w.opts.Start))
+	fi, err := os.Stat(start)
 	if err != nil {
-		return fmt.Errorf("source %s: %w", w.root, err)
+		return fmt.Errorf("source %s: %w", start, err)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("source %s: not a directory", w.root)
+		return fmt.Errorf("source %s: not a directory", start)
 	}
 	type frame struct {
 		rel     string
 		devIno  [2]uint64
 		parents map[[2]uint64]bool // only for FollowLinks loop detection
 	}
-	stack := []frame{{rel: "", devIno: devIno(fi)}}
+	stack := []frame{{rel: w.opts.Start, devIno: devIno(fi)}}
 	for len(stack) > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -164,38 +168,58 @@ func (w *Walker) read(rel string) *Dir {
 			d.Err = fmt.Errorf("stat %s: %w", filepath.Join(abs, name), err)
 			continue
 		}
-		f := File{Name: name}
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			if w.opts.Links == SkipLinks {
-				f.Link = true
-				if !w.Excluded(crel, false) {
-					d.Files = append(d.Files, f)
-				}
-				continue
-			}
-			target, err := os.Stat(filepath.Join(abs, name))
-			if err != nil {
-				f.Link = true // dangling: nothing to mirror
-				d.Files = append(d.Files, f)
-				continue
-			}
-			fi = target
+		if f, ok := w.entry(filepath.Join(abs, name), crel, fi); ok {
+			d.Files = append(d.Files, f)
 		}
-		switch {
-		case fi.IsDir():
-			f.IsDir = true
-		case fi.Mode().IsRegular():
-			f.Size = fi.Size()
-		default:
-			continue // sockets, devices, fifos are not mirrored
-		}
-		f.Mtime = fi.ModTime()
-		if w.Excluded(crel, f.IsDir) {
-			continue
-		}
-		d.Files = append(d.Files, f)
 	}
 	return d // os.ReadDir sorts by name
+}
+
+// entry turns what Lstat said of a path into a File, following the walk's
+// rules for links, special files and excludes; ok is false when the path
+// is left out.
+func (w *Walker) entry(abs, rel string, fi fs.FileInfo) (File, bool) {
+	f := File{Name: path.Base(rel)}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		if w.opts.Links == SkipLinks {
+			f.Link = true
+			return f, !w.Excluded(rel, false)
+		}
+		target, err := os.Stat(abs)
+		if err != nil {
+			f.Link = true // dangling: nothing to mirror
+			return f, true
+		}
+		fi = target
+	}
+	switch {
+	case fi.IsDir():
+		f.IsDir = true
+	case fi.Mode().IsRegular():
+		f.Size = fi.Size()
+	default:
+		return f, false // sockets, devices, fifos are not mirrored
+	}
+	f.Mtime = fi.ModTime()
+	if w.Excluded(rel, f.IsDir) {
+		return f, false
+	}
+	return f, true
+}
+
+// Stat looks at one path as the walk would see it in its directory: ok is
+// false when it does not exist or is left out (excluded, special file).
+func (w *Walker) Stat(rel string) (f File, ok bool, err error) {
+	abs := filepath.Join(w.root, filepath.FromSlash(rel))
+	fi, err := os.Lstat(abs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return File{}, false, nil
+	}
+	if err != nil {
+		return File{}, false, fmt.Errorf("stat %s: %w", abs, err)
+	}
+	f, ok = w.entry(abs, rel, fi)
+	return f, ok, nil
 }
 
 func devIno(fi fs.FileInfo) [2]uint64 {

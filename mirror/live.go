@@ -1,0 +1,261 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"ferry/internal/digest"
+	"ferry/planner"
+	"ferry/queue"
+	"ferry/registry"
+	"ferry/remote"
+	"ferry/scanner"
+	"ferry/transfer"
+)
+
+// Live is the daemon's side of a session: one queue for the session's
+// life, drained by a pool that runs until the daemon stops. Live changes go
+// to the queue's high class; scans plan into the registry, which backs the
+// low class.
+type Live struct {
+	s    *Session
+	q    *queue.Queue
+	pool *transfer.Pool
+	scan sync.Mutex // one scan at a time
+	walk *scanner.Walker
+}
+
+// Live prepares the session for the daemon. Serve must run for anything
+// to be shipped.
+func (s *Session) Live() *Live {
+	l := &Live{s: s, q: queue.New(claimer{s.r.job}, 256),
+		walk: scanner.NewWalker(s.o.Source, scanner.Options{Excludes: s.o.Excludes, Links: s.o.Links})}
+	if s.first != nil {
+		s.r.conns.give(s.first)
+		s.first = nil
+	}
+	l.pool = s.r.newPool(l.q, s.o.Workers, func() int { h, lo, _ := l.q.Depth(); return h + lo })
+	return l
+}
+
+// Queue is the live queue (for status and pausing).
+func (l *Live) Queue() *queue.Queue { return l.q }
+
+// Pool is the live pool (for status and resizing).
+func (l *Live) Pool() *transfer.Pool { return l.pool }
+
+// Serve runs the pool until ctx ends; every registry flush may hold new
+// bulk work, so it also tells the queue.
+func (l *Live) Serve(ctx context.Context) error {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-l.s.r.w.Flushed():
+				l.q.More()
+			case <-done:
+				return
+			}
+		}
+	})
+	err := l.pool.Run(ctx)
+	close(done)
+	wg.Wait()
+	return err
+}
+
+// ScanResult is what a scan found and did.
+type ScanResult struct {
+	Plan    planner.Stats
+	Deleted int64
+	Code    int // an exit code: ExitRefused when --max-delete held deletions back
+	Err     error
+}
+
+// Scan walks the tree (or the subtree dir) against the registry, listing
+// the remote too when listRemote is set, and waits until what it planned
+// is shipped; with delete on, the deletions follow, as in a --once pass.
+func (l *Live) Scan(ctx context.Context, dir string, listRemote bool) ScanResult {
+	l.scan.Lock()
+	defer l.scan.Unlock()
+	r, o := l.s.r, l.s.o
+	pl := planner.New(r.job, r.w, planner.Options{Source: o.Source, Delete: o.Delete, Checksum: o.Checksum,
+		ListPrecision: r.caps.ListModTimePrecision, Now: o.Now})
+	var ls *listers
+	if listRemote {
+		c := r.conns.take()
+		if c == nil {
+			var err error
+			if c, err = o.Open(ctx, o.Target, o.RemoteOpts); err != nil {
+				return ScanResult{Code: ExitUsage, Err: fmt.Errorf("connect to %s to list it: %w", o.Target, err)}
+			}
+		}
+		ls = newListers(c, o, r.caps)
+		defer ls.close()
+	}
+	deleted := r.deleted.Load()
+	err := r.plan(ctx, pl, ls, listRemote, dir)
+	if ls != nil {
+		ls.close()
+	}
+	res := ScanResult{Plan: pl.Stats}
+	if err != nil {
+		res.Code, res.Err = ExitUsage, err
+		if ctx.Err() != nil {
+			res.Code = ExitInterrupted
+		}
+		return res
+	}
+	l.q.More()
+	if err := l.q.WaitIdle(ctx); err != nil {
+		res.Code, res.Err = ExitInterrupted, err
+		return res
+	}
+	if listRemote && dir == "" && len(pl.Stats.DirErrors) == 0 {
+		if err := r.job.MarkListed(ctx, o.Now()); err != nil {
+			res.Code, res.Err = ExitUsage, err
+			return res
+		}
+	}
+	if o.Delete {
+		res.Code, res.Err = r.deletes(ctx, pl)
+	}
+	res.Deleted = r.deleted.Load() - deleted
+	return res
+}
+
+// liveMove is the payload of a queued local move: rename the remote copy
+// instead of sending the bytes again.
+type liveMove struct {
+	from registry.Entry
+	to   registry.Entry
+}
+
+// Changed settles a file the watcher reported changed and, if it is out of
+// sync, queues it ahead of bulk work. It reports whether it queued it.
+func (l *Live) Changed(ctx context.Context, rel string, since time.Time) (bool, error) {
+	r := l.s.r
+	f, ok, err := l.walk.Stat(rel)
+	if err != nil || !ok || f.IsDir || f.Link {
+		return false, err // gone, left out, or a directory (scanned instead)
+	}
+	// What the registry holds must include what the workers just recorded.
+	if err := r.w.Flush(ctx); err != nil {
+		return false, err
+	}
+	e, known, err := r.job.Get(ctx, rel)
+	if err != nil {
+		return false, err
+	}
+	var planned *registry.Entry
+	pl := planner.New(r.job, captureSink{put: func(e registry.Entry) { planned = &e }, w: r.w},
+		planner.Options{Source: l.s.o.Source, Checksum: l.s.o.Checksum, Now: l.s.o.Now})
+	if err := pl.File(rel, f, e, known); err != nil {
+		return false, err
+	}
+	if planned == nil {
+		return false, nil // already in sync
+	}
+	planned.Lane = registry.LiveLane
+	if !since.IsZero() && (planned.DirtySince == 0 || since.UnixNano() < planned.DirtySince) {
+		planned.DirtySince = since.UnixNano()
+	}
+	if err := r.w.Put(*planned); err != nil {
+		return false, err
+	}
+	l.q.Push(queue.Item{Path: rel, Size: f.Size, DirtySince: planned.DirtySince, Data: *planned})
+	return true, nil
+}
+
+// Moved handles a local rename. When the remote copy of from is what ferry
+// shipped and the file at to has the same content, the remote copy is
+// renamed; otherwise to is settled as a change. It reports whether a
+// rename was queued; when not, the caller rescans from's directory so a
+// deletion (with delete on) follows.
+func (l *Live) Moved(ctx context.Context, from, to string, since time.Time) (bool, error) {
+	r := l.s.r
+	if !l.s.o.Delete {
+		// Without delete, ferry never removes a remote file, so a move is
+		// an upload of the new name.
+		_, err := l.Changed(ctx, to, since)
+		return false, err
+	}
+	if err := r.w.Flush(ctx); err != nil {
+		return false, err
+	}
+	old, known, err := r.job.Get(ctx, from)
+	if err != nil {
+		return false, err
+	}
+	f, ok, err := l.walk.Stat(to)
+	if err != nil || !ok || f.IsDir || f.Link {
+		return false, err
+	}
+	if known && !old.IsDir && old.State == registry.Done && old.Hash != "" && old.LocalSize == f.Size {
+		if sum, err := digest.File(filepath.Join(l.s.o.Source, filepath.FromSlash(to))); err == nil && sum == old.Hash {
+			now := l.s.o.Now().UnixNano()
+			dst := old
+			dst.Path, dst.LocalSize, dst.LocalMtime = to, f.Size, f.Mtime.UnixNano()
+			dst.State, dst.Action, dst.Lane, dst.DirtySince = registry.Pending, registry.Upload, registry.LiveLane, now
+			// Recorded as an upload: after a crash mid-rename the next scan
+			// settles it like any other change.
+			if err := r.w.Put(dst); err != nil {
+				return false, err
+			}
+			l.q.Push(queue.Item{Path: to, Size: 0, DirtySince: now, Data: liveMove{from: old, to: dst}})
+			return true, nil
+		}
+	}
+	_, err = l.Changed(ctx, to, since)
+	return false, err
+}
+
+// captureSink keeps the entry a one-file plan puts, and forgets paths for
+// real (a file that replaced a directory).
+type captureSink struct {
+	put func(registry.Entry)
+	w   *registry.Writer
+}
+
+func (c captureSink) Put(e registry.Entry) error { c.put(e); return nil }
+func (c captureSink) Forget(p string) error      { return c.w.Forget(p) }
+
+// move renames the remote copy of m.from to m.to after checking that it is
+// still what ferry shipped; anything unexpected falls back to an upload.
+func (r *runner) move(ctx context.Context, c remote.Conn, m liveMove) error {
+	st, err := c.Stat(ctx, m.from.Path)
+	prec := r.caps.ModTimePrecision
+	same := err == nil && !st.IsDir && st.Size == m.from.RemoteSize &&
+		(!r.caps.SetModTime || m.from.RemoteMtime == 0 || remote.MtimeMatch(st.ModTime, time.Unix(0, m.from.RemoteMtime), prec))
+	if same {
+		if _, err := c.Stat(ctx, m.to.Path); err == nil {
+			same = false // something is at the new name: the upload path handles it (conflict policy)
+		} else if !errors.Is(err, remote.ErrNotExist) {
+			return err
+		}
+	}
+	if !same {
+		e := m.to
+		e.RemoteSize, e.RemoteMtime, e.Hash, e.Recheck = -1, 0, "", false
+		return r.upload(ctx, c, e)
+	}
+	if err := r.dirs.ensure(ctx, c, path.Dir(m.to.Path)); err != nil {
+		return err
+	}
+	if err := c.Rename(ctx, m.from.Path, m.to.Path); err != nil {
+		return err
+	}
+	if err := r.forget(m.from.Path); err != nil {
+		return err
+	}
+	e := m.to
+	e.State, e.LastError, e.Attempts, e.DirtySince, e.Recheck = registry.Done, "", 0, 0, false
+	r.moved.Add(1)
+	return r.record(e, 0)
+}
