@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"ferry/config"
+	"ferry/daemon"
 	"ferry/mirror"
 	"ferry/remote"
 )
@@ -132,6 +133,7 @@ func (a *App) runConfig(ctx context.Context, f *onceFlags, pos []string) int {
 		state = cfg.StateDir
 	}
 	var opts []mirror.Options
+	var daemonJobs []daemon.Job
 	for _, j := range jobs {
 		f.override(&j)
 		if err := checkFlags(&j); err != nil {
@@ -144,10 +146,14 @@ func (a *App) runConfig(ctx context.Context, f *onceFlags, pos []string) int {
 			return mirror.ExitUsage
 		}
 		opts = append(opts, o)
+		daemonJobs = append(daemonJobs, daemon.Job{Config: j, Options: o})
 	}
 	if !f.once {
-		fmt.Fprintln(a.Stderr, "ferry: the daemon is not in this build yet; add --once for one pass of each job")
-		return mirror.ExitUsage
+		if f.dryRun {
+			fmt.Fprintln(a.Stderr, "ferry: --dry-run plans one pass: add --once")
+			return mirror.ExitUsage
+		}
+		return a.runDaemon(ctx, cfg, daemonJobs)
 	}
 	worst := mirror.ExitOK
 	for _, o := range opts {

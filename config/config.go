@@ -35,9 +35,10 @@ type Config struct {
 
 // Globals are the keys above the jobs.
 type Globals struct {
-	StateDir      string `toml:"state_dir"`      // "" = $XDG_STATE_HOME/ferry or ~/.local/state/ferry
-	LogFormat     string `toml:"log_format"`     // text or json
-	MetricsListen string `toml:"metrics_listen"` // host:port for Prometheus metrics; "" = off
+	StateDir      string   `toml:"state_dir"`      // "" = $XDG_STATE_HOME/ferry or ~/.local/state/ferry
+	LogFormat     string   `toml:"log_format"`     // text or json
+	MetricsListen string   `toml:"metrics_listen"` // host:port for Prometheus metrics; "" = off
+	DrainTimeout  Duration `toml:"drain_timeout"`  // how long transfers in flight get to finish on SIGTERM
 }
 
 // Job is one mirrored tree: where from, where to, and how.
@@ -109,7 +110,9 @@ func Defaults() Job {
 }
 
 // GlobalDefaults are the defaults of the keys above the jobs.
-func GlobalDefaults() Globals { return Globals{LogFormat: "text"} }
+func GlobalDefaults() Globals {
+	return Globals{LogFormat: "text", DrainTimeout: Duration{30 * time.Second}}
+}
 
 // Error is one mistake in a config file.
 type Error struct {
@@ -225,6 +228,9 @@ func Parse(file string, src []byte) (*Config, error) {
 		if !found {
 			at(key, unknown)
 		}
+	}
+	if cfg.DrainTimeout.Duration <= 0 {
+		at("drain_timeout", fmt.Errorf("%v: want a positive duration such as 30s", cfg.DrainTimeout.Duration))
 	}
 	switch cfg.LogFormat {
 	case "text", "json":

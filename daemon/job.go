@@ -1,0 +1,394 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"ferry/config"
+	"ferry/mirror"
+	"ferry/scanner"
+	"ferry/schedule"
+	"ferry/watcher"
+)
+
+// The states a job shows in `ferry status`.
+const (
+	StateStarting = "starting"
+	StateIdle     = "idle"
+	StateScanning = "scanning"
+	StateSyncing  = "syncing"
+	StatePaused   = "paused"
+	StateDraining = "draining"
+	StateFailed   = "failed"
+)
+
+// job runs one [[job]] of the config for the daemon's life.
+type job struct {
+	name string
+	cfg  config.Job
+	mo   mirror.Options
+	log  *slog.Logger
+	prot schedule.Windows
+	now  func() time.Time
+
+	live *mirror.Live
+
+	mu        sync.Mutex
+	state     string
+	paused    bool // by the user
+	protected bool // inside protected hours now
+	lastScan  *mirror.ScanResult
+	lastErr   []string
+	scanning  bool
+
+	// wants are subtrees to scan ("" = all, with a remote listing).
+	wantMu sync.Mutex
+	wants  map[string]bool
+	wake   chan struct{}
+
+	liveQueued, liveMoved atomic.Int64
+	lastLive              atomic.Int64 // unix ns of the last live change queued
+}
+
+func newJob(cfg config.Job, mo mirror.Options, log *slog.Logger) (*job, error) {
+	prot, err := cfg.Protected()
+	if err != nil {
+		return nil, err
+	}
+	now := mo.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &job{name: cfg.Name, cfg: cfg, mo: mo, log: log.With("job", cfg.Name), prot: prot, now: now,
+		state: StateStarting, wants: map[string]bool{}, wake: make(chan struct{}, 1)}, nil
+}
+
+// run opens the job's session and keeps it in sync until ctx ends. hard is
+// cancelled after a drain that took too long; ctx ending starts the drain.
+func (j *job) run(ctx, hard context.Context, drain time.Duration, ready func()) error {
+	j.mo.Logf = func(format string, args ...any) { j.log.Warn(fmt.Sprintf(format, args...)) }
+	sess, _, err := mirror.Open(hard, j.mo)
+	if err != nil {
+		j.setState(StateFailed)
+		j.noteErr(err)
+		return err
+	}
+	defer sess.Close()
+	j.live = sess.Live()
+	var w *watcher.Watcher
+	if j.cfg.Watch {
+		w, err = watcher.New(j.mo.Source, watcher.Options{Excluded: j.excluded(), Settle: j.cfg.SettleDelay.Duration,
+			MaxDelay: j.cfg.MaxDelay.Duration, Logf: func(format string, args ...any) { j.log.Warn(fmt.Sprintf(format, args...)) }})
+		if err != nil {
+			j.setState(StateFailed)
+			j.noteErr(err)
+			return err
+		}
+		defer w.Close()
+	}
+	j.applyPause()
+
+	// The pool and the watcher stop only when the drain is over (hard);
+	// the loop and the scans stop at ctx.
+	g, gctx := errgroup.WithContext(hard)
+	g.Go(func() error { return ignoreCancel(j.live.Serve(gctx)) })
+	changes := make(chan watcher.Change, 256)
+	if w != nil {
+		g.Go(func() error { return ignoreCancel(w.Run(gctx, changes)) })
+	}
+	loopCtx, stopLoop := context.WithCancel(ctx)
+	defer stopLoop()
+	g.Go(func() error {
+		defer stopLoop()
+		<-gctx.Done() // a failed pool or watcher ends the loop too
+		return nil
+	})
+	g.Go(func() error { return j.scanner(loopCtx) })
+	g.Go(func() error { return j.loop(loopCtx, changes) })
+	j.want("")
+	ready()
+	j.log.Info("started", "source", j.mo.Source, "target", j.mo.Target.String(), "workers", j.mo.Workers, "watch", j.cfg.Watch)
+
+	// Drain: once ctx ends, nothing new is handed out; what is in flight
+	// gets until the drain timeout to finish, then hard cancels it.
+	g.Go(func() error {
+		select {
+		case <-ctx.Done():
+		case <-gctx.Done():
+			return nil
+		}
+		j.setState(StateDraining)
+		j.live.Queue().Pause(true, true)
+		began := time.Now()
+		if j.waitInFlight(gctx, drain) {
+			j.log.Info("drained", "took", time.Since(began).Round(time.Millisecond))
+		} else if gctx.Err() == nil {
+			_, _, n := j.live.Queue().Depth()
+			j.log.Warn("drain timeout: abandoning the transfers in flight (their temporary files are removed; the next start sends them)", "in_flight", n)
+		}
+		return errDrained // stops the pool and the watcher
+	})
+	g.Go(func() error { // protected hours start and end on the clock
+		t := time.NewTicker(15 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-loopCtx.Done():
+				return nil
+			case <-t.C:
+				j.applyPause()
+			}
+		}
+	})
+	err = g.Wait()
+	if errors.Is(err, errDrained) {
+		err = nil
+	}
+	return err
+}
+
+var errDrained = errors.New("drained")
+
+// waitInFlight waits until no transfer is in flight, for at most limit.
+func (j *job) waitInFlight(ctx context.Context, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for {
+		if _, _, n := j.live.Queue().Depth(); n == 0 {
+			return true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func ignoreCancel(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// excluded applies the job's exclude patterns the way the scans do.
+func (j *job) excluded() func(string, bool) bool {
+	return scanner.NewWalker(j.mo.Source, scanner.Options{Excludes: j.mo.Excludes, Links: j.mo.Links}).Excluded
+}
+
+// loop turns watcher changes into live work and scan requests.
+func (j *job) loop(ctx context.Context, changes <-chan watcher.Change) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case c := <-changes:
+			j.change(ctx, c)
+		}
+	}
+}
+
+func (j *job) change(ctx context.Context, c watcher.Change) {
+	switch c.Kind {
+	case watcher.Changed:
+		queued, err := j.live.Changed(ctx, c.Path, c.Since)
+		if err != nil {
+			j.noteErr(err)
+			return
+		}
+		if queued {
+			j.liveQueued.Add(1)
+			j.lastLive.Store(j.now().UnixNano())
+		}
+	case watcher.Moved:
+		renamed, err := j.live.Moved(ctx, c.From, c.Path, c.Since)
+		if err != nil {
+			j.noteErr(err)
+		}
+		if renamed {
+			j.liveMoved.Add(1)
+		}
+		if j.cfg.Delete {
+			// If the rename cannot be made (or was not queued), the old
+			// name is deleted by a scan of its directory; if it was, the
+			// scan finds nothing to do.
+			j.want(parent(c.From))
+		}
+	case watcher.Removed:
+		if j.cfg.Delete {
+			j.want(parent(c.Path))
+		}
+	case watcher.Rescan:
+		j.want(c.Path)
+	}
+}
+
+func parent(p string) string {
+	d := path.Dir(p)
+	if d == "." {
+		return ""
+	}
+	return d
+}
+
+// want asks for a scan of dir ("" = everything, with a remote listing).
+func (j *job) want(dir string) {
+	j.wantMu.Lock()
+	j.wants[dir] = true
+	j.wantMu.Unlock()
+	select {
+	case j.wake <- struct{}{}:
+	default:
+	}
+}
+
+// scanner runs the scans asked for, one at a time, and the periodic full
+// scan; wanted subtrees are merged (a full scan covers them all).
+func (j *job) scanner(ctx context.Context) error {
+	var tick <-chan time.Time
+	if iv := j.cfg.ScanInterval.Duration; iv > 0 {
+		t := time.NewTicker(iv)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick:
+			j.want("")
+			continue
+		case <-j.wake:
+		}
+		// Let a burst of removals arrive before scanning their directories.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(100 * time.Millisecond):
+		}
+		j.wantMu.Lock()
+		dirs := j.wants
+		j.wants = map[string]bool{}
+		j.wantMu.Unlock()
+		if dirs[""] {
+			dirs = map[string]bool{"": true}
+		}
+		for dir := range dirs {
+			if covered(dir, dirs) {
+				continue
+			}
+			j.scan(ctx, dir)
+			if ctx.Err() != nil {
+				return nil
+			}
+		}
+	}
+}
+
+// covered reports whether an ancestor of dir is also to be scanned.
+func covered(dir string, dirs map[string]bool) bool {
+	for d := dir; d != ""; {
+		d = parent(d)
+		if dirs[d] {
+			return true
+		}
+	}
+	return false
+}
+
+func (j *job) scan(ctx context.Context, dir string) {
+	full := dir == ""
+	j.mu.Lock()
+	j.scanning = true
+	j.mu.Unlock()
+	j.refreshState()
+	began := time.Now()
+	res := j.live.Scan(ctx, dir, full)
+	j.mu.Lock()
+	j.scanning = false
+	if full {
+		j.lastScan = &res
+	}
+	j.mu.Unlock()
+	j.refreshState()
+	if ctx.Err() != nil {
+		return
+	}
+	attrs := []any{"dir", dir, "took", time.Since(began).Round(time.Millisecond), "uploads", res.Plan.Uploads,
+		"touches", res.Plan.Touches, "deletes", res.Plan.Deletes, "unchanged", res.Plan.Unchanged}
+	if res.Err != nil {
+		j.noteErr(res.Err)
+		j.log.Error("scan failed", append(attrs, "error", res.Err)...)
+		return
+	}
+	if full || res.Plan.Uploads+res.Plan.Deletes > 0 {
+		j.log.Info("scan done", attrs...)
+	}
+}
+
+// applyPause sets the queue's classes from the user's pause and the
+// protected hours.
+func (j *job) applyPause() {
+	j.mu.Lock()
+	inProt, _ := j.prot.Active(j.now())
+	changed := inProt != j.protected
+	j.protected = inProt
+	user := j.paused
+	j.mu.Unlock()
+	if j.live != nil {
+		j.live.Queue().Pause(user || (inProt && !j.cfg.ProtectedLive), user || inProt)
+	}
+	if changed {
+		if inProt {
+			j.log.Info("protected hours: bulk work paused", "live_allowed", j.cfg.ProtectedLive)
+		} else {
+			j.log.Info("protected hours over: bulk work resumes")
+		}
+	}
+	j.refreshState()
+}
+
+// refreshState derives the state shown from what the job is doing.
+func (j *job) refreshState() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.state == StateDraining || j.state == StateFailed {
+		return
+	}
+	switch {
+	case j.paused:
+		j.state = StatePaused
+	case j.scanning:
+		j.state = StateScanning
+	default:
+		j.state = StateIdle
+		if j.live != nil {
+			if h, l, f := j.live.Queue().Depth(); h+l+f > 0 {
+				j.state = StateSyncing
+			}
+		}
+	}
+}
+
+func (j *job) setState(s string) {
+	j.mu.Lock()
+	j.state = s
+	j.mu.Unlock()
+}
+
+// noteErr keeps the last few errors for status.
+func (j *job) noteErr(err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.lastErr = append(j.lastErr, time.Now().UTC().Format(time.RFC3339)+" "+err.Error())
+	if len(j.lastErr) > 10 {
+		j.lastErr = j.lastErr[len(j.lastErr)-10:]
+	}
+}

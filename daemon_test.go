@@ -1,0 +1,292 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"ferry/internal/testrig"
+	"ferry/remote"
+)
+
+// syncBuffer collects a daemon's log as it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// daemonProc is a running `ferry --config`.
+type daemonProc struct {
+	cmd  *exec.Cmd
+	log  *syncBuffer
+	done chan error
+	code int
+}
+
+// startDaemon runs ferry --config cfg and waits until it is ready and its
+// first scan is done.
+func startDaemon(t *testing.T, cfg string, env []string) *daemonProc {
+	t.Helper()
+	d := &daemonProc{log: &syncBuffer{}, done: make(chan error, 1), code: -1}
+	d.cmd = exec.Command(os.Args[0], "--config", cfg)
+	d.cmd.Env = append(os.Environ(), append([]string{"FERRY_TEST_MAIN=1", "SSH_AUTH_SOCK="}, env...)...)
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	t.Cleanup(func() {
+		if d.code == -1 {
+			d.cmd.Process.Kill()
+			<-d.done
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", d.log)
+		}
+	})
+	d.waitLog(t, `msg="scan done" job=`, 120*time.Second)
+	return d
+}
+
+// waitLog waits for a line containing s.
+func (d *daemonProc) waitLog(t *testing.T, s string, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !strings.Contains(d.log.String(), s) {
+		select {
+		case err := <-d.done:
+			d.code = exitCode(err)
+			t.Fatalf("daemon exited (%v) before logging %q:\n%s", err, s, d.log)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the daemon's log after %v:\n%s", s, limit, d.log)
+		}
+	}
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (d *daemonProc) stop(t *testing.T, limit time.Duration) int {
+	t.Helper()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-d.done:
+		d.code = exitCode(err)
+	case <-time.After(limit):
+		t.Fatalf("daemon still running %v after SIGTERM", limit)
+	}
+	return d.code
+}
+
+func exitCode(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -2
+	}
+	return 0
+}
+
+// liveServer is one of the real servers a daemon test runs against.
+type liveServer struct {
+	name    string
+	target  string   // URL of the remote "mirror" directory
+	keys    string   // extra job keys (credentials)
+	env     []string // environment (password)
+	disk    string   // where the mirror lands on this machine's disk
+	xferLog string   // vsftpd's upload log, "" for OpenSSH
+}
+
+func liveServers(t *testing.T) []liveServer {
+	ftp := testrig.FTP(t, testrig.FTPOptions{})
+	ssh := testrig.SSH(t, testrig.SSHOptions{})
+	return []liveServer{
+		{name: "vsftpd", target: ftp.URL("/mirror"), env: []string{"FERRY_PASSWORD=" + ftp.Password},
+			disk: filepath.Join(ftp.Root, "mirror"), xferLog: ftp.XferLog},
+		{name: "openssh", target: ssh.URL("mirror"),
+			keys: fmt.Sprintf("identity_file = %q\nknown_hosts = %q\n", ssh.IdentityFile, ssh.KnownHostsFile),
+			disk: filepath.Join(ssh.Root, "mirror")},
+	}
+}
+
+func writeConfig(t *testing.T, dir string, srv liveServer, extra string) string {
+	t.Helper()
+	cfg := filepath.Join(dir, "ferry.toml")
+	writeFile(t, cfg, fmt.Sprintf("state_dir = %q\ndrain_timeout = \"20s\"\n[[job]]\nname = \"live\"\nsource = %q\ntarget = %q\n%sdelete = true\n%s",
+		filepath.Join(dir, "state"), filepath.Join(dir, "src"), srv.target, srv.keys, extra))
+	return cfg
+}
+
+// arrival polls the server's disk until rel holds want; a file visible
+// under its final name with other content is a half-written file.
+func arrival(t *testing.T, disk, rel string, want []byte, limit time.Duration) time.Duration {
+	t.Helper()
+	began := time.Now()
+	p := filepath.Join(disk, filepath.FromSlash(rel))
+	for time.Since(began) < limit {
+		got, err := os.ReadFile(p)
+		if err == nil {
+			if bytes.Equal(got, want) {
+				return time.Since(began)
+			}
+			if len(got) < len(want) && bytes.HasPrefix(want, got) && len(got) > 0 {
+				t.Fatalf("%s is visible half-written (%d of %d bytes)", rel, len(got), len(want))
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("%s did not arrive within %v", rel, limit)
+	return 0
+}
+
+func gone(t *testing.T, disk, rel string, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(filepath.Join(disk, filepath.FromSlash(rel))); os.IsNotExist(err) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("%s is still on the remote after %v", rel, limit)
+}
+
+func noTemps(t *testing.T, disk string) {
+	t.Helper()
+	filepath.WalkDir(disk, func(p string, d os.DirEntry, err error) error {
+		if err == nil && remote.IsTemp(d.Name()) {
+			t.Errorf("temporary file left: %s", p)
+		}
+		return nil
+	})
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(p*float64(len(s))))]
+}
+
+// TestDaemonLive runs the daemon against vsftpd and OpenSSH: saved files
+// arrive (renamed into place, never half-written), an edit storm is
+// coalesced, a move is a rename on the remote, a deletion follows, and
+// SIGTERM stops it cleanly.
+func TestDaemonLive(t *testing.T) {
+	for _, srv := range liveServers(t) {
+		t.Run(srv.name, func(t *testing.T) {
+			dir := t.TempDir()
+			src := filepath.Join(dir, "src")
+			writeTree(t, src, 40, 4)
+			d := startDaemon(t, writeConfig(t, dir, srv, ""), srv.env)
+			if n := countFiles(t, srv.disk); n != 40 {
+				t.Fatalf("initial scan mirrored %d files, want 40", n)
+			}
+
+			// Saves: half written in place, half written aside and renamed
+			// over (as editors do).
+			var lat []time.Duration
+			for i := range 20 {
+				rel := fmt.Sprintf("saved/file%02d.txt", i)
+				body := bytes.Repeat([]byte(fmt.Sprintf("save %d\n", i)), 100+i*50)
+				began := time.Now()
+				if i%2 == 0 {
+					writeFile(t, filepath.Join(src, rel), string(body))
+				} else {
+					tmp := filepath.Join(src, "saved", fmt.Sprintf(".file%02d.txt.swp", i))
+					writeFile(t, tmp, string(body))
+					if err := os.Rename(tmp, filepath.Join(src, rel)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				arrival(t, srv.disk, rel, body, 30*time.Second)
+				lat = append(lat, time.Since(began))
+			}
+			t.Logf("%s: save-to-visible over %d saves: p50 %v, max %v", srv.name, len(lat), percentile(lat, 0.5), percentile(lat, 1))
+			gone(t, srv.disk, "saved/.file01.txt.swp", 10*time.Second) // never shipped, or deleted with its name
+
+			// Edit storm: 1,000 rapid writes of one file.
+			var skip int
+			if srv.xferLog != "" {
+				_, skip = uploadsSince(t, srv.xferLog, 0)
+			}
+			hot := filepath.Join(src, "hot.txt")
+			var last []byte
+			for i := range 1000 {
+				last = []byte(fmt.Sprintf("edit %04d\n", i))
+				if err := os.WriteFile(hot, last, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			arrival(t, srv.disk, "hot.txt", last, 30*time.Second)
+			if srv.xferLog != "" {
+				time.Sleep(300 * time.Millisecond) // an upload still in flight would show now
+				ups, _ := uploadsSince(t, srv.xferLog, skip)
+				n := 0
+				for _, u := range ups {
+					if u == "hot.txt" {
+						n++
+					}
+				}
+				t.Logf("%s: 1000 edits of one file, %d uploads", srv.name, n)
+				if n < 1 || n > 50 {
+					t.Errorf("1000 edits gave %d uploads, want far fewer than the edits", n)
+				}
+			}
+
+			// A move is a rename on the remote: no bytes sent again.
+			if srv.xferLog != "" {
+				_, skip = uploadsSince(t, srv.xferLog, 0)
+			}
+			want, err := os.ReadFile(filepath.Join(src, "dir00", "file00000.dat"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(filepath.Join(src, "dir00", "file00000.dat"), filepath.Join(src, "dir00", "renamed.dat")); err != nil {
+				t.Fatal(err)
+			}
+			arrival(t, srv.disk, "dir00/renamed.dat", want, 30*time.Second)
+			gone(t, srv.disk, "dir00/file00000.dat", 10*time.Second)
+			if srv.xferLog != "" {
+				ups, _ := uploadsSince(t, srv.xferLog, skip)
+				if slices.Contains(ups, "dir00/renamed.dat") {
+					t.Errorf("the moved file was uploaded again, not renamed")
+				}
+			}
+
+			// A deletion follows (delete = true).
+			if err := os.Remove(filepath.Join(src, "dir01", "file00001.dat")); err != nil {
+				t.Fatal(err)
+			}
+			gone(t, srv.disk, "dir01/file00001.dat", 10*time.Second)
+
+			if code := d.stop(t, 30*time.Second); code != 0 {
+				t.Fatalf("SIGTERM: exit %d", code)
+			}
+			if !strings.Contains(d.log.String(), `msg=drained`) {
+				t.Errorf("no drain in the log")
+			}
+			noTemps(t, srv.disk)
+		})
+	}
+}
