@@ -47,6 +47,14 @@ type daemonProc struct {
 // first scan is done.
 func startDaemon(t *testing.T, cfg string, env []string) *daemonProc {
 	t.Helper()
+	d := launchDaemon(t, cfg, env)
+	d.waitLog(t, `msg="scan done" job=`, 120*time.Second)
+	return d
+}
+
+// launchDaemon runs ferry --config cfg and waits until it watches.
+func launchDaemon(t *testing.T, cfg string, env []string) *daemonProc {
+	t.Helper()
 	d := &daemonProc{log: &syncBuffer{}, done: make(chan error, 1), code: -1}
 	d.cmd = exec.Command(os.Args[0], "--config", cfg)
 	d.cmd.Env = append(os.Environ(), append([]string{"FERRY_TEST_MAIN=1", "SSH_AUTH_SOCK="}, env...)...)
@@ -64,7 +72,7 @@ func startDaemon(t *testing.T, cfg string, env []string) *daemonProc {
 			t.Logf("daemon log:\n%s", d.log)
 		}
 	})
-	d.waitLog(t, `msg="scan done" job=`, 120*time.Second)
+	d.waitLog(t, `msg=ready`, 120*time.Second)
 	return d
 }
 
@@ -289,4 +297,157 @@ func TestDaemonLive(t *testing.T) {
 			noTemps(t, srv.disk)
 		})
 	}
+}
+
+// waitTemp waits until a temporary file is on the remote: an upload is in
+// flight.
+func waitTemp(t *testing.T, disk string, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		found := false
+		filepath.WalkDir(disk, func(p string, d os.DirEntry, err error) error {
+			if err == nil && remote.IsTemp(d.Name()) {
+				found = true
+			}
+			return nil
+		})
+		if found {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("no upload started within %v", limit)
+}
+
+// TestDaemonDrain: SIGTERM in the middle of a transfer. With a short drain
+// timeout the transfer is abandoned cleanly (nothing under the final name,
+// no temporary file) and the next start sends it; with a long one it
+// finishes before the daemon exits.
+func TestDaemonDrain(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcdef"), 256<<10) // 4 MiB: 4 s at 1M/s
+	for _, srv := range liveServers(t) {
+		t.Run(srv.name+"/abandon", func(t *testing.T) {
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, "src", "small.txt"), "x")
+			cfg := writeConfig(t, dir, srv, "bwlimit = \"1M\"\n")
+			body, _ := os.ReadFile(cfg)
+			writeFile(t, cfg, strings.Replace(string(body), `drain_timeout = "20s"`, `drain_timeout = "300ms"`, 1))
+			d := startDaemon(t, cfg, srv.env)
+			writeFile(t, filepath.Join(dir, "src", "big.bin"), string(big))
+			waitTemp(t, srv.disk, 30*time.Second)
+			began := time.Now()
+			if code := d.stop(t, 30*time.Second); code != 0 {
+				t.Fatalf("SIGTERM: exit %d", code)
+			}
+			t.Logf("%s: stopped %v after SIGTERM with a transfer abandoned", srv.name, time.Since(began).Round(time.Millisecond))
+			if !strings.Contains(d.log.String(), "drain timeout") {
+				t.Errorf("the log does not say the transfer was abandoned")
+			}
+			if _, err := os.Stat(filepath.Join(srv.disk, "big.bin")); !os.IsNotExist(err) {
+				t.Fatalf("big.bin is on the remote after an abandoned transfer (%v)", err)
+			}
+			noTemps(t, srv.disk)
+
+			// The next start completes it.
+			writeFile(t, cfg, strings.Replace(string(body), "bwlimit = \"1M\"\n", "", 1))
+			d = startDaemon(t, cfg, srv.env)
+			arrival(t, srv.disk, "big.bin", big, 60*time.Second)
+			if code := d.stop(t, 30*time.Second); code != 0 {
+				t.Fatalf("second SIGTERM: exit %d", code)
+			}
+			noTemps(t, srv.disk)
+		})
+	}
+	t.Run("finish", func(t *testing.T) {
+		srv := liveServers(t)[0]
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "src", "small.txt"), "x")
+		d := startDaemon(t, writeConfig(t, dir, srv, "bwlimit = \"2M\"\n"), srv.env)
+		writeFile(t, filepath.Join(dir, "src", "big.bin"), string(big))
+		waitTemp(t, srv.disk, 30*time.Second)
+		began := time.Now()
+		if code := d.stop(t, 30*time.Second); code != 0 {
+			t.Fatalf("SIGTERM: exit %d", code)
+		}
+		t.Logf("drain took %v (the transfer in flight finished)", time.Since(began).Round(time.Millisecond))
+		got, err := os.ReadFile(filepath.Join(srv.disk, "big.bin"))
+		if err != nil || !bytes.Equal(got, big) {
+			t.Fatalf("the transfer in flight did not finish during the drain (%v, %d bytes)", err, len(got))
+		}
+		noTemps(t, srv.disk)
+	})
+}
+
+// TestDaemonBurst: 10,000 files created in a burst under a running daemon
+// are all shipped.
+func TestDaemonBurst(t *testing.T) {
+	srv := liveServers(t)[1] // OpenSSH: the burst's size, not the protocol, is the point
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "src", "seed.txt"), "x")
+	d := startDaemon(t, writeConfig(t, dir, srv, ""), srv.env)
+	began := time.Now()
+	writeTree(t, filepath.Join(dir, "src", "burst"), 10000, 100)
+	created := time.Since(began)
+	deadline := time.Now().Add(5 * time.Minute)
+	for countFiles(t, filepath.Join(srv.disk, "burst")) < 10000 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 10000 files shipped after 5 minutes", countFiles(t, filepath.Join(srv.disk, "burst")))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("10000 files created in %v, all on the remote %v after the first", created.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
+	if code := d.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("SIGTERM: exit %d", code)
+	}
+	// Byte for byte, and nothing else.
+	err := filepath.WalkDir(filepath.Join(dir, "src"), func(p string, de os.DirEntry, err error) error {
+		if err != nil || de.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(filepath.Join(dir, "src"), p)
+		want, _ := os.ReadFile(p)
+		got, err := os.ReadFile(filepath.Join(srv.disk, rel))
+		if err != nil || !bytes.Equal(got, want) {
+			return fmt.Errorf("%s differs on the remote: %v", rel, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noTemps(t, srv.disk)
+}
+
+// TestDaemonLiveFirst: while the first scan ships a big tree, saved files
+// still arrive at once: live work goes ahead of bulk work.
+func TestDaemonLiveFirst(t *testing.T) {
+	srv := liveServers(t)[0]
+	dir := t.TempDir()
+	const bulk = 3000
+	writeTree(t, filepath.Join(dir, "src", "bulk"), bulk, 30)
+	d := launchDaemon(t, writeConfig(t, dir, srv, "workers = 2\n"), srv.env)
+	var lat []time.Duration
+	var during int
+	for i := range 10 {
+		rel := fmt.Sprintf("live%02d.txt", i)
+		body := []byte(fmt.Sprintf("live save %d\n", i))
+		began := time.Now()
+		writeFile(t, filepath.Join(dir, "src", rel), string(body))
+		arrival(t, srv.disk, rel, body, 30*time.Second)
+		lat = append(lat, time.Since(began))
+		if n := countFiles(t, filepath.Join(srv.disk, "bulk")); n < bulk {
+			during++
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("live saves during the bulk scan: %d of 10 arrived while it ran; p50 %v, max %v", during, percentile(lat, 0.5), percentile(lat, 1))
+	if during < 5 {
+		t.Errorf("only %d of 10 live saves arrived while the bulk scan ran: live work did not go first", during)
+	}
+	d.waitLog(t, `msg="scan done" job=`, 5*time.Minute)
+	if n := countFiles(t, filepath.Join(srv.disk, "bulk")); n != bulk {
+		t.Fatalf("bulk: %d of %d files", n, bulk)
+	}
+	d.stop(t, 30*time.Second)
 }
