@@ -190,7 +190,24 @@ func (j *job) loop(ctx context.Context, changes <-chan watcher.Change) error {
 		case <-ctx.Done():
 			return nil
 		case c := <-changes:
-			j.change(ctx, c)
+			// A burst is settled as a batch: one registry flush for all.
+			batch := []watcher.Change{c}
+		more:
+			for len(batch) < 1024 {
+				select {
+				case c := <-changes:
+					batch = append(batch, c)
+				default:
+					break more
+				}
+			}
+			if err := j.live.Sync(ctx); err != nil {
+				j.noteErr(err)
+				continue
+			}
+			for _, c := range batch {
+				j.change(ctx, c)
+			}
 		}
 	}
 }

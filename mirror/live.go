@@ -137,6 +137,10 @@ type liveMove struct {
 	to   registry.Entry
 }
 
+// Sync makes what the workers recorded so far readable: call it before a
+// batch of Changed and Moved, which read the registry.
+func (l *Live) Sync(ctx context.Context) error { return l.s.r.w.Flush(ctx) }
+
 // Changed settles a file the watcher reported changed and, if it is out of
 // sync, queues it ahead of bulk work. It reports whether it queued it.
 func (l *Live) Changed(ctx context.Context, rel string, since time.Time) (bool, error) {
@@ -144,10 +148,6 @@ func (l *Live) Changed(ctx context.Context, rel string, since time.Time) (bool, 
 	f, ok, err := l.walk.Stat(rel)
 	if err != nil || !ok || f.IsDir || f.Link {
 		return false, err // gone, left out, or a directory (scanned instead)
-	}
-	// What the registry holds must include what the workers just recorded.
-	if err := r.w.Flush(ctx); err != nil {
-		return false, err
 	}
 	e, known, err := r.job.Get(ctx, rel)
 	if err != nil {
@@ -184,9 +184,6 @@ func (l *Live) Moved(ctx context.Context, from, to string, since time.Time) (boo
 		// Without delete, ferry never removes a remote file, so a move is
 		// an upload of the new name.
 		_, err := l.Changed(ctx, to, since)
-		return false, err
-	}
-	if err := r.w.Flush(ctx); err != nil {
 		return false, err
 	}
 	old, known, err := r.job.Get(ctx, from)
