@@ -34,6 +34,9 @@ const usage = `usage:
   ferry --once [flags] SOURCE TARGET    mirror once, exit when in sync
   ferry --once --config FILE [--job NAME] [flags]
                                         one pass of each job in FILE (flags override its keys)
+  ferry --config FILE                   run every job in FILE as a daemon until SIGTERM
+  ferry status|pause|resume|sync [--config FILE] [--job NAME]
+                                        see and steer a running daemon
   ferry demo                            mirror a generated tree to a loopback SFTP server
   ferry version
 
@@ -55,8 +58,7 @@ func (a *App) Run(ctx context.Context, args []string) int {
 		case "bench":
 			return a.bench(ctx, args[1:])
 		case "status", "pause", "resume", "sync":
-			fmt.Fprintf(a.Stderr, "ferry %s: not in this build yet (the daemon and the benchmark come next)\n", args[0])
-			return mirror.ExitUsage
+			return a.steer(ctx, args[0], args[1:])
 		case "help", "-h", "--help":
 			fs, _ := newOnceFlags(a.Stdout)
 			fmt.Fprint(a.Stdout, usage)

@@ -20,7 +20,8 @@ func (a *App) runDaemon(ctx context.Context, cfg *config.Config, jobs []daemon.J
 		h = slog.NewJSONHandler(a.Stderr, nil)
 	}
 	log := slog.New(h)
-	d, err := daemon.New(daemon.Options{Jobs: jobs, Log: log, Drain: cfg.DrainTimeout.Duration})
+	d, err := daemon.New(daemon.Options{Jobs: jobs, Log: log, Drain: cfg.DrainTimeout.Duration,
+		StateDir: jobs[0].Options.StateDir, Version: a.Version})
 	if err != nil {
 		fmt.Fprintf(a.Stderr, "ferry: %s: %v\n", cfg.File, err)
 		return mirror.ExitUsage

@@ -10,12 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"ferry/config"
+	"ferry/control"
 	"ferry/mirror"
 )
 
@@ -35,12 +37,17 @@ type Options struct {
 	// Ready is called once every job has opened its session (logged in,
 	// registry recovered) and started watching: systemd's READY=1.
 	Ready func()
+	// StateDir is where the control socket goes ("" = no socket).
+	StateDir string
+	// Version is reported by status.
+	Version string
 }
 
 // Daemon is the running set of jobs.
 type Daemon struct {
-	o    Options
-	jobs []*job
+	o       Options
+	jobs    []*job
+	started time.Time
 }
 
 // New prepares the jobs; nothing is opened until Run.
@@ -68,7 +75,30 @@ func New(o Options) (*Daemon, error) {
 // password, unknown host key, missing source) stops the daemon with its
 // error, as a config mistake would.
 func (d *Daemon) Run(ctx, hard context.Context) error {
+	d.started = time.Now()
 	g, gctx := errgroup.WithContext(hard)
+	if d.o.StateDir != "" {
+		if err := os.MkdirAll(d.o.StateDir, 0o700); err != nil {
+			return fmt.Errorf("state directory: %w", err)
+		}
+		l, path, err := control.Listen(d.o.StateDir)
+		if err != nil {
+			return err
+		}
+		defer os.Remove(path)
+		d.o.Log.Info("control socket", "path", path)
+		// It answers through the drain, so status shows "draining", and
+		// stops once every job has.
+		srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(gctx))
+		served := make(chan error, 1)
+		go func() { served <- control.Serve(srvCtx, l, d) }()
+		defer func() {
+			stopSrv()
+			if err := <-served; err != nil {
+				d.o.Log.Warn("control socket", "error", err)
+			}
+		}()
+	}
 	// A job failing stops the others (drained like a signal would).
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()

@@ -49,6 +49,9 @@ type job struct {
 	lastErr   []string
 	scanning  bool
 
+	scanSince, lastScanAt time.Time
+	lastScanTook          time.Duration
+
 	// wants are subtrees to scan ("" = all, with a remote listing).
 	wantMu sync.Mutex
 	wants  map[string]bool
@@ -82,7 +85,10 @@ func (j *job) run(ctx, hard context.Context, drain time.Duration, ready func()) 
 		return err
 	}
 	defer sess.Close()
-	j.live = sess.Live()
+	live := sess.Live()
+	j.mu.Lock()
+	j.live = live
+	j.mu.Unlock()
 	var w *watcher.Watcher
 	if j.cfg.Watch {
 		w, err = watcher.New(j.mo.Source, watcher.Options{Excluded: j.excluded(), Settle: j.cfg.SettleDelay.Duration,
@@ -322,16 +328,16 @@ func covered(dir string, dirs map[string]bool) bool {
 
 func (j *job) scan(ctx context.Context, dir string) {
 	full := dir == ""
+	began := time.Now()
 	j.mu.Lock()
-	j.scanning = true
+	j.scanning, j.scanSince = true, began
 	j.mu.Unlock()
 	j.refreshState()
-	began := time.Now()
 	res := j.live.Scan(ctx, dir, full)
 	j.mu.Lock()
-	j.scanning = false
+	j.scanning, j.scanSince = false, time.Time{}
 	if full {
-		j.lastScan = &res
+		j.lastScan, j.lastScanAt, j.lastScanTook = &res, began, time.Since(began)
 	}
 	j.mu.Unlock()
 	j.refreshState()
@@ -392,6 +398,13 @@ func (j *job) refreshState() {
 			}
 		}
 	}
+}
+
+// liveNow is the job's live side once its session is open, else nil.
+func (j *job) liveNow() *mirror.Live {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.live
 }
 
 func (j *job) setState(s string) {

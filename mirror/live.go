@@ -256,3 +256,56 @@ func (r *runner) move(ctx context.Context, c remote.Conn, m liveMove) error {
 	r.moved.Add(1)
 	return r.record(e, 0)
 }
+
+// Counters are what the session did since it opened.
+type Counters struct {
+	Transferred, Bytes, Touched, Moved, Deleted, Failed int64
+}
+
+// Counters returns the session's totals.
+func (l *Live) Counters() Counters {
+	r := l.s.r
+	return Counters{Transferred: r.transferred.Load(), Bytes: r.bytes.Load(), Touched: r.touched.Load(),
+		Moved: r.moved.Load(), Deleted: r.deleted.Load(), Failed: r.failed.Load()}
+}
+
+// Backlog counts what the registry holds out of sync (not yet claimed or
+// deferred until the deletions) and what has failed.
+func (l *Live) Backlog(ctx context.Context) (pending, failed int64, err error) {
+	lanes, err := l.s.r.job.PendingLanes(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, n := range lanes {
+		pending += int64(n)
+	}
+	failed, err = l.s.r.job.Count(ctx, registry.Failed)
+	return pending, failed, err
+}
+
+// RetryFailed makes every failed path pending again, in its weight lane,
+// and tells the queue; it returns how many.
+func (l *Live) RetryFailed(ctx context.Context) (int, error) {
+	r := l.s.r
+	if err := r.w.Flush(ctx); err != nil {
+		return 0, err
+	}
+	fails, err := r.job.Failures(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range fails {
+		e.State, e.Attempts = registry.Pending, 0
+		if e.Lane == registry.LiveLane || e.Lane < registry.DeferredDirLane {
+			e.Lane = queue.LaneOf(max(e.LocalSize, 0))
+		}
+		if err := r.w.Put(e); err != nil {
+			return 0, err
+		}
+	}
+	if err := r.w.Flush(ctx); err != nil {
+		return 0, err
+	}
+	l.q.More()
+	return len(fails), nil
+}
