@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // The cases, in the order they run for each dataset and server.
@@ -253,6 +254,10 @@ func (r *runner) measure(ctx context.Context, g *Group, cr *CaseResult, row *Row
 	before := r.uploads(j.site)
 	logPath := filepath.Join(r.rep.LogDir, fmt.Sprintf("%s-%s-%s-%s-%d.log", g.Dataset.Name,
 		strings.TrimSuffix(g.Server, "://"), cr.Case, e.slug, rep))
+	// Dirty pages left by the last run's server writes or by the change
+	// just made to the source would be written back during this run and
+	// bill it for the one before: every run starts with them on disk.
+	syscall.Sync()
 	sm, out := runChild(ctx, inv, logPath, r.o.Timeout, r.bins["time"])
 	sm.Rep = rep
 	if before >= 0 {

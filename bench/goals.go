@@ -41,7 +41,7 @@ func (rep *Report) smallFilesGoal(server, proto string, target float64) Goal {
 	}
 	var best *Row
 	for _, r := range c.Rows {
-		if r.Kind != ToolFerry && r.FerrySpeedup != nil && r.WallS.N > 0 && (best == nil || r.WallS.Median < best.WallS.Median) {
+		if r.Kind != ToolFerry && r.Kind != toolFloor && r.FerrySpeedup != nil && r.WallS.N > 0 && (best == nil || r.WallS.Median < best.WallS.Median) {
 			best = r
 		}
 	}

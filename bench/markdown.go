@@ -69,7 +69,8 @@ func (rep *Report) Markdown() string {
 	p("- **ferry ÷ tool**: ferry's speed over this tool's, taken repetition by repetition (this tool's wall time over ferry's in the same repetition), median (min–max); above 1 ferry is faster. In the loopback case, ferry's throughput as a fraction of the fastest raw stream of the same repetition.\n")
 	p("- Every run is checked: exit status 0, and the server's disk holds exactly the source's files with the same sizes (nothing missing, nothing extra such as a leftover temporary name). A run failing either check is counted as failed, not timed.\n")
 	p("- **notes**: `uploads` is what vsftpd logged as uploaded in each repetition; `sent` is what ferry's `--json` summary reports.\n")
-	p("- Tools alternate within each repetition (ferry, rclone, lftp, ferry, ...), so a slow patch of the machine hits all of them.\n\n")
+	p("- Tools alternate within each repetition (ferry, rclone, lftp, ferry, ...), so a slow patch of the machine hits all of them, " +
+		"and the file systems are synced before every run, so no run pays for the write-back of the data the one before it (or the change made for it) left dirty.\n\n")
 	p("## Goals (DESIGN.md, \"The figures we aim for\")\n\n| goal | target | measured | verdict |\n| --- | --- | --- | --- |\n")
 	for _, g := range rep.Goals {
 		p("| %s | %s | %s | %s |\n", cell(g.Goal), cell(g.Target), cell(g.Measured), cell(g.Verdict))
