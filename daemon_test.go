@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -516,5 +517,62 @@ func TestDaemonControl(t *testing.T) {
 	}
 	if r = ferry(t, nil, nil, "status", "--config", cfg); r.code != 2 || !strings.Contains(r.stderr, "no ferry daemon is running") {
 		t.Errorf("status without a daemon: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+// TestDaemonSystemdNotify plays systemd: the daemon says READY once it
+// watches, pets the watchdog with a STATUS line, and says STOPPING when
+// SIGTERM starts the drain.
+func TestDaemonSystemdNotify(t *testing.T) {
+	dir := t.TempDir()
+	sockPath := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sockPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msgs := make(chan string, 100)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, _, err := conn.ReadFromUnix(buf)
+			if err != nil {
+				close(msgs)
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	writeFile(t, filepath.Join(dir, "src", "a.txt"), "a")
+	cfg := filepath.Join(dir, "ferry.toml")
+	writeFile(t, cfg, fmt.Sprintf("state_dir = %q\n[[job]]\nname = \"n\"\nsource = %q\ntarget = \"file://%s\"\n",
+		filepath.Join(dir, "state"), filepath.Join(dir, "src"), filepath.Join(dir, "dst")))
+	d := startDaemon(t, cfg, []string{"NOTIFY_SOCKET=" + sockPath, "WATCHDOG_USEC=600000"})
+	want := map[string]bool{"READY=1": false, "WATCHDOG=1": false, "STATUS=n: idle": false}
+	deadline := time.After(10 * time.Second)
+	for !want["READY=1"] || !want["WATCHDOG=1"] || !want["STATUS=n: idle"] {
+		select {
+		case m := <-msgs:
+			for k := range want {
+				if strings.Contains(m, k) {
+					want[k] = true
+				}
+			}
+		case <-deadline:
+			t.Fatalf("notifications seen: %v", want)
+		}
+	}
+	if code := d.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("SIGTERM: exit %d", code)
+	}
+	for {
+		select {
+		case m := <-msgs:
+			if strings.Contains(m, "STOPPING=1") {
+				return
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no STOPPING=1 after SIGTERM")
+		}
 	}
 }

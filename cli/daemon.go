@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
+
+	sd "github.com/coreos/go-systemd/v22/daemon"
 
 	"ferry/config"
 	"ferry/daemon"
@@ -12,16 +15,40 @@ import (
 )
 
 // runDaemon runs the jobs of cfg until the first SIGINT or SIGTERM, which
-// drains them (a second one aborts: see main). Exit codes: 0 after a clean
-// stop, 2 when a job could not start (login, host key, source, lock).
+// drains them (a second one aborts: see main). Under systemd (Type=notify)
+// it says READY once every job watches, keeps STATUS current, pets the
+// watchdog when WatchdogSec is set, and says STOPPING when the drain
+// begins. Exit codes: 0 after a clean stop, 2 when a job could not start
+// (login, host key, source, lock).
 func (a *App) runDaemon(ctx context.Context, cfg *config.Config, jobs []daemon.Job) int {
 	var h slog.Handler = slog.NewTextHandler(a.Stderr, nil)
 	if cfg.LogFormat == "json" {
 		h = slog.NewJSONHandler(a.Stderr, nil)
 	}
 	log := slog.New(h)
+	notify := func(state string) {
+		if _, err := sd.SdNotify(false, state); err != nil {
+			log.Warn("systemd notification failed", "error", err)
+		}
+	}
+	every := 10 * time.Second
+	watchdog, _ := sd.SdWatchdogEnabled(false)
+	if watchdog > 0 {
+		every = watchdog / 3
+	}
 	d, err := daemon.New(daemon.Options{Jobs: jobs, Log: log, Drain: cfg.DrainTimeout.Duration,
-		StateDir: jobs[0].Options.StateDir, Version: a.Version})
+		StateDir: jobs[0].Options.StateDir, Version: a.Version,
+		Ready:    func() { notify(fmt.Sprintf("READY=1\nSTATUS=watching %d jobs", len(jobs))) },
+		Stopping: func() { notify("STOPPING=1\nSTATUS=draining") },
+		Heartbeat: func(summary string) {
+			msg := "STATUS=" + summary
+			if watchdog > 0 {
+				msg = "WATCHDOG=1\n" + msg
+			}
+			notify(msg)
+		},
+		HeartbeatEvery: every,
+	})
 	if err != nil {
 		fmt.Fprintf(a.Stderr, "ferry: %s: %v\n", cfg.File, err)
 		return mirror.ExitUsage

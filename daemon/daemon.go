@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +39,13 @@ type Options struct {
 	// Ready is called once every job has opened its session (logged in,
 	// registry recovered) and started watching: systemd's READY=1.
 	Ready func()
+	// Heartbeat, when set, is called every HeartbeatEvery with a one-line
+	// summary, once a status round trip through every job succeeded: the
+	// systemd watchdog's proof of life and its STATUS line.
+	Heartbeat      func(summary string)
+	HeartbeatEvery time.Duration
+	// Stopping is called when the drain begins.
+	Stopping func()
 	// StateDir is where the control socket goes ("" = no socket).
 	StateDir string
 	// Version is reported by status.
@@ -103,6 +112,18 @@ func (d *Daemon) Run(ctx, hard context.Context) error {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	defer context.AfterFunc(gctx, stop)()
+	if d.o.Stopping != nil {
+		defer context.AfterFunc(runCtx, d.o.Stopping)()
+	}
+	if d.o.Heartbeat != nil && d.o.HeartbeatEvery > 0 {
+		hbCtx, stopHB := context.WithCancel(context.WithoutCancel(gctx))
+		var hb sync.WaitGroup
+		hb.Go(func() { d.heartbeat(hbCtx) })
+		defer func() {
+			stopHB()
+			hb.Wait()
+		}()
+	}
 	var started atomic.Int64
 	ready := func() {
 		if started.Add(1) == int64(len(d.jobs)) {
@@ -125,4 +146,35 @@ func (d *Daemon) Run(ctx, hard context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// heartbeat reports a summary every HeartbeatEvery while the jobs answer.
+func (d *Daemon) heartbeat(ctx context.Context) {
+	t := time.NewTicker(d.o.HeartbeatEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		sctx, cancel := context.WithTimeout(ctx, d.o.HeartbeatEvery)
+		st := d.Status(sctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		var parts []string
+		for _, j := range st.Jobs {
+			p := j.Name + ": " + j.State
+			if n := j.Queue.Live + j.Queue.Bulk + j.Queue.Pending + j.Queue.InFlight; n > 0 {
+				p += fmt.Sprintf(", %d to do", n)
+			}
+			if j.FailedFiles > 0 {
+				p += fmt.Sprintf(", %d failed", j.FailedFiles)
+			}
+			parts = append(parts, p)
+		}
+		d.o.Heartbeat(strings.Join(parts, "; "))
+	}
 }
