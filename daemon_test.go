@@ -576,3 +576,78 @@ func TestDaemonSystemdNotify(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemonReload: SIGHUP re-reads the config: a changed worker count
+// resizes the pool in place, a new job starts, a changed job restarts
+// without sending again what is in sync, and a broken config is refused
+// while the daemon goes on.
+func TestDaemonReload(t *testing.T) {
+	srv := liveServers(t)[0]
+	dir := t.TempDir()
+	writeTree(t, filepath.Join(dir, "src"), 30, 3)
+	cfg := writeConfig(t, dir, srv, "workers = 1\n")
+	base, _ := os.ReadFile(cfg)
+	d := startDaemon(t, cfg, srv.env)
+	status := func() map[string]int {
+		r := ferry(t, nil, nil, "status", "--json", "--config", cfg)
+		var st struct {
+			Jobs []struct {
+				Name          string
+				WorkersTarget int `json:"workers_target"`
+			}
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+			t.Fatalf("status: %v\n%s%s", err, r.stdout, r.stderr)
+		}
+		out := map[string]int{}
+		for _, j := range st.Jobs {
+			out[j.Name] = j.WorkersTarget
+		}
+		return out
+	}
+	if got := status(); got["live"] != 1 {
+		t.Fatalf("workers before the reload: %v", got)
+	}
+	_, skip := uploadsSince(t, srv.xferLog, 0)
+
+	// More workers and a second job.
+	other := filepath.Join(dir, "other-copy")
+	writeFile(t, filepath.Join(dir, "other", "o.txt"), "other job")
+	writeFile(t, cfg, strings.Replace(string(base), "workers = 1\n", "workers = 3\n", 1)+
+		fmt.Sprintf("\n[[job]]\nname = \"other\"\nsource = %q\ntarget = \"file://%s\"\n", filepath.Join(dir, "other"), other))
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.waitLog(t, "msg=reloaded", 10*time.Second)
+	d.waitLog(t, `msg="workers resized" job=live from=1 to=3`, 10*time.Second)
+	arrival(t, other, "o.txt", []byte("other job"), 30*time.Second)
+	if got := status(); got["live"] != 3 || got["other"] != 4 {
+		t.Errorf("workers after the reload: %v, want live 3 and other 4", got)
+	}
+
+	// A broken config is refused; the daemon goes on.
+	writeFile(t, cfg, string(base)+"workerz = 2\n")
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.waitLog(t, "reload refused", 10*time.Second)
+	if !strings.Contains(d.log.String(), "workerz: unknown key") {
+		t.Errorf("the refusal does not name the key")
+	}
+	writeFile(t, filepath.Join(dir, "src", "after-refusal.txt"), "still live")
+	arrival(t, srv.disk, "after-refusal.txt", []byte("still live"), 30*time.Second)
+
+	// A changed policy restarts the job; what is in sync is not sent again.
+	writeFile(t, cfg, strings.Replace(string(base), "workers = 1\n", "workers = 2\nexclude = [\"*.tmp\"]\n", 1))
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.waitLog(t, `msg="job changed in the config: restarting it" job=live`, 10*time.Second)
+	d.waitLog(t, `msg="job removed from the config: stopping it" job=other`, 10*time.Second)
+	time.Sleep(500 * time.Millisecond) // the restarted job's first scan
+	writeFile(t, filepath.Join(dir, "src", "after-restart.txt"), "restarted")
+	arrival(t, srv.disk, "after-restart.txt", []byte("restarted"), 30*time.Second)
+	ups, _ := uploadsSince(t, srv.xferLog, skip)
+	for _, u := range ups {
+		if u != "after-refusal.txt" && u != "after-restart.txt" {
+			t.Errorf("the reloads sent %s again", u)
+		}
+	}
+	if code := d.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("SIGTERM: exit %d", code)
+	}
+}

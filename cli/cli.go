@@ -108,12 +108,42 @@ func (a *App) runConfig(ctx context.Context, f *onceFlags, pos []string) int {
 		fmt.Fprintf(a.Stderr, "ferry: with --config, sources and targets come from the file; unexpected %q\n", pos)
 		return mirror.ExitUsage
 	}
-	cfg, err := config.Load(f.config)
+	cfg, daemonJobs, err := a.loadJobs(f)
 	if err != nil {
 		for line := range strings.SplitSeq(err.Error(), "\n") {
 			fmt.Fprintf(a.Stderr, "ferry: %s\n", line)
 		}
 		return mirror.ExitUsage
+	}
+	var opts []mirror.Options
+	for _, j := range daemonJobs {
+		opts = append(opts, j.Options)
+	}
+	if !f.once {
+		if f.dryRun {
+			fmt.Fprintln(a.Stderr, "ferry: --dry-run plans one pass: add --once")
+			return mirror.ExitUsage
+		}
+		return a.runDaemon(ctx, cfg, daemonJobs, func() (*config.Config, []daemon.Job, error) { return a.loadJobs(f) })
+	}
+	worst := mirror.ExitOK
+	for _, o := range opts {
+		code := a.once(ctx, o, f)
+		worst = worseExit(worst, code)
+		if code == mirror.ExitInterrupted {
+			break
+		}
+	}
+	return worst
+}
+
+// loadJobs reads the config file and builds the options of its jobs (or of
+// --job), with the flags given overriding their keys. A reload calls it
+// again.
+func (a *App) loadJobs(f *onceFlags) (*config.Config, []daemon.Job, error) {
+	cfg, err := config.Load(f.config)
+	if err != nil {
+		return nil, nil, err
 	}
 	jobs := cfg.Jobs
 	if f.job != "" {
@@ -126,46 +156,26 @@ func (a *App) runConfig(ctx context.Context, f *onceFlags, pos []string) int {
 			}
 		}
 		if len(jobs) == 0 {
-			fmt.Fprintf(a.Stderr, "ferry: %s has no job %q (it has: %s)\n", f.config, f.job, strings.Join(names, ", "))
-			return mirror.ExitUsage
+			return nil, nil, fmt.Errorf("%s has no job %q (it has: %s)", f.config, f.job, strings.Join(names, ", "))
 		}
 	}
 	state := f.state
 	if state == "" {
 		state = cfg.StateDir
 	}
-	var opts []mirror.Options
-	var daemonJobs []daemon.Job
+	var out []daemon.Job
 	for _, j := range jobs {
 		f.override(&j)
 		if err := checkFlags(&j); err != nil {
-			fmt.Fprintf(a.Stderr, "ferry: job %q: %v\n", j.Name, err)
-			return mirror.ExitUsage
+			return nil, nil, fmt.Errorf("job %q: %w", j.Name, err)
 		}
 		o, err := a.options(j, state, j.Name, f.dryRun)
 		if err != nil {
-			fmt.Fprintf(a.Stderr, "ferry: %s: job %q: %v\n", f.config, j.Name, err)
-			return mirror.ExitUsage
+			return nil, nil, fmt.Errorf("%s: job %q: %w", f.config, j.Name, err)
 		}
-		opts = append(opts, o)
-		daemonJobs = append(daemonJobs, daemon.Job{Config: j, Options: o})
+		out = append(out, daemon.Job{Config: j, Options: o})
 	}
-	if !f.once {
-		if f.dryRun {
-			fmt.Fprintln(a.Stderr, "ferry: --dry-run plans one pass: add --once")
-			return mirror.ExitUsage
-		}
-		return a.runDaemon(ctx, cfg, daemonJobs)
-	}
-	worst := mirror.ExitOK
-	for _, o := range opts {
-		code := a.once(ctx, o, f)
-		worst = worseExit(worst, code)
-		if code == mirror.ExitInterrupted {
-			break
-		}
-	}
-	return worst
+	return cfg, out, nil
 }
 
 // worseExit is the exit code that says more of two jobs' outcomes:

@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/daemon"
@@ -20,7 +24,7 @@ import (
 // watchdog when WatchdogSec is set, and says STOPPING when the drain
 // begins. Exit codes: 0 after a clean stop, 2 when a job could not start
 // (login, host key, source, lock).
-func (a *App) runDaemon(ctx context.Context, cfg *config.Config, jobs []daemon.Job) int {
+func (a *App) runDaemon(ctx context.Context, cfg *config.Config, jobs []daemon.Job, reload func() (*config.Config, []daemon.Job, error)) int {
 	var h slog.Handler = slog.NewTextHandler(a.Stderr, nil)
 	if cfg.LogFormat == "json" {
 		h = slog.NewJSONHandler(a.Stderr, nil)
@@ -53,6 +57,37 @@ func (a *App) runDaemon(ctx context.Context, cfg *config.Config, jobs []daemon.J
 		fmt.Fprintf(a.Stderr, "ferry: %s: %v\n", cfg.File, err)
 		return mirror.ExitUsage
 	}
+	// SIGHUP re-reads the config; a config with mistakes is refused and
+	// the daemon goes on with the one it has.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	hupCtx, stopHUP := context.WithCancel(ctx)
+	var hupWG sync.WaitGroup
+	hupWG.Go(func() {
+		for {
+			select {
+			case <-hupCtx.Done():
+				return
+			case <-hup:
+			}
+			notify("RELOADING=1")
+			_, jobs, err := reload()
+			if err == nil {
+				err = d.Reload(jobs)
+			}
+			if err != nil {
+				log.Error("reload refused: the daemon goes on with the config it has", "error", err)
+			} else {
+				log.Info("reloaded", "jobs", len(jobs))
+			}
+			notify("READY=1")
+		}
+	})
+	defer func() {
+		stopHUP()
+		hupWG.Wait()
+	}()
 	if err := d.Run(ctx, context.WithoutCancel(ctx)); err != nil {
 		log.Error("stopped", "error", err)
 		var me *mirror.Error

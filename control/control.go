@@ -39,10 +39,11 @@ type JobStatus struct {
 	Paused    bool   `json:"paused"`
 	Protected bool   `json:"protected"` // inside protected hours: bulk work waits
 
-	Queue   QueueStatus    `json:"queue"`
-	Workers []WorkerStatus `json:"workers"`
-	Scan    ScanStatus     `json:"scan"`
-	Totals  Totals         `json:"totals"`
+	Queue         QueueStatus    `json:"queue"`
+	WorkersTarget int            `json:"workers_target"` // the pool's aim; it grows to it only when there is work
+	Workers       []WorkerStatus `json:"workers"`
+	Scan          ScanStatus     `json:"scan"`
+	Totals        Totals         `json:"totals"`
 
 	FailedFiles int64    `json:"failed_files"`
 	LastErrors  []string `json:"last_errors,omitempty"`

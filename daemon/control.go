@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"ferry/control"
@@ -14,8 +15,10 @@ var _ control.Controller = (*Daemon)(nil)
 
 // pick returns the jobs a command is for: one by name, or all.
 func (d *Daemon) pick(name string) ([]*job, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if name == "" {
-		return d.jobs, nil
+		return slices.Clone(d.jobs), nil
 	}
 	for _, j := range d.jobs {
 		if j.name == name {
@@ -32,7 +35,8 @@ func (d *Daemon) pick(name string) ([]*job, error) {
 // Status reports every job.
 func (d *Daemon) Status(ctx context.Context) control.Status {
 	st := control.Status{PID: os.Getpid(), Version: d.o.Version, Started: d.started}
-	for _, j := range d.jobs {
+	jobs, _ := d.pick("")
+	for _, j := range jobs {
 		st.Jobs = append(st.Jobs, j.status(ctx))
 	}
 	return st
@@ -124,6 +128,7 @@ func (j *job) status(ctx context.Context) control.JobStatus {
 	c := l.Counters()
 	s.Totals.Transferred, s.Totals.Bytes, s.Totals.Touched = c.Transferred, c.Bytes, c.Touched
 	s.Totals.Moved, s.Totals.Deleted, s.Totals.Failed = c.Moved, c.Deleted, c.Failed
+	s.WorkersTarget, _ = l.Pool().Size()
 	for _, w := range l.Pool().Workers() {
 		s.Workers = append(s.Workers, control.WorkerStatus{ID: w.ID, State: w.State, Path: w.Path, Since: w.Since, Done: w.Done})
 	}

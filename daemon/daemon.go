@@ -11,12 +11,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"ferry/config"
 	"ferry/control"
@@ -55,8 +54,23 @@ type Options struct {
 // Daemon is the running set of jobs.
 type Daemon struct {
 	o       Options
-	jobs    []*job
 	started time.Time
+
+	mu      sync.Mutex
+	jobs    []*job // in config order
+	running map[string]*running
+	runCtx  context.Context // parent of every job's context: its end drains them all
+	hard    context.Context
+	fail    context.CancelCauseFunc // a job that failed on its own stops the daemon
+	wg      sync.WaitGroup
+	ready   func()
+}
+
+// running is one job's goroutine.
+type running struct {
+	j    *job
+	stop context.CancelFunc // starts its drain
+	done chan struct{}
 }
 
 // New prepares the jobs; nothing is opened until Run.
@@ -67,7 +81,7 @@ func New(o Options) (*Daemon, error) {
 	if o.Drain <= 0 {
 		o.Drain = 30 * time.Second
 	}
-	d := &Daemon{o: o}
+	d := &Daemon{o: o, running: map[string]*running{}}
 	for _, jc := range o.Jobs {
 		j, err := newJob(jc.Config, jc.Options, o.Log)
 		if err != nil {
@@ -85,7 +99,6 @@ func New(o Options) (*Daemon, error) {
 // error, as a config mistake would.
 func (d *Daemon) Run(ctx, hard context.Context) error {
 	d.started = time.Now()
-	g, gctx := errgroup.WithContext(hard)
 	if d.o.StateDir != "" {
 		if err := os.MkdirAll(d.o.StateDir, 0o700); err != nil {
 			return fmt.Errorf("state directory: %w", err)
@@ -98,7 +111,7 @@ func (d *Daemon) Run(ctx, hard context.Context) error {
 		d.o.Log.Info("control socket", "path", path)
 		// It answers through the drain, so status shows "draining", and
 		// stops once every job has.
-		srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(gctx))
+		srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
 		served := make(chan error, 1)
 		go func() { served <- control.Serve(srvCtx, l, d) }()
 		defer func() {
@@ -108,15 +121,13 @@ func (d *Daemon) Run(ctx, hard context.Context) error {
 			}
 		}()
 	}
-	// A job failing stops the others (drained like a signal would).
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	defer context.AfterFunc(gctx, stop)()
+	runCtx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
 	if d.o.Stopping != nil {
 		defer context.AfterFunc(runCtx, d.o.Stopping)()
 	}
 	if d.o.Heartbeat != nil && d.o.HeartbeatEvery > 0 {
-		hbCtx, stopHB := context.WithCancel(context.WithoutCancel(gctx))
+		hbCtx, stopHB := context.WithCancel(context.WithoutCancel(ctx))
 		var hb sync.WaitGroup
 		hb.Go(func() { d.heartbeat(hbCtx) })
 		defer func() {
@@ -125,27 +136,135 @@ func (d *Daemon) Run(ctx, hard context.Context) error {
 		}()
 	}
 	var started atomic.Int64
-	ready := func() {
-		if started.Add(1) == int64(len(d.jobs)) {
-			d.o.Log.Info("ready", "jobs", len(d.jobs))
+	n := int64(len(d.jobs))
+	d.mu.Lock()
+	d.runCtx, d.hard, d.fail = runCtx, hard, fail
+	d.ready = func() {
+		if started.Add(1) == n {
+			d.o.Log.Info("ready", "jobs", n)
 			if d.o.Ready != nil {
 				d.o.Ready()
 			}
 		}
 	}
 	for _, j := range d.jobs {
-		g.Go(func() error {
-			if err := j.run(runCtx, gctx, d.o.Drain, ready); err != nil {
-				return fmt.Errorf("job %q: %w", j.name, err)
-			}
-			return nil
-		})
+		d.startLocked(j)
 	}
-	err := g.Wait()
-	if err != nil && !errors.Is(err, context.Canceled) {
+	d.mu.Unlock()
+	<-runCtx.Done()
+	d.wg.Wait()
+	if err := context.Cause(runCtx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return nil
+}
+
+// startLocked runs j in its own goroutine; d.mu is held.
+func (d *Daemon) startLocked(j *job) {
+	jctx, stop := context.WithCancel(d.runCtx)
+	r := &running{j: j, stop: stop, done: make(chan struct{})}
+	d.running[j.name] = r
+	d.wg.Go(func() {
+		defer close(r.done)
+		defer stop()
+		if err := j.run(jctx, d.hard, d.o.Drain, d.ready); err != nil && jctx.Err() == nil {
+			d.fail(fmt.Errorf("job %q: %w", j.name, err))
+		}
+	})
+}
+
+// Reload applies a new set of jobs: removed jobs are drained and stopped,
+// new ones started; a job whose source, target, credentials or policies
+// changed is drained and started again (its first scan then compares with
+// the registry, which remembers everything, so nothing is sent again that
+// is in sync); a job where only the worker count, the delays, the scan
+// interval or the protected hours changed is retuned in place — the pool
+// resized, nothing interrupted.
+func (d *Daemon) Reload(jobs []Job) error {
+	next := make([]*job, 0, len(jobs))
+	d.mu.Lock()
+	if d.runCtx == nil || d.runCtx.Err() != nil {
+		d.mu.Unlock()
+		return errors.New("the daemon is not running")
+	}
+	var stopping []*running
+	keep := map[string]bool{}
+	for _, jc := range jobs {
+		keep[jc.Config.Name] = true
+		r := d.running[jc.Config.Name]
+		if r != nil && !needsRestart(r.j, jc) {
+			if err := r.j.retune(jc.Config); err != nil {
+				d.mu.Unlock()
+				return fmt.Errorf("job %q: %w", jc.Config.Name, err)
+			}
+			next = append(next, r.j)
+			continue
+		}
+		j, err := newJob(jc.Config, jc.Options, d.o.Log)
+		if err != nil {
+			d.mu.Unlock()
+			return fmt.Errorf("job %q: %w", jc.Config.Name, err)
+		}
+		if r != nil {
+			stopping = append(stopping, r)
+			j.restart = r
+		}
+		next = append(next, j)
+	}
+	for name, r := range d.running {
+		if !keep[name] {
+			stopping = append(stopping, r)
+			delete(d.running, name)
+			d.o.Log.Info("job removed from the config: stopping it", "job", name)
+		}
+	}
+	d.jobs = next
+	for _, j := range next {
+		if j.restart != nil {
+			d.o.Log.Info("job changed in the config: restarting it", "job", j.name)
+			old := j.restart
+			j.restart = nil
+			old.stop()
+			// The new session can only lock the job once the old one let go.
+			d.startAfter(j, old.done)
+		} else if d.running[j.name] == nil {
+			d.o.Log.Info("job added to the config: starting it", "job", j.name)
+			d.startLocked(j)
+		}
+	}
+	d.mu.Unlock()
+	for _, r := range stopping {
+		r.stop()
+	}
+	return nil
+}
+
+// startAfter starts j once done is closed (unless the daemon stops first).
+func (d *Daemon) startAfter(j *job, done <-chan struct{}) {
+	d.running[j.name] = &running{j: j, stop: func() {}, done: make(chan struct{})}
+	d.wg.Go(func() {
+		select {
+		case <-done:
+		case <-d.runCtx.Done():
+			return
+		}
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.runCtx.Err() == nil {
+			d.startLocked(j)
+		}
+	})
+}
+
+// needsRestart tells whether a job's change goes beyond what retune does.
+func needsRestart(j *job, jc Job) bool {
+	tunable := func(c config.Job) config.Job {
+		c.Workers, c.SettleDelay, c.MaxDelay, c.ScanInterval = 0, config.Duration{}, config.Duration{}, config.Duration{}
+		c.ProtectedHours, c.ProtectedLive = nil, false
+		return c
+	}
+	return !reflect.DeepEqual(tunable(j.cfg), tunable(jc.Config)) ||
+		j.mo.RemoteOpts.Password != jc.Options.RemoteOpts.Password || j.mo.StateDir != jc.Options.StateDir
 }
 
 // heartbeat reports a summary every HeartbeatEvery while the jobs answer.

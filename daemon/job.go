@@ -39,7 +39,11 @@ type job struct {
 	prot schedule.Windows
 	now  func() time.Time
 
-	live *mirror.Live
+	live    *mirror.Live
+	watcher *watcher.Watcher
+	// restart is the old incarnation a reload replaces (Reload only).
+	restart *running
+	retuned chan struct{} // the scan interval changed
 
 	mu        sync.Mutex
 	state     string
@@ -71,7 +75,7 @@ func newJob(cfg config.Job, mo mirror.Options, log *slog.Logger) (*job, error) {
 		now = time.Now
 	}
 	return &job{name: cfg.Name, cfg: cfg, mo: mo, log: log.With("job", cfg.Name), prot: prot, now: now,
-		state: StateStarting, wants: map[string]bool{}, wake: make(chan struct{}, 1)}, nil
+		state: StateStarting, wants: map[string]bool{}, wake: make(chan struct{}, 1), retuned: make(chan struct{}, 1)}, nil
 }
 
 // run opens the job's session and keeps it in sync until ctx ends. hard is
@@ -99,6 +103,9 @@ func (j *job) run(ctx, hard context.Context, drain time.Duration, ready func()) 
 			return err
 		}
 		defer w.Close()
+		j.mu.Lock()
+		j.watcher = w
+		j.mu.Unlock()
 	}
 	j.applyPause()
 
@@ -275,16 +282,34 @@ func (j *job) want(dir string) {
 // scanner runs the scans asked for, one at a time, and the periodic full
 // scan; wanted subtrees are merged (a full scan covers them all).
 func (j *job) scanner(ctx context.Context) error {
+	var t *time.Ticker
 	var tick <-chan time.Time
-	if iv := j.cfg.ScanInterval.Duration; iv > 0 {
-		t := time.NewTicker(iv)
-		defer t.Stop()
-		tick = t.C
+	arm := func() {
+		if t != nil {
+			t.Stop()
+			t, tick = nil, nil
+		}
+		j.mu.Lock()
+		iv := j.cfg.ScanInterval.Duration
+		j.mu.Unlock()
+		if iv > 0 {
+			t = time.NewTicker(iv)
+			tick = t.C
+		}
 	}
+	arm()
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-j.retuned:
+			arm()
+			continue
 		case <-tick:
 			j.want("")
 			continue
@@ -363,14 +388,14 @@ func (j *job) applyPause() {
 	inProt, _ := j.prot.Active(j.now())
 	changed := inProt != j.protected
 	j.protected = inProt
-	user := j.paused
+	user, liveOK, live := j.paused, j.cfg.ProtectedLive, j.live
 	j.mu.Unlock()
-	if j.live != nil {
-		j.live.Queue().Pause(user || (inProt && !j.cfg.ProtectedLive), user || inProt)
+	if live != nil {
+		live.Queue().Pause(user || (inProt && !liveOK), user || inProt)
 	}
 	if changed {
 		if inProt {
-			j.log.Info("protected hours: bulk work paused", "live_allowed", j.cfg.ProtectedLive)
+			j.log.Info("protected hours: bulk work paused", "live_allowed", liveOK)
 		} else {
 			j.log.Info("protected hours over: bulk work resumes")
 		}
@@ -398,6 +423,38 @@ func (j *job) refreshState() {
 			}
 		}
 	}
+}
+
+// retune applies the keys a reload can change without restarting the job:
+// workers (the pool is resized), the settle and maximum delays, the scan
+// interval and the protected hours.
+func (j *job) retune(c config.Job) error {
+	prot, err := c.Protected()
+	if err != nil {
+		return err
+	}
+	j.mu.Lock()
+	old := j.cfg
+	j.cfg.Workers, j.cfg.SettleDelay, j.cfg.MaxDelay = c.Workers, c.SettleDelay, c.MaxDelay
+	j.cfg.ScanInterval, j.cfg.ProtectedHours, j.cfg.ProtectedLive = c.ScanInterval, c.ProtectedHours, c.ProtectedLive
+	j.prot = prot
+	live, w := j.live, j.watcher
+	j.mu.Unlock()
+	if live != nil && c.Workers != old.Workers {
+		live.Pool().Resize(c.Workers)
+		j.log.Info("workers resized", "from", old.Workers, "to", c.Workers)
+	}
+	if w != nil {
+		w.SetDelays(c.SettleDelay.Duration, c.MaxDelay.Duration)
+	}
+	if c.ScanInterval != old.ScanInterval {
+		select {
+		case j.retuned <- struct{}{}:
+		default:
+		}
+	}
+	j.applyPause()
+	return nil
 }
 
 // liveNow is the job's live side once its session is open, else nil.

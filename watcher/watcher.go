@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -62,6 +63,9 @@ type Watcher struct {
 	root string
 	o    Options
 	fsw  *fsnotify.Watcher
+	// settleD and maxD are o.Settle and o.MaxDelay, changeable while Run
+	// runs (a config reload).
+	settleD, maxD atomic.Int64
 
 	pending map[string]*pend
 	due     dueHeap
@@ -101,6 +105,7 @@ func New(root string, o Options) (*Watcher, error) {
 		return nil, fmt.Errorf("watch %s: %w%s", root, err, limitHint(err))
 	}
 	w := &Watcher{root: root, o: o, fsw: fsw, pending: map[string]*pend{}}
+	w.SetDelays(o.Settle, o.MaxDelay)
 	if err := w.addTree(""); err != nil {
 		fsw.Close()
 		return nil, err
@@ -146,6 +151,16 @@ func (w *Watcher) addTree(dir string) error {
 		return nil
 	})
 }
+
+// SetDelays changes the settle and maximum delays, for what is released
+// from now on.
+func (w *Watcher) SetDelays(settle, maxDelay time.Duration) {
+	w.settleD.Store(int64(settle))
+	w.maxD.Store(int64(max(maxDelay, settle)))
+}
+
+func (w *Watcher) settleDelay() time.Duration { return time.Duration(w.settleD.Load()) }
+func (w *Watcher) maxDelay() time.Duration    { return time.Duration(w.maxD.Load()) }
 
 // Close stops watching.
 func (w *Watcher) Close() error { return w.fsw.Close() }
@@ -288,8 +303,8 @@ func (w *Watcher) mark(rel string, kind Kind, from string, now time.Time) {
 	default:
 		p.kind, p.from = kind, ""
 	}
-	p.at = now.Add(w.o.Settle)
-	if limit := p.first.Add(w.o.MaxDelay); p.at.After(limit) {
+	p.at = now.Add(w.settleDelay())
+	if limit := p.first.Add(w.maxDelay()); p.at.After(limit) {
 		p.at = limit
 	}
 	heap.Push(&w.due, dueItem{at: p.at, path: rel})
@@ -331,9 +346,10 @@ func (w *Watcher) check(rel string, p *pend, now time.Time) (time.Time, bool) {
 	}
 	// Still being written (its mtime is younger than the settle delay)?
 	// Wait, unless it has waited long enough already.
-	if quiet := now.Sub(fi.ModTime()); quiet < w.o.Settle && now.Sub(p.first) < w.o.MaxDelay {
-		again := fi.ModTime().Add(w.o.Settle)
-		if limit := p.first.Add(w.o.MaxDelay); again.After(limit) {
+	settle, maxDelay := w.settleDelay(), w.maxDelay()
+	if quiet := now.Sub(fi.ModTime()); quiet < settle && now.Sub(p.first) < maxDelay {
+		again := fi.ModTime().Add(settle)
+		if limit := p.first.Add(maxDelay); again.After(limit) {
 			again = limit
 		}
 		return again, false
