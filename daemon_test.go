@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"regexp"
 	"net"
 	"os"
 	"os/exec"
@@ -461,8 +464,28 @@ func TestDaemonControl(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, filepath.Join(dir, "src"), 10, 2)
 	cfg := writeConfig(t, dir, srv, "")
+	body, _ := os.ReadFile(cfg)
+	writeFile(t, cfg, "metrics_listen = \"127.0.0.1:0\"\n"+string(body))
 	d := startDaemon(t, cfg, srv.env)
 	sock := filepath.Join(dir, "state", "ferry.sock")
+
+	// Prometheus metrics, on the port the log gives.
+	m := regexp.MustCompile(`msg=metrics url=(http://\S+)`).FindStringSubmatch(d.log.String())
+	if m == nil {
+		t.Fatalf("no metrics URL in the log")
+	}
+	resp, err := http.Get(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`ferry_files_transferred_total{job="live"} 10`, `ferry_job_state{job="live",state="idle"} 1`,
+		`ferry_queue_items{class="live",job="live"} 0`, `ferry_workers_target{job="live"} 4`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %q:\n%s", want, metrics)
+		}
+	}
 	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("control socket: %v, mode %v; want owner-only", err, fi.Mode())
 	}

@@ -41,7 +41,7 @@ func (a *App) runDaemon(ctx context.Context, cfg *config.Config, jobs []daemon.J
 		every = watchdog / 3
 	}
 	d, err := daemon.New(daemon.Options{Jobs: jobs, Log: log, Drain: cfg.DrainTimeout.Duration,
-		StateDir: jobs[0].Options.StateDir, Version: a.Version,
+		StateDir: jobs[0].Options.StateDir, Version: a.Version, Metrics: cfg.MetricsListen,
 		Ready:    func() { notify(fmt.Sprintf("READY=1\nSTATUS=watching %d jobs", len(jobs))) },
 		Stopping: func() { notify("STOPPING=1\nSTATUS=draining") },
 		Heartbeat: func(summary string) {

@@ -45,6 +45,8 @@ type Options struct {
 	HeartbeatEvery time.Duration
 	// Stopping is called when the drain begins.
 	Stopping func()
+	// Metrics is the address of the Prometheus endpoint ("" = none).
+	Metrics string
 	// StateDir is where the control socket goes ("" = no socket).
 	StateDir string
 	// Version is reported by status.
@@ -118,6 +120,17 @@ func (d *Daemon) Run(ctx, hard context.Context) error {
 			stopSrv()
 			if err := <-served; err != nil {
 				d.o.Log.Warn("control socket", "error", err)
+			}
+		}()
+	}
+	if d.o.Metrics != "" {
+		stopMetrics, err := d.serveMetrics(context.WithoutCancel(ctx), d.o.Metrics) // scraped through the drain too
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := stopMetrics(); err != nil {
+				d.o.Log.Warn("metrics", "error", err)
 			}
 		}()
 	}
