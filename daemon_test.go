@@ -674,3 +674,34 @@ func TestDaemonReload(t *testing.T) {
 		t.Fatalf("SIGTERM: exit %d", code)
 	}
 }
+
+// TestDaemonProtectedHours: inside protected hours the bulk work of a scan
+// waits while live saves go through (protected_live); when the hours are
+// lifted (a reload), the bulk work is done.
+func TestDaemonProtectedHours(t *testing.T) {
+	srv := liveServers(t)[1]
+	dir := t.TempDir()
+	writeTree(t, filepath.Join(dir, "src", "bulk"), 20, 2)
+	cfg := writeConfig(t, dir, srv, "protected_hours = [\"00:00-24:00\"]\n")
+	d := launchDaemon(t, cfg, srv.env)
+	d.waitLog(t, "protected hours: bulk work paused", 10*time.Second)
+	writeFile(t, filepath.Join(dir, "src", "live.txt"), "goes through")
+	arrival(t, srv.disk, "live.txt", []byte("goes through"), 30*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	if n := countFiles(t, filepath.Join(srv.disk, "bulk")); n != 0 {
+		t.Fatalf("%d bulk files were shipped inside protected hours", n)
+	}
+	r := ferry(t, nil, nil, "status", "--config", cfg)
+	if !strings.Contains(r.stdout, "(protected hours)") {
+		t.Errorf("status does not show the protected hours:\n%s", r.stdout)
+	}
+	body, _ := os.ReadFile(cfg)
+	writeFile(t, cfg, strings.Replace(string(body), "protected_hours = [\"00:00-24:00\"]\n", "", 1))
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.waitLog(t, "protected hours over: bulk work resumes", 10*time.Second)
+	d.waitLog(t, `msg="scan done"`, 60*time.Second)
+	if n := countFiles(t, filepath.Join(srv.disk, "bulk")); n != 20 {
+		t.Fatalf("after the protected hours: %d of 20 bulk files", n)
+	}
+	d.stop(t, 30*time.Second)
+}

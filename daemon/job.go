@@ -14,6 +14,7 @@ import (
 
 	"ferry/config"
 	"ferry/mirror"
+	"ferry/queue"
 	"ferry/scanner"
 	"ferry/schedule"
 	"ferry/watcher"
@@ -107,6 +108,7 @@ func (j *job) run(ctx, hard context.Context, drain time.Duration, ready func()) 
 		j.watcher = w
 		j.mu.Unlock()
 	}
+	live.Queue().SetAdmit(j.admit)
 	j.applyPause()
 
 	// The pool and the watcher stop only when the drain is over (hard);
@@ -401,6 +403,36 @@ func (j *job) applyPause() {
 		}
 	}
 	j.refreshState()
+}
+
+// assumedRate is the upload rate per connection taken for the admission
+// check until one is measured: low, so a big file is not started into a
+// window on optimism.
+const assumedRate = 1 << 20
+
+// admit lets a bulk item start unless, at the rate measured so far, it
+// would still be running when the next protected window opens.
+func (j *job) admit(it queue.Item) bool {
+	j.mu.Lock()
+	prot, live := j.prot, j.live
+	j.mu.Unlock()
+	rate := 0.0
+	if live != nil {
+		rate = live.Rate()
+	}
+	return admits(prot, j.now(), it.Size, rate)
+}
+
+// admits is admit's arithmetic.
+func admits(prot schedule.Windows, now time.Time, size int64, rate float64) bool {
+	if len(prot) == 0 {
+		return true
+	}
+	if rate <= 0 {
+		rate = assumedRate
+	}
+	est := time.Duration(float64(size) / rate * float64(time.Second))
+	return prot.Fits(now, est)
 }
 
 // refreshState derives the state shown from what the job is doing.

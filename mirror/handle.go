@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"ferry/internal/digest"
@@ -67,8 +68,12 @@ func (r *runner) upload(ctx context.Context, c remote.Conn, e registry.Entry) er
 	if err := r.dirs.ensure(ctx, c, path.Dir(e.Path)); err != nil {
 		return err
 	}
+	began := time.Now()
 	shipped, err := transfer.Upload(ctx, c, r.local(e.Path), e.Path, r.lim)
 	r.noteLeftover(err)
+	if err == nil {
+		r.rate.note(shipped.Size, time.Since(began))
+	}
 	if errors.Is(err, remote.ErrNotExist) && !errors.Is(err, transfer.ErrVanished) {
 		// The parent went away behind our back: make it again, once.
 		r.dirs.forget(path.Dir(e.Path))
@@ -248,4 +253,31 @@ func (r *runner) markFailedDir(d string) {
 	r.errMu.Lock()
 	defer r.errMu.Unlock()
 	r.failedDirs[d] = true
+}
+
+// rateMeter keeps a running estimate of one connection's upload rate,
+// from files big enough for the rate to show through the round trips.
+type rateMeter struct {
+	mu  sync.Mutex
+	bps float64 // bytes per second; 0 = not measured yet
+}
+
+func (m *rateMeter) note(size int64, took time.Duration) {
+	if size < 256<<10 || took <= 0 {
+		return
+	}
+	v := float64(size) / took.Seconds()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.bps == 0 {
+		m.bps = v
+	} else {
+		m.bps = 0.8*m.bps + 0.2*v
+	}
+}
+
+func (m *rateMeter) get() float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.bps
 }

@@ -309,3 +309,7 @@ func (l *Live) RetryFailed(ctx context.Context) (int, error) {
 	l.q.More()
 	return len(fails), nil
 }
+
+// Rate is the measured upload rate of one connection in bytes per second
+// (0 until a file big enough to tell has been sent).
+func (l *Live) Rate() float64 { return l.s.r.rate.get() }

@@ -59,6 +59,7 @@ type runner struct {
 	failedDirs map[string]bool
 
 	transferred, bytes, touched, adopted, deleted, failed, conflicts, cleaned, moved atomic.Int64
+	rate                                                                             rateMeter // per connection, for protected hours
 }
 
 // Run makes one pass: it mirrors Source to Target and returns what it did.

@@ -16,9 +16,11 @@
 package queue
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 )
@@ -80,6 +82,8 @@ type Queue struct {
 	errs     error
 	// paused classes are not handed out; what is in flight finishes.
 	pauseHigh, pauseLow bool
+	// admit, when set, decides whether a bulk item may start now.
+	admit func(Item) bool
 }
 
 type inflight struct {
@@ -306,25 +310,30 @@ func (q *Queue) take() (Item, bool) {
 	if q.pauseLow {
 		return Item{}, false
 	}
-	best := -1
+	// Lanes by the service they have had, least first; the first item
+	// that may start (not in flight, admitted) goes.
+	order := make([]int, 0, Lanes)
 	for l := 0; l < Lanes; l++ {
-		if len(q.low[l]) > 0 && (best < 0 || q.vtime[l] < q.vtime[best]) {
-			best = l
+		if len(q.low[l]) > 0 {
+			order = append(order, l)
 		}
 	}
-	if best < 0 {
-		return Item{}, false
-	}
-	lane := q.low[best]
-	for i, it := range lane {
-		if _, busy := q.inflight[it.Path]; busy {
-			continue
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(q.vtime[a], q.vtime[b]) })
+	for _, l := range order {
+		lane := q.low[l]
+		for i, it := range lane {
+			if _, busy := q.inflight[it.Path]; busy {
+				continue
+			}
+			if q.admit != nil && !q.admit(it) {
+				continue
+			}
+			q.low[l] = append(lane[:i:i], lane[i+1:]...)
+			est := q.avg[l]
+			q.vtime[l] += est
+			q.inflight[it.Path] = inflight{lane: l, est: est}
+			return it, true
 		}
-		q.low[best] = append(lane[:i:i], lane[i+1:]...)
-		est := q.avg[best]
-		q.vtime[best] += est
-		q.inflight[it.Path] = inflight{lane: best, est: est}
-		return it, true
 	}
 	return Item{}, false
 }
@@ -379,6 +388,17 @@ func (q *Queue) Pause(high, low bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.pauseHigh, q.pauseLow = high, low
+	q.notify()
+}
+
+// SetAdmit installs a check every bulk item must pass to start: during
+// the hours before a protected window, an item that would not finish in
+// time waits. A refused item stays queued; it is asked again whenever the
+// queue changes (Pause, with the same settings, is a way to make it).
+func (q *Queue) SetAdmit(f func(Item) bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.admit = f
 	q.notify()
 }
 

@@ -297,3 +297,41 @@ func TestPauseAndWaitIdle(t *testing.T) {
 		t.Fatalf("WaitIdle: %v", err)
 	}
 }
+
+// TestAdmit: a bulk item the admission check refuses waits, while items it
+// admits (in the same lane or another) go; changing the check lets it go.
+func TestAdmit(t *testing.T) {
+	src := &fakeSource{}
+	src.add(Item{Path: "huge", Size: 1 << 30, DirtySince: 1}, Item{Path: "small", Size: 10, DirtySince: 2},
+		Item{Path: "big2", Size: 2 << 30, DirtySince: 3}, Item{Path: "medium", Size: 40 << 20, DirtySince: 4})
+	q := New(src, 8)
+	q.SetAdmit(func(it Item) bool { return it.Size < 1<<30 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var got []string
+	for range 2 {
+		it, err := q.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, it.Path)
+		q.Done(it, time.Millisecond)
+	}
+	sort.Strings(got)
+	if fmt.Sprint(got) != "[medium small]" {
+		t.Fatalf("admitted %v, want medium and small", got)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 100*time.Millisecond)
+	if it, err := q.Next(short); err == nil {
+		t.Fatalf("%s started though refused", it.Path)
+	}
+	cancelShort()
+	q.SetAdmit(nil)
+	for range 2 {
+		it, err := q.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.Done(it, time.Millisecond)
+	}
+}

@@ -1,0 +1,41 @@
+package daemon
+
+import (
+	"testing"
+	"time"
+
+	"ferry/schedule"
+)
+
+// TestAdmits: before a protected window, a transfer starts only if the
+// measured rate says it ends before the window opens; inside one, none.
+func TestAdmits(t *testing.T) {
+	w, err := schedule.Parse("12:00-13:00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prot := schedule.Windows{w}
+	noon := time.Date(2026, 11, 23, 12, 0, 0, 0, time.Local)
+	for _, tc := range []struct {
+		name string
+		now  time.Time
+		size int64
+		rate float64
+		want bool
+	}{
+		{"small file, a minute before", noon.Add(-time.Minute), 1 << 20, 10 << 20, true},
+		{"fits exactly", noon.Add(-10 * time.Second), 100 << 20, 10 << 20, true},
+		{"would overrun the window", noon.Add(-10 * time.Second), 101 << 20, 10 << 20, false},
+		{"unmeasured rate assumes 1 MiB/s", noon.Add(-10 * time.Second), 11 << 20, 0, false},
+		{"unmeasured rate, small file", noon.Add(-10 * time.Second), 9 << 20, 0, true},
+		{"inside the window", noon.Add(time.Minute), 1, 10 << 20, false},
+		{"after the window", noon.Add(61 * time.Minute), 1 << 30, 10 << 20, true},
+	} {
+		if got := admits(prot, tc.now, tc.size, tc.rate); got != tc.want {
+			t.Errorf("%s: admits = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if !admits(nil, noon, 1<<40, 1) {
+		t.Error("without protected hours everything is admitted")
+	}
+}
