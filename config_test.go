@@ -134,3 +134,25 @@ func countFiles(t *testing.T, root string) int {
 	})
 	return n
 }
+
+// TestDemo runs `ferry demo` as a newcomer would: it must end in sync, with
+// the live part showing each save arrive.
+func TestDemo(t *testing.T) {
+	dir := t.TempDir()
+	r := ferry(t, nil, nil, "demo", "--files", "40", "--dir", dir)
+	if r.code != 0 {
+		t.Fatalf("demo: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"transferred 40 files", "nothing to transfer", "transferred 1 files", "JOB"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if n := strings.Count(r.stdout, "later, complete"); n != 3 {
+		t.Errorf("demo showed %d live saves arriving, want 3:\n%s", n, r.stdout)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "remote", "docs", "guide", "live.html"))
+	if err != nil || !strings.Contains(string(got), "live edit 3") {
+		t.Errorf("the last live save is not on the remote: %v %q", err, got)
+	}
+}

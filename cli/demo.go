@@ -1,14 +1,18 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"time"
 
+	"ferry/config"
+	"ferry/daemon"
 	"ferry/internal/sftpserver"
 	"ferry/mirror"
 	"ferry/remote"
@@ -104,6 +108,9 @@ func (a *App) demo(ctx context.Context, args []string) int {
 	if _, code := step("third run after editing docs/index.html: exactly one file is sent", false); code != mirror.ExitOK {
 		return code
 	}
+	if code := a.demoLive(ctx, o, src, dst); code != mirror.ExitOK {
+		return code
+	}
 	fmt.Fprintf(out, "look around:\n  source     %s\n  remote     %s\n  registry   %s  (sqlite3 %s 'select dir, name, state, remote_size from entry limit 10')\n",
 		src, dst, filepath.Join(state, "ferry.db"), filepath.Join(state, "ferry.db"))
 	fmt.Fprintf(out, "  again      ferry --once --state %s --known-hosts %s %s sftp://...  (the server stops with this demo)\n", state, srv.KnownHostsFile, src)
@@ -141,4 +148,69 @@ func generateTree(root string, files int) (int, int64, error) {
 		total += int64(size)
 	}
 	return files, total, nil
+}
+
+// demoLive runs the daemon on the demo's job, saves a file three times and
+// shows each save arriving on the remote, renamed into place.
+func (a *App) demoLive(ctx context.Context, o mirror.Options, src, dst string) int {
+	out := a.Stdout
+	fmt.Fprintln(out, "== live: the daemon watches the tree; each save below is shipped as soon as it settles")
+	jc := config.Defaults()
+	jc.Name, jc.Source, jc.Target = "demo", src, o.Target.String()
+	o.Job = "demo"
+	log := slog.New(slog.NewTextHandler(a.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	d, err := daemon.New(daemon.Options{Jobs: []daemon.Job{{Config: jc, Options: o}}, Log: log, StateDir: o.StateDir, Version: a.Version})
+	if err != nil {
+		fmt.Fprintf(a.Stderr, "ferry demo: %v\n", err)
+		return mirror.ExitUsage
+	}
+	ready := make(chan struct{})
+	d.SetReady(func() { close(ready) })
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(runCtx, ctx) }()
+	defer func() {
+		stop()
+		<-done
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		fmt.Fprintf(a.Stderr, "ferry demo: the daemon stopped: %v\n", err)
+		return mirror.ExitUsage
+	case <-ctx.Done():
+		return mirror.ExitInterrupted
+	}
+	rel := filepath.Join("docs", "guide", "live.html")
+	for i := 1; i <= 3; i++ {
+		body := []byte(fmt.Sprintf("<h1>live edit %d, saved at %s</h1>\n", i, time.Now().Format("15:04:05.000")))
+		saved := time.Now()
+		if err := os.WriteFile(filepath.Join(src, rel), body, 0o644); err != nil {
+			fmt.Fprintf(a.Stderr, "ferry demo: %v\n", err)
+			return mirror.ExitUsage
+		}
+		took, ok := waitContent(ctx, filepath.Join(dst, rel), body, 30*time.Second)
+		if !ok {
+			fmt.Fprintf(a.Stderr, "ferry demo: save %d of %s did not arrive within 30 s\n", i, rel)
+			return mirror.ExitFailed
+		}
+		fmt.Fprintf(out, "   saved %s (%d bytes) at %s → on the remote %d ms later, complete\n", rel, len(body), saved.Format("15:04:05.000"), took.Milliseconds())
+		time.Sleep(300 * time.Millisecond)
+	}
+	fmt.Fprintf(out, "\n== what `ferry status` says about it (from the daemon's control socket in %s)\n", o.StateDir)
+	writeStatus(a, d.Status(ctx))
+	fmt.Fprintf(out, "\n(run your own: ferry --config FILE, with a [[job]] as in config.example.toml)\n\n")
+	return mirror.ExitOK
+}
+
+// waitContent polls p until it holds want.
+func waitContent(ctx context.Context, p string, want []byte, limit time.Duration) (time.Duration, bool) {
+	began := time.Now()
+	for time.Since(began) < limit && ctx.Err() == nil {
+		if got, err := os.ReadFile(p); err == nil && bytes.Equal(got, want) {
+			return time.Since(began), true
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return 0, false
 }

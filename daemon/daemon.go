@@ -94,6 +94,9 @@ func New(o Options) (*Daemon, error) {
 	return d, nil
 }
 
+// SetReady replaces the Ready callback (before Run).
+func (d *Daemon) SetReady(f func()) { d.o.Ready = f }
+
 // Run runs every job until ctx ends, then drains: nothing new starts,
 // transfers in flight get o.Drain to finish, the registries are saved.
 // hard ending cuts the drain short. A job that cannot start (wrong
