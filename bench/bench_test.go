@@ -64,7 +64,7 @@ func TestHarnessQuick(t *testing.T) {
 	}
 	out := t.TempDir()
 	o := Options{
-		Quick: true, Datasets: []string{DatasetSmall, DatasetDeep, DatasetLarge, DatasetMillion},
+		Quick: true, Datasets: []string{DatasetSmall, DatasetDeep, DatasetLarge, DatasetLive, DatasetMillion},
 		Servers: AllServers, Tools: tools, OutDir: out, WorkDir: t.TempDir(), NoInstall: true,
 		FerryBin: ferryBin, Seed: 7, Timeout: 2 * time.Minute, Log: testLog{t},
 	}
@@ -141,7 +141,15 @@ func TestHarnessQuick(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"## Flags each tool got, and why", "## Goals", "| program | version |", "vsftpd"} {
+	if len(got.Live) != 2*len(AllServers) {
+		t.Errorf("latest.json has %d live results, want %d", len(got.Live), 2*len(AllServers))
+	}
+	for _, l := range got.Live {
+		if l.Error != "" || l.Saves == 0 || l.P50MS <= 0 || l.P99MS < l.P50MS {
+			t.Errorf("live %s/%s: %+v", l.Server, l.Case, l)
+		}
+	}
+	for _, want := range []string{"## Flags each tool got, and why", "## Goals", "| program | version |", "vsftpd", "### live latency"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("latest.md lacks %q", want)
 		}

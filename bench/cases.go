@@ -60,6 +60,9 @@ func (r *runner) peers() []entrant {
 // runDataset runs every case of one dataset against every server (or, for
 // the million files, against file://).
 func (r *runner) runDataset(ctx context.Context, name string) error {
+	if name == DatasetLive {
+		return r.runLive(ctx)
+	}
 	ds, err := ensureDataset(filepath.Join(r.o.WorkDir, "datasets"), name, r.o.Quick, r.o.Seed, r.logf)
 	if err != nil {
 		return err

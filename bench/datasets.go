@@ -23,8 +23,8 @@ const (
 // AllDatasets lists every dataset; DefaultDatasets leaves out the million
 // files, which take minutes to create, mirror and delete.
 var (
-	AllDatasets     = []string{DatasetSmall, DatasetWeb, DatasetLarge, DatasetDeep, DatasetMillion}
-	DefaultDatasets = []string{DatasetSmall, DatasetWeb, DatasetLarge, DatasetDeep}
+	AllDatasets     = []string{DatasetSmall, DatasetWeb, DatasetLarge, DatasetDeep, DatasetLive, DatasetMillion}
+	DefaultDatasets = []string{DatasetSmall, DatasetWeb, DatasetLarge, DatasetDeep, DatasetLive}
 )
 
 // layoutVersion is part of the cache key: bump it when a layout changes so

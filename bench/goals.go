@@ -26,6 +26,7 @@ func (rep *Report) computeGoals() {
 		rep.Goals = append(rep.Goals, rep.largeFilesGoal(server))
 	}
 	rep.Goals = append(rep.Goals, rep.noopGoal(), rep.changedGoal())
+	rep.Goals = append(rep.Goals, rep.liveGoals()...)
 	rep.Goals = append(rep.Goals, rep.millionGoals()...)
 }
 
@@ -168,6 +169,45 @@ func (rep *Report) millionGoals() []Goal {
 		walk.Verdict = verdict(x <= 1.5, fmt.Sprintf("%.2f× against 1.5×", x))
 	}
 	return []Goal{rss, walk}
+}
+
+// liveGoals: save-to-visible p99, idle and beside a bulk sync.
+func (rep *Report) liveGoals() []Goal {
+	var out []Goal
+	for _, c := range []struct {
+		name   string
+		target float64
+		what   string
+	}{{LiveIdle, 100, "idle"}, {LiveBulk, 300, "while a bulk sync of 10,000 files runs"}} {
+		g := Goal{Goal: "live mode: a saved file on the remote, renamed into place, " + c.what,
+			Target: fmt.Sprintf("p99 ≤ %.0f ms", c.target), Verdict: "not measured", Measured: "live case not run"}
+		var parts []string
+		ok, measured := true, false
+		for _, l := range rep.Live {
+			if l.Case != c.name || rep.Quick {
+				continue
+			}
+			if l.Error != "" {
+				parts = append(parts, fmt.Sprintf("%s: failed", l.Server))
+				ok = false
+				continue
+			}
+			measured = true
+			parts = append(parts, fmt.Sprintf("%s: p99 %.0f ms, p50 %.0f ms (%d saves)", l.Server, l.P99MS, l.P50MS, l.Saves))
+			ok = ok && l.P99MS <= c.target
+		}
+		if len(parts) > 0 {
+			g.Measured = joinSemi(parts)
+		}
+		if measured {
+			g.Verdict = verdict(ok, "every server")
+			if !ok {
+				g.Verdict = verdict(false, "see the live table")
+			}
+		}
+		out = append(out, g)
+	}
+	return out
 }
 
 func verdict(ok bool, by string) string {

@@ -79,6 +79,26 @@ func (rep *Report) Markdown() string {
 	for _, g := range rep.Groups {
 		rep.writeGroup(&b, g)
 	}
+	if len(rep.Live) > 0 {
+		p("\n### live latency\n\n")
+		p("`ferry --config` runs as a daemon (default settings: settle_delay 50ms, %d workers) with its watcher on; the bench saves "+
+			"1–9 KiB files into the watched tree, 20–50 ms apart, and times each from the write until the complete file is on the server's "+
+			"disk under its name (polled every 0.5 ms; a partial file there would fail the run). **idle**: nothing else to do. "+
+			"**bulk**: the saves are made while the daemon's first scan ships the small dataset (10,000 files) beside them; "+
+			"only saves made before that scan ends count.\n\n", rep.Workers)
+		p("| server | case | saves | p50 ms | p99 ms | max ms | bulk beside | peak RSS MiB | notes |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+		for _, l := range rep.Live {
+			bulk := ""
+			if l.Case == LiveBulk && l.BulkS > 0 {
+				bulk = fmt.Sprintf("%d files in %.1f s", l.BulkFiles, l.BulkS)
+			}
+			note := ""
+			if l.Error != "" {
+				note = "FAILED: " + l.Error
+			}
+			p("| %s | %s | %d | %.0f | %.0f | %.0f | %s | %.1f | %s |\n", l.Server, l.Case, l.Saves, l.P50MS, l.P99MS, l.MaxMS, bulk, l.PeakRSSMiB, cell(note))
+		}
+	}
 	if len(rep.Notes) > 0 {
 		p("\n## Notes\n\n")
 		for _, n := range rep.Notes {

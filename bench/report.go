@@ -25,6 +25,7 @@ type Report struct {
 	FlagNotes []string     `json:"flag_notes"`
 	Notes     []string     `json:"notes,omitempty"`
 	Groups    []*Group     `json:"groups"`
+	Live      []LiveResult `json:"live,omitempty"`
 	Goals     []Goal       `json:"goals"`
 	ElapsedS  float64      `json:"elapsed_s"`
 	LogDir    string       `json:"log_dir"`
