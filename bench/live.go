@@ -287,7 +287,9 @@ func waitFile(ctx context.Context, p string, want []byte, limit time.Duration) e
 	return fmt.Errorf("%s did not arrive within %v", p, limit)
 }
 
-type teeWriter struct{ a, b interface{ Write([]byte) (int, error) } }
+type teeWriter struct {
+	a, b interface{ Write([]byte) (int, error) }
+}
 
 func (t *teeWriter) Write(p []byte) (int, error) {
 	if _, err := t.a.Write(p); err != nil {
