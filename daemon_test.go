@@ -705,3 +705,29 @@ func TestDaemonProtectedHours(t *testing.T) {
 	}
 	d.stop(t, 30*time.Second)
 }
+
+// TestDaemonServerDown: the server is killed under a running daemon; saves
+// made while it is down arrive once it is back, without restarting ferry.
+func TestDaemonServerDown(t *testing.T) {
+	ftp := testrig.FTP(t, testrig.FTPOptions{})
+	srv := liveServer{name: "vsftpd", target: ftp.URL("/mirror"), env: []string{"FERRY_PASSWORD=" + ftp.Password},
+		disk: filepath.Join(ftp.Root, "mirror"), xferLog: ftp.XferLog}
+	dir := t.TempDir()
+	writeTree(t, filepath.Join(dir, "src"), 5, 1)
+	d := startDaemon(t, writeConfig(t, dir, srv, ""), srv.env)
+	if err := ftp.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "src", "while-down.txt"), "written while the server was down")
+	time.Sleep(1500 * time.Millisecond)
+	if err := ftp.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	arrival(t, srv.disk, "while-down.txt", []byte("written while the server was down"), 90*time.Second)
+	writeFile(t, filepath.Join(dir, "src", "after.txt"), "after the outage")
+	arrival(t, srv.disk, "after.txt", []byte("after the outage"), 30*time.Second)
+	if code := d.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("SIGTERM: exit %d", code)
+	}
+	noTemps(t, srv.disk)
+}

@@ -20,6 +20,8 @@ import (
 	"ferry/config"
 	"ferry/control"
 	"ferry/mirror"
+	"ferry/remote"
+	"ferry/transfer"
 )
 
 // Job is one job to run: its config and the mirror options built from it.
@@ -183,10 +185,54 @@ func (d *Daemon) startLocked(j *job) {
 	d.wg.Go(func() {
 		defer close(r.done)
 		defer stop()
-		if err := j.run(jctx, d.hard, d.o.Drain, d.ready); err != nil && jctx.Err() == nil {
-			d.fail(fmt.Errorf("job %q: %w", j.name, err))
+		for attempt := 1; ; attempt++ {
+			began := time.Now()
+			err := j.run(jctx, d.hard, d.o.Drain, d.ready)
+			if err == nil || jctx.Err() != nil {
+				return
+			}
+			if permanent(err) {
+				d.fail(fmt.Errorf("job %q: %w", j.name, err))
+				return
+			}
+			// The server is down or unreachable, say: the job waits and
+			// starts again, as many times as it takes; the others go on.
+			if time.Since(began) > 10*time.Minute {
+				attempt = 1 // it had been running: start the back-off over
+			}
+			wait := transfer.Backoff(attempt, 5*time.Second, 5*time.Minute)
+			j.setState(StateFailed)
+			j.noteErr(err)
+			// Up and handling its jobs: one waiting for its server is a
+			// state status shows, not a reason to hold READY back.
+			j.readyOnce.Do(d.ready)
+			j.log.Error("job stopped; starting it again", "error", err, "in", wait.Round(time.Second))
+			select {
+			case <-jctx.Done():
+				return
+			case <-time.After(wait):
+			}
 		}
 	})
+}
+
+// permanent tells a job failure that waiting will not mend (credentials,
+// host key, the job's lock held elsewhere, a refusal for safety) from one
+// it may (the server down, the network gone).
+func permanent(err error) bool {
+	if errors.Is(err, remote.ErrAuth) || errors.Is(err, remote.ErrHostKey) {
+		return true
+	}
+	if remote.IsTemporary(err) || errors.Is(err, transfer.ErrNoConnection) {
+		return false
+	}
+	var me *mirror.Error
+	if errors.As(err, &me) {
+		// Open's failures: a transport failure to log in is worth
+		// waiting for; a missing source, a held lock or a refusal is not.
+		return !remote.IsTemporary(me.Err)
+	}
+	return false
 }
 
 // Reload applies a new set of jobs: removed jobs are drained and stopped,

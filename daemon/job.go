@@ -62,6 +62,8 @@ type job struct {
 	wants  map[string]bool
 	wake   chan struct{}
 
+	readyOnce sync.Once // the daemon counts each job once towards READY
+
 	liveQueued, liveMoved atomic.Int64
 	lastLive              atomic.Int64 // unix ns of the last live change queued
 }
@@ -83,6 +85,7 @@ func newJob(cfg config.Job, mo mirror.Options, log *slog.Logger) (*job, error) {
 // cancelled after a drain that took too long; ctx ending starts the drain.
 func (j *job) run(ctx, hard context.Context, drain time.Duration, ready func()) error {
 	j.mo.Logf = func(format string, args ...any) { j.log.Warn(fmt.Sprintf(format, args...)) }
+	j.setState(StateStarting)
 	sess, _, err := mirror.Open(hard, j.mo)
 	if err != nil {
 		j.setState(StateFailed)
@@ -129,7 +132,7 @@ func (j *job) run(ctx, hard context.Context, drain time.Duration, ready func()) 
 	g.Go(func() error { return j.scanner(loopCtx) })
 	g.Go(func() error { return j.loop(loopCtx, changes) })
 	j.want("")
-	ready()
+	j.readyOnce.Do(ready)
 	j.log.Info("started", "source", j.mo.Source, "target", j.mo.Target.String(), "workers", j.mo.Workers, "watch", j.cfg.Watch)
 
 	// Drain: once ctx ends, nothing new is handed out; what is in flight

@@ -1,10 +1,15 @@
 package daemon
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
+	"ferry/mirror"
+	"ferry/remote"
 	"ferry/schedule"
+	"ferry/transfer"
 )
 
 // TestAdmits: before a protected window, a transfer starts only if the
@@ -37,5 +42,27 @@ func TestAdmits(t *testing.T) {
 	}
 	if !admits(nil, noon, 1<<40, 1) {
 		t.Error("without protected hours everything is admitted")
+	}
+}
+
+// TestPermanent: which job failures stop the daemon and which make the job
+// wait and start again.
+func TestPermanent(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"wrong password", &mirror.Error{Code: mirror.ExitUsage, Err: fmt.Errorf("connect: %w", remote.Errorf(remote.KindAuth, "login", "", errors.New("530")))}, true},
+		{"host key", remote.Errorf(remote.KindHostKey, "login", "", errors.New("changed")), true},
+		{"server down at start", &mirror.Error{Code: mirror.ExitUsage, Err: fmt.Errorf("connect: %w", remote.Errorf(remote.KindTransport, "dial", "", errors.New("connection refused")))}, false},
+		{"server gone while running", fmt.Errorf("%w: %w", transfer.ErrNoConnection, remote.Errorf(remote.KindTransport, "dial", "", errors.New("refused"))), false},
+		{"missing source", &mirror.Error{Code: mirror.ExitUsage, Err: errors.New("source /x: no such file or directory")}, true},
+		{"refused for safety", &mirror.Error{Code: mirror.ExitRefused, Err: errors.New("refused: source is empty")}, true},
+		{"anything else", errors.New("registry: disk I/O error"), false},
+	} {
+		if got := permanent(tc.err); got != tc.want {
+			t.Errorf("%s: permanent = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
