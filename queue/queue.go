@@ -79,6 +79,7 @@ type Queue struct {
 	again    map[string]Item // pushed while in flight: served after Done
 	closed   bool            // no more work will be produced
 	refill   bool            // a claim is running
+	gen      int             // bumped by More and Close: a claim that began before says nothing of new work
 	errs     error
 	// paused classes are not handed out; what is in flight finishes.
 	pauseHigh, pauseLow bool
@@ -143,6 +144,7 @@ func (q *Queue) More() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.exhaust = [Lanes]bool{}
+	q.gen++
 	q.notify()
 }
 
@@ -153,6 +155,7 @@ func (q *Queue) Close() {
 	defer q.mu.Unlock()
 	q.closed = true
 	q.exhaust = [Lanes]bool{}
+	q.gen++
 	q.notify()
 }
 
@@ -238,6 +241,7 @@ func (q *Queue) claim(ctx context.Context) {
 	var err error
 	var tried [Lanes]bool
 	q.mu.Lock()
+	gen := q.gen
 	want := [Lanes]int{}
 	for l := 0; l < Lanes; l++ {
 		if !q.exhaust[l] && len(q.low[l]) < q.window/2+1 {
@@ -266,7 +270,9 @@ func (q *Queue) claim(ctx context.Context) {
 			q.catchUp(l)
 		}
 		q.low[l] = append(q.low[l], got[l]...)
-		if len(got[l]) < want[l] && err == nil {
+		// A short claim means the lane is empty, unless More came while
+		// it ran: the rows More announced may have missed this claim.
+		if len(got[l]) < want[l] && err == nil && gen == q.gen {
 			q.exhaust[l] = true
 		}
 	}

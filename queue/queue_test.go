@@ -335,3 +335,53 @@ func TestAdmit(t *testing.T) {
 		q.Done(it, time.Millisecond)
 	}
 }
+
+// slowSource answers its first claim only after the test says so, to let
+// More arrive while that claim runs.
+type slowSource struct {
+	fakeSource
+	gate    chan struct{}
+	entered chan struct{}
+	once    sync.Once
+}
+
+func (s *slowSource) Claim(ctx context.Context, lane, n int) ([]Item, error) {
+	out, err := s.fakeSource.Claim(ctx, lane, n)
+	if lane == 0 {
+		s.once.Do(func() {
+			close(s.entered)
+			<-s.gate
+		})
+	}
+	return out, err
+}
+
+// TestMoreDuringClaim: work announced (More) while a claim is running is
+// not lost when that claim comes back short — WaitIdle must not report
+// idle with the work still in the source.
+func TestMoreDuringClaim(t *testing.T) {
+	src := &slowSource{gate: make(chan struct{}), entered: make(chan struct{})}
+	q := New(src, 8)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	got := make(chan Item, 1)
+	go func() {
+		it, err := q.Next(ctx)
+		if err == nil {
+			got <- it
+		}
+	}()
+	<-src.entered // the claim found nothing and waits at the gate
+	src.add(Item{Path: "late", Size: 10, DirtySince: 1})
+	q.More()
+	close(src.gate)
+	select {
+	case it := <-got:
+		q.Done(it, time.Millisecond)
+	case <-ctx.Done():
+		t.Fatal("the item announced during a claim was never handed out")
+	}
+	if err := q.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
