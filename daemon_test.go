@@ -13,37 +13,19 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"ferry/internal/syncbuf"
 	"ferry/internal/testrig"
 	"ferry/remote"
 )
 
-// syncBuffer collects a daemon's log as it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // daemonProc is a running `ferry --config`.
 type daemonProc struct {
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *syncbuf.Buffer
 	done chan error
 	code int
 }
@@ -60,7 +42,7 @@ func startDaemon(t *testing.T, cfg string, env []string) *daemonProc {
 // launchDaemon runs ferry --config cfg and waits until it watches.
 func launchDaemon(t *testing.T, cfg string, env []string) *daemonProc {
 	t.Helper()
-	d := &daemonProc{log: &syncBuffer{}, done: make(chan error, 1), code: -1}
+	d := &daemonProc{log: &syncbuf.Buffer{}, done: make(chan error, 1), code: -1}
 	d.cmd = exec.Command(os.Args[0], "--config", cfg)
 	d.cmd.Env = append(os.Environ(), append([]string{"FERRY_TEST_MAIN=1", "SSH_AUTH_SOCK="}, env...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log

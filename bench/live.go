@@ -11,9 +11,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"ferry/internal/syncbuf"
 )
 
 // DatasetLive is the live-latency case: files saved under a running daemon
@@ -41,24 +42,6 @@ type LiveResult struct {
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
 	Error      string  `json:"error,omitempty"`
 	Log        string  `json:"log"`
-}
-
-// liveBuffer collects a daemon's log while it runs.
-type liveBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *liveBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *liveBuffer) has(s string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Contains(l.b.Bytes(), []byte(s))
 }
 
 // runLive measures both live cases on every server.
@@ -142,7 +125,7 @@ func (r *runner) liveCase(ctx context.Context, s *site, c string, small *dataset
 		return res
 	}
 	defer logf.Close()
-	buf := &liveBuffer{}
+	buf := &syncbuf.Buffer{}
 	argv := []string{r.bins[ToolFerry], "--config", cfg}
 	rssFile := res.Log + ".rss"
 	if t := r.bins["time"]; t != "" {
@@ -182,7 +165,7 @@ func (r *runner) liveCase(ctx context.Context, s *site, c string, small *dataset
 	defer stop()
 	wait := func(s string, limit time.Duration) error {
 		deadline := time.Now().Add(limit)
-		for !buf.has(s) {
+		for !buf.Contains(s) {
 			if time.Now().After(deadline) {
 				return fmt.Errorf("no %q from the daemon within %v", s, limit)
 			}
@@ -212,7 +195,7 @@ func (r *runner) liveCase(ctx context.Context, s *site, c string, small *dataset
 	var lat []float64
 	began := time.Now()
 	for i := 0; i < saves; i++ {
-		if c == LiveBulk && buf.has(`msg="scan done"`) {
+		if c == LiveBulk && buf.Contains(`msg="scan done"`) {
 			break // only saves made while the bulk ran count
 		}
 		name := fmt.Sprintf("save-%03d.html", i)

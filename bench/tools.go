@@ -104,19 +104,17 @@ func ferryCommand(bin string, j job) invocation {
 	if j.dryRun {
 		argv = append(argv, "--dry-run")
 	}
-	if j.site.sftp() {
-		argv = append(argv, "--identity-file", j.site.identity, "--known-hosts", j.site.knownHosts)
-	}
-	inv := invocation{argv: append(argv, j.src, j.site.ferryURL(j.rel))}
-	if j.site.ftp != nil {
-		inv.env = []string{"FERRY_PASSWORD=" + j.site.password}
-	}
-	return inv
+	return ferryArgs(argv, j)
 }
 
 // floorCommand is `ferry bench floor`, with ferry's connection count.
 func floorCommand(bin string, j job) invocation {
-	argv := []string{bin, "bench", "floor", "--workers", strconv.Itoa(j.workers)}
+	return ferryArgs([]string{bin, "bench", "floor", "--workers", strconv.Itoa(j.workers)}, j)
+}
+
+// ferryArgs ends a ferry command line: the site's credentials (key files
+// as flags, the FTP password in the environment), SRC and URL.
+func ferryArgs(argv []string, j job) invocation {
 	if j.site.sftp() {
 		argv = append(argv, "--identity-file", j.site.identity, "--known-hosts", j.site.knownHosts)
 	}

@@ -1,7 +1,6 @@
 package mirror
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,10 +10,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"ferry/internal/syncbuf"
 	"ferry/internal/testrig"
 	"ferry/remote"
 	"ferry/remote/file"
@@ -34,25 +33,7 @@ type env struct {
 	disk   string             // the target root on the server's disk
 	ftp    *testrig.FTPServer // when the target is vsftpd
 	ssh    *testrig.SSHServer // when the target is OpenSSH
-	logs   *syncBuffer
-}
-
-// syncBuffer is a log sink many workers write to at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs   *syncbuf.Buffer
 }
 
 // backends returns the targets every integration test runs against.
@@ -61,7 +42,7 @@ func backends(t *testing.T) []func(t *testing.T) *env {
 }
 
 func baseEnv(t *testing.T, name string) *env {
-	return &env{t: t, name: name, src: filepath.Join(t.TempDir(), "src"), state: t.TempDir(), logs: &syncBuffer{}}
+	return &env{t: t, name: name, src: filepath.Join(t.TempDir(), "src"), state: t.TempDir(), logs: &syncbuf.Buffer{}}
 }
 
 func newFileEnv(t *testing.T) *env {
