@@ -6,8 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 )
 
 // start watches a fresh tree (with the given files already in it) and
@@ -243,4 +246,32 @@ func TestMaxDelay(t *testing.T) {
 		}
 	}
 	t.Fatal("a file that never settles was not released within 2 s")
+}
+
+// TestLostEvents: when the kernel drops events (its queue overflowed) the
+// whole tree is rescanned and the warning names the sysctl to raise; a
+// refused watch names its own.
+func TestLostEvents(t *testing.T) {
+	var logs []string
+	w := &Watcher{root: "/src", o: Options{Now: time.Now, Logf: func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }},
+		pending: map[string]*pend{}}
+	w.failure(fsnotify.ErrEventOverflow)
+	if len(w.ready) != 1 || w.ready[0].Kind != Rescan || w.ready[0].Path != "" {
+		t.Fatalf("after an overflow: %+v, want one rescan of the whole tree", w.ready)
+	}
+	if len(logs) != 1 || !strings.Contains(logs[0], "fs.inotify.max_queued_events") {
+		t.Errorf("overflow warning %q does not name the sysctl", logs)
+	}
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{syscall.ENOSPC, "fs.inotify.max_user_watches"},
+		{syscall.EMFILE, "fs.inotify.max_user_instances"},
+		{syscall.EACCES, ""},
+	} {
+		if got := limitHint(fmt.Errorf("add: %w", tc.err)); (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("limitHint(%v) = %q, want one naming %q", tc.err, got, tc.want)
+		}
+	}
 }
