@@ -116,43 +116,53 @@ func splitKey(s string) []string {
 
 func joinKey(parts []string) string { return strings.Join(parts, ".") }
 
-// cutComment drops a trailing comment outside quotes.
-func cutComment(s string) string {
+// eachUnquoted calls fn for each byte of s outside string literals (basic
+// strings honour backslash escapes) until fn returns false.
+func eachUnquoted(s string, fn func(i int, c byte) bool) {
 	var quote byte
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
-		case quote != 0 && c == quote:
-			quote = 0
-		case quote != 0:
-		case c == '"' || c == '\'':
-			quote = c
-		case c == '#':
-			return strings.TrimSpace(s[:i])
-		}
-	}
-	return s
-}
-
-// bracketDepth is the count of [ minus ] outside strings on a line.
-func bracketDepth(s string) int {
-	d := 0
-	var quote byte
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case quote != 0 && c == '\\' && quote == '"':
+		case quote == '"' && c == '\\':
 			i++
 		case quote != 0 && c == quote:
 			quote = 0
 		case quote != 0:
 		case c == '"' || c == '\'':
 			quote = c
-		case c == '#':
-			return d
-		case c == '[':
-			d++
-		case c == ']':
-			d--
+		default:
+			if !fn(i, c) {
+				return
+			}
 		}
 	}
+}
+
+// cutComment drops a trailing comment outside quotes.
+func cutComment(s string) string {
+	out := s
+	eachUnquoted(s, func(i int, c byte) bool {
+		if c == '#' {
+			out = strings.TrimSpace(s[:i])
+			return false
+		}
+		return true
+	})
+	return out
+}
+
+// bracketDepth is the count of [ minus ] outside strings and comments.
+func bracketDepth(s string) int {
+	d := 0
+	eachUnquoted(s, func(_ int, c byte) bool {
+		switch c {
+		case '#':
+			return false
+		case '[':
+			d++
+		case ']':
+			d--
+		}
+		return true
+	})
 	return d
 }
