@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"ferry/cli"
@@ -46,8 +48,10 @@ func main() {
 		Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv,
 	}
 	// FERRY_CPUPROFILE=file writes a CPU profile of the run, for the speed
-	// work the benchmark drives (go tool pprof ferry file).
+	// work the benchmark drives (go tool pprof ferry file); "%p" in the
+	// name becomes the process id, so each run of a bench keeps its own.
 	if p := os.Getenv("FERRY_CPUPROFILE"); p != "" {
+		p = strings.ReplaceAll(p, "%p", strconv.Itoa(os.Getpid()))
 		if f, err := os.Create(p); err == nil {
 			if err := pprof.StartCPUProfile(f); err == nil {
 				defer pprof.StopCPUProfile()
