@@ -142,6 +142,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	defer r.stopSites()
+	var stateNote string
+	r.stateRoot, stateNote = stateRoot(r.work)
+	r.rep.Notes = append(r.rep.Notes, stateNote)
+	defer os.RemoveAll(r.stateRoot)
 	var runErr error
 	for _, name := range o.Datasets {
 		if runErr = r.runDataset(ctx, name); runErr != nil {

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -71,9 +72,9 @@ func (r *runner) runLive(ctx context.Context) error {
 func (r *runner) liveCase(ctx context.Context, s *site, c string, small *dataset) LiveResult {
 	res := LiveResult{Server: s.name, Case: c}
 	base := filepath.Join(r.work, "live-"+s.name+"-"+c)
-	src, state := filepath.Join(base, "src"), filepath.Join(base, "state")
+	src, state := filepath.Join(base, "src"), r.statePath(DatasetLive, s.name, c)
 	rel := "live/" + c
-	if err := os.RemoveAll(base); err != nil {
+	if err := errors.Join(os.RemoveAll(base), os.RemoveAll(state)); err != nil {
 		res.Error = err.Error()
 		return res
 	}
