@@ -413,7 +413,29 @@ func TestDaemonLiveFirst(t *testing.T) {
 	dir := t.TempDir()
 	const bulk = 3000
 	writeTree(t, filepath.Join(dir, "src", "bulk"), bulk, 30)
-	d := launchDaemon(t, writeConfig(t, dir, srv, "workers = 2\n"), srv.env)
+	cfg := writeConfig(t, dir, srv, "workers = 2\n")
+	d := launchDaemon(t, cfg, srv.env)
+	// Status shows the scan and its progress while it runs.
+	type scanStatus struct {
+		Running      bool
+		PlannedFiles int64 `json:"planned_files"`
+		DoneFiles    int64 `json:"done_files"`
+	}
+	var seen scanStatus
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		r := ferry(t, nil, nil, "status", "--json", "--config", cfg)
+		var st struct{ Jobs []struct{ Scan scanStatus } }
+		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || len(st.Jobs) != 1 {
+			t.Fatalf("status: %v\n%s%s", err, r.stdout, r.stderr)
+		}
+		if seen = st.Jobs[0].Scan; seen.Running && seen.PlannedFiles > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !seen.Running || seen.PlannedFiles == 0 || seen.DoneFiles >= bulk {
+		t.Errorf("status during the first scan: %+v, want it running with work planned and not all done", seen)
+	}
 	var lat []time.Duration
 	var during int
 	for i := range 10 {

@@ -107,7 +107,8 @@ func writeStatus(a *App, st control.Status) {
 		scan := "—"
 		switch {
 		case j.Scan.Running:
-			scan = fmt.Sprintf("running for %s", time.Since(j.Scan.Since).Round(time.Second))
+			scan = fmt.Sprintf("running for %s: %d of %d files done (%s of %s)", time.Since(j.Scan.Since).Round(time.Second),
+				j.Scan.DoneFiles, j.Scan.PlannedFiles, remote.Bytes(j.Scan.DoneBytes), remote.Bytes(j.Scan.PlannedBytes))
 		case !j.Scan.Last.IsZero():
 			scan = fmt.Sprintf("%s, %.1f s, %d files, %d to send", j.Scan.Last.Local().Format("15:04:05"), j.Scan.LastTook, j.Scan.Files, j.Scan.Uploads)
 		}

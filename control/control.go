@@ -76,6 +76,13 @@ type ScanStatus struct {
 	Deletes  int64     `json:"last_deletes"`
 	Files    int64     `json:"last_files"`
 	Error    string    `json:"last_error,omitempty"`
+
+	// Progress of the current (or last) full scan: what it found to do,
+	// and what the job finished since it began, live work included.
+	PlannedFiles int64 `json:"planned_files"`
+	PlannedBytes int64 `json:"planned_bytes"`
+	DoneFiles    int64 `json:"done_files"`
+	DoneBytes    int64 `json:"done_bytes"`
 }
 
 // Totals count what the job did since the daemon started.

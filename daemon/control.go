@@ -114,6 +114,8 @@ func (j *job) status(ctx context.Context) control.JobStatus {
 	}
 	l := j.live
 	j.mu.Unlock()
+	s.Scan.PlannedFiles, s.Scan.PlannedBytes = j.progress.plannedFiles.Load(), j.progress.plannedBytes.Load()
+	s.Scan.DoneFiles, s.Scan.DoneBytes = j.progress.doneFiles.Load(), j.progress.doneBytes.Load()
 	s.Totals.Live = j.liveQueued.Load()
 	if l == nil {
 		return s

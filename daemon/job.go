@@ -63,6 +63,7 @@ type job struct {
 	wake   chan struct{}
 
 	readyOnce sync.Once // the daemon counts each job once towards READY
+	progress  passProgress
 
 	liveQueued, liveMoved atomic.Int64
 	lastLive              atomic.Int64 // unix ns of the last live change queued
@@ -85,6 +86,7 @@ func newJob(cfg config.Job, mo mirror.Options, log *slog.Logger) (*job, error) {
 // cancelled after a drain that took too long; ctx ending starts the drain.
 func (j *job) run(ctx, hard context.Context, drain time.Duration, ready func()) error {
 	j.mo.Logf = func(format string, args ...any) { j.log.Warn(fmt.Sprintf(format, args...)) }
+	j.mo.Progress = &j.progress
 	j.setState(StateStarting)
 	sess, _, err := mirror.Open(hard, j.mo)
 	if err != nil {
@@ -359,6 +361,9 @@ func covered(dir string, dirs map[string]bool) bool {
 func (j *job) scan(ctx context.Context, dir string) {
 	full := dir == ""
 	began := time.Now()
+	if full {
+		j.progress.reset()
+	}
 	j.mu.Lock()
 	j.scanning, j.scanSince = true, began
 	j.mu.Unlock()
