@@ -268,8 +268,7 @@ func (d *Daemon) Reload(jobs []Job) error {
 			return fmt.Errorf("job %q: %w", jc.Config.Name, err)
 		}
 		if r != nil {
-			stopping = append(stopping, r)
-			j.restart = r
+			j.restart = r // stopped below, before its successor starts
 		}
 		next = append(next, j)
 	}

@@ -65,8 +65,8 @@ type job struct {
 	readyOnce sync.Once // the daemon counts each job once towards READY
 	progress  passProgress
 
-	liveQueued, liveMoved atomic.Int64
-	lastLive              atomic.Int64 // unix ns of the last live change queued
+	liveQueued atomic.Int64
+	lastLive   atomic.Int64 // unix ns of the last live change queued
 }
 
 func newJob(cfg config.Job, mo mirror.Options, log *slog.Logger) (*job, error) {
@@ -85,7 +85,8 @@ func newJob(cfg config.Job, mo mirror.Options, log *slog.Logger) (*job, error) {
 // run opens the job's session and keeps it in sync until ctx ends. hard is
 // cancelled after a drain that took too long; ctx ending starts the drain.
 func (j *job) run(ctx, hard context.Context, drain time.Duration, ready func()) error {
-	j.mo.Logf = func(format string, args ...any) { j.log.Warn(fmt.Sprintf(format, args...)) }
+	warnf := func(format string, args ...any) { j.log.Warn(fmt.Sprintf(format, args...)) }
+	j.mo.Logf = warnf
 	j.mo.Progress = &j.progress
 	j.setState(StateStarting)
 	sess, _, err := mirror.Open(hard, j.mo)
@@ -102,7 +103,7 @@ func (j *job) run(ctx, hard context.Context, drain time.Duration, ready func()) 
 	var w *watcher.Watcher
 	if j.cfg.Watch {
 		w, err = watcher.New(j.mo.Source, watcher.Options{Excluded: j.excluded(), Settle: j.cfg.SettleDelay.Duration,
-			MaxDelay: j.cfg.MaxDelay.Duration, Logf: func(format string, args ...any) { j.log.Warn(fmt.Sprintf(format, args...)) }})
+			MaxDelay: j.cfg.MaxDelay.Duration, Logf: warnf})
 		if err != nil {
 			j.setState(StateFailed)
 			j.noteErr(err)
@@ -245,12 +246,8 @@ func (j *job) change(ctx context.Context, c watcher.Change) {
 			j.lastLive.Store(j.now().UnixNano())
 		}
 	case watcher.Moved:
-		renamed, err := j.live.Moved(ctx, c.From, c.Path, c.Since)
-		if err != nil {
+		if _, err := j.live.Moved(ctx, c.From, c.Path, c.Since); err != nil {
 			j.noteErr(err)
-		}
-		if renamed {
-			j.liveMoved.Add(1)
 		}
 		if j.cfg.Delete {
 			// If the rename cannot be made (or was not queued), the old

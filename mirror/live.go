@@ -296,7 +296,7 @@ func (l *Live) RetryFailed(ctx context.Context) (int, error) {
 	}
 	for _, e := range fails {
 		e.State, e.Attempts = registry.Pending, 0
-		if e.Lane == registry.LiveLane || e.Lane < registry.DeferredDirLane {
+		if e.Lane == registry.LiveLane { // not claimable: give it its weight lane
 			e.Lane = queue.LaneOf(max(e.LocalSize, 0))
 		}
 		if err := r.w.Put(e); err != nil {
