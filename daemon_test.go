@@ -735,3 +735,84 @@ func TestDaemonServerDown(t *testing.T) {
 	}
 	noTemps(t, srv.disk)
 }
+
+// TestDaemonRefusals: a second daemon on the same state directory and a
+// metrics address that cannot be listened on are exit 2 with the reason,
+// and the first daemon goes on untouched.
+func TestDaemonRefusals(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "src", "a.txt"), "a")
+	dst := filepath.Join(dir, "dst")
+	cfg := filepath.Join(dir, "ferry.toml")
+	writeFile(t, cfg, fmt.Sprintf("state_dir = %q\n[[job]]\nname = \"r\"\nsource = %q\ntarget = \"file://%s\"\n",
+		filepath.Join(dir, "state"), filepath.Join(dir, "src"), dst))
+	d := startDaemon(t, cfg, nil)
+	r := ferry(t, nil, nil, "--config", cfg)
+	if r.code != 2 || !strings.Contains(r.stderr, "another ferry daemon answers") {
+		t.Errorf("second daemon: exit %d, %q", r.code, r.stderr)
+	}
+	bad := filepath.Join(dir, "bad.toml")
+	body, _ := os.ReadFile(cfg)
+	writeFile(t, bad, "metrics_listen = \"127.0.0.1:notaport\"\n"+strings.Replace(string(body), "state\"", "state2\"", 1))
+	r = ferry(t, nil, nil, "--config", bad)
+	if r.code != 2 || !strings.Contains(r.stderr, "metrics_listen 127.0.0.1:notaport") {
+		t.Errorf("bad metrics address: exit %d, %q", r.code, r.stderr)
+	}
+	writeFile(t, filepath.Join(dir, "src", "b.txt"), "still served")
+	arrival(t, dst, "b.txt", []byte("still served"), 10*time.Second)
+	if code := d.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("SIGTERM: exit %d", code)
+	}
+}
+
+// TestDaemonRetryFailed: a file the server refuses fails (after its
+// retries) and shows in status; once the cause is fixed, `ferry sync
+// --retry-failed` ships it.
+func TestDaemonRetryFailed(t *testing.T) {
+	srv := liveServers(t)[0]
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "src", "ok.txt"), "ok")
+	cfg := writeConfig(t, dir, srv, "")
+	d := startDaemon(t, cfg, srv.env)
+	// A remote directory the server account cannot write into.
+	locked := filepath.Join(srv.disk, "locked")
+	if err := os.Mkdir(locked, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "src", "locked", "f.txt"), "refused at first")
+	failed := func() int64 {
+		r := ferry(t, nil, nil, "status", "--json", "--config", cfg)
+		var st struct {
+			Jobs []struct {
+				FailedFiles int64 `json:"failed_files"`
+			}
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || len(st.Jobs) != 1 {
+			t.Fatalf("status: %v\n%s%s", err, r.stdout, r.stderr)
+		}
+		return st.Jobs[0].FailedFiles
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for failed() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the refused upload never showed as failed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(locked, "f.txt")); !os.IsNotExist(err) {
+		t.Fatalf("f.txt is on the remote though the directory refused it (%v)", err)
+	}
+	if err := os.Chmod(locked, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	r := ferry(t, nil, nil, "sync", "--retry-failed", "--config", cfg)
+	if r.code != 0 || !strings.Contains(r.stdout, "1 failed files are pending again") {
+		t.Fatalf("sync --retry-failed: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	arrival(t, srv.disk, "locked/f.txt", []byte("refused at first"), 30*time.Second)
+	if n := failed(); n != 0 {
+		t.Errorf("%d files still failed after the retry", n)
+	}
+	d.stop(t, 30*time.Second)
+	noTemps(t, srv.disk)
+}
