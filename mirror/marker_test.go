@@ -203,8 +203,9 @@ func TestMarkerNeverMirrored(t *testing.T) {
 }
 
 // TestMarkerGarbageAndDirectory: a file of the marker's name that ferry
-// did not write is refused (exit 3) unless taken over; a directory of
-// that name is exit 2.
+// did not write is refused (exit 3) unless taken over; an unreadable
+// marker and a directory of that name are exit 2; a state directory made
+// anew in the same place repairs without a refusal.
 func TestMarkerGarbageAndDirectory(t *testing.T) {
 	e := newSFTPEnv(t)
 	e.tree(5, 1)
@@ -219,10 +220,35 @@ func TestMarkerGarbageAndDirectory(t *testing.T) {
 	if sum, code := e.run(func(o *Options) { o.Takeover = true }); code != ExitOK || sum.Marker != "taken-over" {
 		t.Fatalf("garbage marker taken over: exit %d %+v", code, sum)
 	}
+	// Unreadable (and not this job's stamp, so it must be read): exit 2
+	// with the reason, nothing changed.
+	if err := os.Chmod(p, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, time.Now(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Run(context.Background(), e.options())
+	var me *Error
+	if !errors.As(err, &me) || me.Code != ExitUsage || !strings.Contains(err.Error(), "cannot be read") || !errors.Is(err, remote.ErrPermission) {
+		t.Fatalf("an unreadable marker: %v", err)
+	}
 	os.Remove(p)
 	os.Mkdir(p, 0o755)
 	if _, code := e.run(nil); code != ExitUsage {
 		t.Fatalf("a directory named like the marker: exit %d, want 2", code)
+	}
+	os.Remove(p)
+
+	// The state directory deleted and made anew in the same place: its
+	// new registry finds the marker of the old one, from this host and
+	// this state directory, and repairs instead of refusing.
+	e.mustRun(nil)
+	if err := os.RemoveAll(e.state); err != nil {
+		t.Fatal(err)
+	}
+	if sum := e.mustRun(nil); sum.Marker != "recreated" || !sum.ListedRemote || sum.Transferred != 0 {
+		t.Fatalf("a recreated state directory: %+v", sum)
 	}
 }
 
