@@ -64,6 +64,7 @@ type Job struct {
 	MaxDelete   string `toml:"max_delete"`
 	Move        bool   `toml:"move"`
 	CheckRemote bool   `toml:"check_remote"`
+	Marker      string `toml:"marker"`
 
 	Watch        bool     `toml:"watch"`
 	SettleDelay  Duration `toml:"settle_delay"`
@@ -98,6 +99,7 @@ func Defaults() Job {
 		Workers:      4,
 		Links:        "skip",
 		Conflict:     "keep-both",
+		Marker:       mirror.DefaultMarker,
 		Watch:        true,
 		SettleDelay:  Duration{50 * time.Millisecond},
 		MaxDelay:     Duration{5 * time.Second},
@@ -376,6 +378,9 @@ func (j *Job) Check(base string) []FieldError {
 	}
 	if _, err := mirror.ParseMaxDelete(j.MaxDelete); err != nil {
 		bad("max_delete", "%v", err)
+	}
+	if err := mirror.CheckMarkerName(j.Marker); err != nil {
+		bad("marker", "%v", err)
 	}
 	if j.SettleDelay.Duration < 0 {
 		bad("settle_delay", "%v: want zero or more", j.SettleDelay.Duration)

@@ -58,6 +58,9 @@ type runner struct {
 	// no deletion is made there.
 	failedDirs map[string]bool
 
+	// listedAll is set when this pass listed the whole remote.
+	listedAll bool
+
 	transferred, bytes, touched, adopted, deleted, failed, conflicts, cleaned, moved atomic.Int64
 	rate                                                                             rateMeter // per connection, for protected hours
 }
@@ -84,6 +87,12 @@ type Session struct {
 	first     remote.Conn // the connection Open made, until a pass takes it
 	recovered int64
 	started   time.Time
+	// marker is what the last check of the target's marker found;
+	// markerMark is the runner's change count when this session last wrote
+	// it, and markerOurs says it did.
+	marker     markerCheck
+	markerMark int64
+	markerOurs bool
 }
 
 // Open checks the source, locks the job, opens the registry, logs in once
@@ -114,6 +123,9 @@ func Open(ctx context.Context, o Options) (*Session, *Summary, error) {
 		if empty {
 			return nil, sum, fail(ExitRefused, "refused: source %s is empty and --delete would remove everything on %s; nothing was changed", o.Source, o.Target)
 		}
+	}
+	if err := o.reserveMarker(); err != nil {
+		return nil, sum, err
 	}
 
 	unlock, err := registry.Lock(o.StateDir, o.Job)
@@ -147,12 +159,14 @@ func Open(ctx context.Context, o Options) (*Session, *Summary, error) {
 	}
 	s.first = first
 	caps := first.Caps()
-	if _, err := first.Stat(ctx, ""); errors.Is(err, remote.ErrNotExist) && !o.DryRun {
-		if err := first.Mkdir(ctx, ""); err != nil {
-			return nil, sum, &Error{Code: ExitUsage, Err: fmt.Errorf("create the target directory %s: %w", o.Target, err)}
-		}
-	} else if err != nil && !errors.Is(err, remote.ErrNotExist) {
-		return nil, sum, &Error{Code: ExitUsage, Err: fmt.Errorf("target %s: %w", o.Target, err)}
+	// One stat of the marker tells whether the remote is what the registry
+	// says (and that the target exists); another registry's marker ends
+	// the run here, with nothing written.
+	if s.marker, err = s.checkMarker(ctx, first, job, o.Takeover); err != nil {
+		return nil, sum, err
+	}
+	if s.marker.kind != markerTrusted && (s.marker.kind != markerNew || job.ListedAt != 0) {
+		o.Logf("%s: listing the remote and repairing what is gone", s.marker.reason)
 	}
 	if !o.DryRun {
 		// A dead run left rows "transferring": they become pending with a
@@ -226,8 +240,11 @@ func (s *Session) Once(ctx context.Context) (*Summary, error) {
 			sum.Recovered++ // the last run died; list the remote this time
 		}
 	}
-	listRemote := r.job.ListedAt == 0 || o.CheckRemote || sum.Recovered > 0
+	listRemote := r.job.ListedAt == 0 || o.CheckRemote || sum.Recovered > 0 || s.marker.kind != markerTrusted
 	sum.ListedRemote = listRemote
+	if s.marker.kind != markerTrusted && (s.marker.kind != markerNew || r.job.ListedAt != 0) {
+		sum.Marker, sum.MarkerReason = s.marker.kind.String(), s.marker.reason
+	}
 	first, err := s.takeFirst(ctx)
 	if err != nil {
 		return sum, &Error{Code: ExitUsage, Err: fmt.Errorf("connect to %s: %w", o.Target, err)}
@@ -237,6 +254,13 @@ func (s *Session) Once(ctx context.Context) (*Summary, error) {
 		if ferr := r.w.Flush(context.WithoutCancel(ctx)); ferr != nil && err == nil {
 			err, code = ferr, ExitUsage
 		}
+	}
+	if err == nil || code == ExitRefused {
+		wrote, merr := s.settleMarker(ctx, code, r.listedAll, r.sum.Plan.Mkdirs)
+		if merr != nil && err == nil {
+			err, code = merr, ExitUsage
+		}
+		sum.MarkerWritten = wrote
 	}
 	sum.Transferred, sum.Bytes, sum.Touched, sum.Adopted = r.transferred.Load(), r.bytes.Load(), r.touched.Load(), r.adopted.Load()
 	sum.Deleted, sum.Failed, sum.Conflicts, sum.Cleaned = r.deleted.Load(), r.failed.Load(), r.conflicts.Load(), r.cleaned.Load()
@@ -351,6 +375,7 @@ func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (
 		if err := r.job.MarkListed(ctx, r.o.Now()); err != nil {
 			return ExitUsage, err
 		}
+		r.listedAll = true
 	}
 	if o.Delete {
 		r.prog.Phase("deleting")

@@ -108,6 +108,11 @@ type Options struct {
 	Move        bool
 	Conflict    Conflict
 	BwLimit     float64 // bytes per second; 0 = unlimited
+	// Marker is the name of the marker at the target's root ("" =
+	// DefaultMarker); Takeover lets this job take over a target whose
+	// marker another registry wrote.
+	Marker   string
+	Takeover bool
 
 	// DryRunOut receives the plan of a dry run.
 	DryRunOut io.Writer
@@ -139,6 +144,9 @@ func (o *Options) defaults() {
 	}
 	if o.Job == "" {
 		o.Job = JobName(o.Source, o.Target)
+	}
+	if o.Marker == "" {
+		o.Marker = DefaultMarker
 	}
 }
 
