@@ -59,11 +59,12 @@ type Job struct {
 	Links    string   `toml:"links"`
 	Checksum bool     `toml:"checksum"`
 
-	Conflict    string `toml:"conflict"`
-	Delete      bool   `toml:"delete"`
-	MaxDelete   string `toml:"max_delete"`
-	Move        bool   `toml:"move"`
-	CheckRemote bool   `toml:"check_remote"`
+	Conflict       string `toml:"conflict"`
+	Delete         bool   `toml:"delete"`
+	DeleteExcluded bool   `toml:"delete_excluded"`
+	MaxDelete      string `toml:"max_delete"`
+	Move           bool   `toml:"move"`
+	CheckRemote    bool   `toml:"check_remote"`
 
 	Watch        bool     `toml:"watch"`
 	SettleDelay  Duration `toml:"settle_delay"`
@@ -376,6 +377,9 @@ func (j *Job) Check(base string) []FieldError {
 	}
 	if _, err := mirror.ParseMaxDelete(j.MaxDelete); err != nil {
 		bad("max_delete", "%v", err)
+	}
+	if j.DeleteExcluded && !j.Delete {
+		bad("delete_excluded", "is on but delete is not: excluded remote paths are only deleted along with the rest (turn delete on too)")
 	}
 	if j.SettleDelay.Duration < 0 {
 		bad("settle_delay", "%v: want zero or more", j.SettleDelay.Duration)
