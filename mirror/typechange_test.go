@@ -105,6 +105,30 @@ func TestTypeChangeConverges(t *testing.T) {
 	}
 }
 
+// TestTypeChangeUnrecorded: without a listing, a directory ferry never
+// recorded stands where a new file goes (made on the server since the last
+// listing); the failed put shows it, and --delete replaces it.
+func TestTypeChangeUnrecorded(t *testing.T) {
+	for _, mk := range serverBackends() {
+		e := mk(t)
+		t.Run(e.name, func(t *testing.T) {
+			e.t = t
+			e.write(filepath.Join(e.src, "z", "other.txt"), 8)
+			e.mustRun(nil)
+			e.remoteWrite("x/theirs/a.txt", "made on the server")
+			e.write(filepath.Join(e.src, "x"), 77)
+			sum, code := e.run(nil)
+			if code != ExitFailed || !strings.Contains(failureOf(sum, "x"), "--delete") {
+				t.Fatalf("without --delete: exit %d, failures %+v", code, sum.Failures)
+			}
+			if sum := e.mustRun(func(o *Options) { o.Delete = true }); sum.Deleted != 3 || sum.ListedRemote {
+				t.Fatalf("with --delete: %+v", sum)
+			}
+			e.sameTree()
+		})
+	}
+}
+
 // TestTypeChangeSafety: the removal a type change needs follows the rules
 // of any deletion — --max-delete counts it, a file someone else changed
 // inside the old directory is not deleted, and neither is a conflict copy;
