@@ -247,7 +247,7 @@ func (a *App) options(j config.Job, state, regName string, dryRun bool) (mirror.
 		Source: src, Target: t, Open: open,
 		RemoteOpts: remote.Options{Password: pw, IdentityFile: j.IdentityFile, KnownHostsFile: j.KnownHosts, CAFile: j.TLSCAFile,
 			Timeout: j.Timeout.Duration, Warnf: warn},
-		StateDir: state, Job: regName, Workers: j.Workers, Delete: j.Delete, MaxDelete: md, DryRun: dryRun,
+		StateDir: state, Job: regName, Workers: j.Workers, Delete: j.Delete, DeleteExcluded: j.DeleteExcluded, MaxDelete: md, DryRun: dryRun,
 		Excludes: j.Exclude, Links: links, Checksum: j.Checksum, CheckRemote: j.CheckRemote, Move: j.Move,
 		Conflict: conflict, BwLimit: rate, DryRunOut: a.Stdout, Marker: j.Marker,
 	}, nil

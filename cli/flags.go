@@ -72,6 +72,7 @@ func newOnceFlags(stderr io.Writer) (*flag.FlagSet, *onceFlags) {
 
 	fs.IntVar(&j.Workers, "workers", d.Workers, "connections to the server")
 	fs.BoolVar(&j.Delete, "delete", d.Delete, "delete remote files that are not in SOURCE (after the uploads)")
+	fs.BoolVar(&j.DeleteExcluded, "delete-excluded", d.DeleteExcluded, "with --delete, delete remote paths the excludes match too (left alone otherwise)")
 	fs.Var(stringList{&j.Exclude}, "exclude", "gitignore-style pattern to leave out (repeatable)")
 	fs.BoolVar(&j.Checksum, "checksum", d.Checksum, "compare content hashes even when size and mtime match")
 	fs.StringVar(&j.MaxDelete, "max-delete", d.MaxDelete, "refuse a run that would delete more than N files or P% of them")
@@ -91,7 +92,7 @@ func newOnceFlags(stderr io.Writer) (*flag.FlagSet, *onceFlags) {
 
 // jobFlags are the flags that set a job's key; given with --config they
 // override that key in every job run.
-var jobFlags = []string{"workers", "delete", "exclude", "checksum", "max-delete", "bwlimit", "conflict",
+var jobFlags = []string{"workers", "delete", "delete-excluded", "exclude", "checksum", "max-delete", "bwlimit", "conflict",
 	"check-remote", "marker", "move", "links", "identity-file", "known-hosts", "password-file", "tls-ca-file", "timeout"}
 
 // override copies the job flags given on the command line onto j.
@@ -105,6 +106,8 @@ func (f *onceFlags) override(j *config.Job) {
 			j.Workers = f.j.Workers
 		case "delete":
 			j.Delete = f.j.Delete
+		case "delete-excluded":
+			j.DeleteExcluded = f.j.DeleteExcluded
 		case "exclude":
 			j.Exclude = append(j.Exclude, f.j.Exclude...)
 		case "checksum":

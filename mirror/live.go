@@ -103,8 +103,8 @@ func (l *Live) Scan(ctx context.Context, dir string, listRemote bool) ScanResult
 		o.Logf("%s: scanning everything with a remote listing", chk.reason)
 		dir, listRemote = "", true
 	}
-	pl := planner.New(r.job, r.w, planner.Options{Source: o.Source, Delete: o.Delete, Checksum: o.Checksum,
-		ListPrecision: r.caps.ListModTimePrecision, Now: o.Now})
+	pl := planner.New(r.job, r.w, r.planOptions())
+	r.replace.reset() // --max-delete is counted per scan
 	var ls *listers
 	if listRemote {
 		c := r.conns.take()
@@ -270,7 +270,7 @@ func (r *runner) move(ctx context.Context, c remote.Conn, m liveMove) error {
 		e.RemoteSize, e.RemoteMtime, e.Hash, e.Recheck = -1, 0, "", false
 		return r.upload(ctx, c, e)
 	}
-	if err := r.dirs.ensure(ctx, c, path.Dir(m.to.Path)); err != nil {
+	if err := r.ensureDir(ctx, c, path.Dir(m.to.Path)); err != nil {
 		return err
 	}
 	if err := c.Rename(ctx, m.from.Path, m.to.Path); err != nil {

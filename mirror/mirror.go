@@ -57,6 +57,10 @@ type runner struct {
 	// failedDirs are directories under which something failed this run:
 	// no deletion is made there.
 	failedDirs map[string]bool
+	// excluded matches the job's exclude patterns against remote paths
+	// (nil = none); replace holds the type changes' removals.
+	excluded func(rel string, isDir bool) bool
+	replace  replacer
 
 	// listedAll is set when this pass listed the whole remote.
 	listedAll bool
@@ -176,7 +180,8 @@ func Open(ctx context.Context, o Options) (*Session, *Summary, error) {
 			return nil, sum, &Error{Code: ExitUsage, Err: err}
 		}
 	}
-	s.r = &runner{o: o, job: job, caps: caps, lim: o.limiter(), dirs: newDirCache(), failedDirs: map[string]bool{}, conns: &stash{}, prog: o.Progress}
+	s.r = &runner{o: o, job: job, caps: caps, lim: o.limiter(), dirs: newDirCache(), failedDirs: map[string]bool{}, conns: &stash{}, prog: o.Progress,
+		excluded: scanner.Excluder(o.Excludes)}
 	if s.r.prog == nil {
 		s.r.prog = nopProgress{}
 	}
@@ -316,7 +321,8 @@ func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (
 		return r.dryRun(ctx, first, listRemote)
 	}
 	q := queue.New(claimer{r.job}, 256)
-	pl := planner.New(r.job, r.w, planner.Options{Source: o.Source, Delete: o.Delete, Checksum: o.Checksum, ListPrecision: r.caps.ListModTimePrecision, Now: o.Now})
+	pl := planner.New(r.job, r.w, r.planOptions())
+	r.replace.reset()
 
 	// When the remote is listed, the first connection serves listings
 	// (with a few more) and they all go when the scan is over, so the
@@ -383,6 +389,9 @@ func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (
 			return code, err
 		}
 	}
+	if _, refused := r.replace.counts(); refused > 0 {
+		return ExitRefused, fmt.Errorf("refused: %d paths whose type changed would delete more on %s than --max-delete allows; they were left as they are", refused, r.o.Target)
+	}
 	if r.failed.Load() > 0 || len(pl.Stats.DirErrors) > 0 {
 		return ExitFailed, nil
 	}
@@ -434,7 +443,7 @@ func (r *runner) plan(ctx context.Context, pl *planner.Planner, ls *listers, lis
 	}
 	var lastFiles, lastBytes int64
 	err := scanner.WalkPairs(ctx, w, list, ahead, func(p *scanner.Pair) error {
-		if p.RemoteErr != nil {
+		if p.RemoteErr != nil && !pl.RemoteNotDir(p.Local.Path) {
 			return fmt.Errorf("list remote %q: %w", p.Local.Path, p.RemoteErr)
 		}
 		if err := pl.Dir(ctx, p); err != nil {
@@ -456,28 +465,19 @@ func (r *runner) plan(ctx context.Context, pl *planner.Planner, ls *listers, lis
 	if err != nil {
 		return err
 	}
-	now := r.o.Now().UnixNano()
-	for _, dir := range pl.RemoteOnlyDirs {
-		err := scanner.RemoteWalk(ctx, ls.list, dir, ls.parallel(), func(d string, ents []remote.FileInfo) error {
-			for _, fi := range ents {
-				if remote.IsConflictCopy(fi.Name) {
-					r.failedDirs[d] = true // keep the directory that holds it
-					continue
-				}
-				if err := pl.PlanRemoteDelete(d+"/"+fi.Name, fi, now); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("list remote %q: %w", dir, err)
-		}
-		if err := pl.PlanRemoteDelete(dir, remote.FileInfo{IsDir: true}, now); err != nil {
+	if len(pl.RemoteOnlyDirs) > 0 {
+		if err := pl.RemoteOnly(ctx, ls.list, ls.parallel()); err != nil {
 			return err
 		}
 	}
 	return r.w.Flush(ctx)
+}
+
+// planOptions are the planner's options for this job's scans.
+func (r *runner) planOptions() planner.Options {
+	o := r.o
+	return planner.Options{Source: o.Source, Delete: o.Delete, Checksum: o.Checksum, ListPrecision: r.caps.ListModTimePrecision, Now: o.Now,
+		Excluded: r.excluded, DeleteExcluded: o.DeleteExcluded}
 }
 
 // newPool returns a worker pool for one phase; it takes logged-in

@@ -97,17 +97,20 @@ type Options struct {
 	StateDir string
 	Job      string // job name in the registry; "" derives one from source and target
 
-	Workers     int
-	Delete      bool
-	MaxDelete   MaxDelete
-	DryRun      bool
-	Excludes    []string
-	Links       scanner.Links
-	Checksum    bool
-	CheckRemote bool
-	Move        bool
-	Conflict    Conflict
-	BwLimit     float64 // bytes per second; 0 = unlimited
+	Workers int
+	Delete  bool
+	// DeleteExcluded (with Delete) also deletes remote paths the excludes
+	// match; without it they are not ferry's and are left alone.
+	DeleteExcluded bool
+	MaxDelete      MaxDelete
+	DryRun         bool
+	Excludes       []string
+	Links          scanner.Links
+	Checksum       bool
+	CheckRemote    bool
+	Move           bool
+	Conflict       Conflict
+	BwLimit        float64 // bytes per second; 0 = unlimited
 	// Marker is the name of the marker at the target's root ("" =
 	// DefaultMarker); Takeover lets this job take over a target whose
 	// marker another registry wrote.
