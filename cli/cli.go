@@ -246,7 +246,7 @@ func (a *App) options(j config.Job, state, regName string, dryRun bool) (mirror.
 			Timeout: j.Timeout.Duration, Warnf: warn},
 		StateDir: state, Job: regName, Workers: j.Workers, Delete: j.Delete, MaxDelete: md, DryRun: dryRun,
 		Excludes: j.Exclude, Links: links, Checksum: j.Checksum, CheckRemote: j.CheckRemote, Move: j.Move,
-		Conflict: conflict, BwLimit: rate, DryRunOut: a.Stdout,
+		Conflict: conflict, BwLimit: rate, DryRunOut: a.Stdout, Patience: j.ServerPatience.Duration,
 	}, nil
 }
 

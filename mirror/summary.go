@@ -36,6 +36,10 @@ type Summary struct {
 	Failures    []Failure `json:"failures,omitempty"`
 	ExitCode    int       `json:"exit_code"`
 	Seconds     float64   `json:"seconds"`
+
+	// SessionsLost counts sessions that ended under an item (a reset, a
+	// 421, vsftpd's "500 OOPS", a timeout) and were redialed.
+	SessionsLost int64 `json:"sessions_lost"`
 }
 
 // Failure is one path that did not make it, with the reason.
@@ -69,6 +73,9 @@ func (s *Summary) WriteText(w io.Writer) {
 		}
 		fmt.Fprintf(w, "transferred %d files (%s%s), touched %d, adopted %d, deleted %d, unchanged %d, failed %d in %v\n",
 			s.Transferred, remote.Bytes(s.Bytes), rate, s.Touched, s.Adopted, s.Deleted, s.Unchanged, s.Failed, d)
+	}
+	if s.SessionsLost > 0 {
+		fmt.Fprintf(w, "sessions lost and redialed: %d\n", s.SessionsLost)
 	}
 	if s.Cleaned > 0 {
 		fmt.Fprintf(w, "removed %d temporary files left by an interrupted run\n", s.Cleaned)

@@ -184,6 +184,11 @@ func (c *Conn) writeFailed(ctx context.Context, s *session, p, a string, sent in
 // detached from the caller's (which may be the reason for the failure) and
 // on whatever session is live, logging in again if the old one broke.
 func (c *Conn) removeTemp(ctx context.Context, p, tmp string) error {
+	if remote.GivenUp(ctx) {
+		// The caller gave up on a silent server: another session would
+		// wait out the same silence. The next pass removes the file.
+		return context.Cause(ctx)
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	err := c.call(ctx, "put", p, func(s *session) error {
