@@ -244,6 +244,12 @@ func (p *Planner) File(rel string, f scanner.File, e registry.Entry, known bool)
 // gone handles a recorded path that is no longer on disk; for a directory,
 // everything recorded under it goes first.
 func (p *Planner) gone(ctx context.Context, e registry.Entry, now int64) error {
+	if e.Action == registry.Cleanup {
+		// A temporary file a failed upload left on the server (it is
+		// never on disk): its removal is still due, so the record stays.
+		p.Stats.Cleanups++
+		return nil
+	}
 	if e.IsDir && p.o.Delete {
 		var kids []registry.Entry
 		if err := p.rec.Dir(ctx, e.Path, func(k registry.Entry) error {

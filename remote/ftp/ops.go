@@ -215,10 +215,11 @@ func (c *Conn) replaceAside(ctx context.Context, rel, tmp, abs string, renameErr
 // cancellation or a dropped connection, a fresh session does it.
 func (c *Conn) cleanup(ctx context.Context, rel, tmp string, cause error) error {
 	left := path.Join(path.Dir(rel), path.Base(tmp))
-	if remote.GivenUp(ctx) {
-		// The caller gave up on a silent server: another session would
-		// wait out the same silence. The next pass removes the file.
-		return &remote.TempLeftError{Temp: left, Err: cause, CleanupErr: context.Cause(ctx)}
+	if remote.GivenUp(ctx) || remote.Unreachable(cause) {
+		// The server did not answer (or the caller gave up on it for
+		// that): a new session would wait out the same silence. The
+		// file is recorded, and removed once the server answers again.
+		return &remote.TempLeftError{Temp: left, Err: cause, CleanupErr: remote.ErrNoAnswer}
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.IOTimeout())
 	defer cancel()
