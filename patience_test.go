@@ -258,3 +258,57 @@ func TestDaemonWaitsForStoppedServer(t *testing.T) {
 		})
 	}
 }
+
+// TestOnceSessionKilled: vsftpd sessions are killed one at a time under
+// `ferry --once` (as vsftpd does itself with "500 OOPS" under load). A
+// session that ends is the session's failure, not the file's: the run
+// redials, fails no file, exits 0, and counts the sessions lost.
+func TestOnceSessionKilled(t *testing.T) {
+	const files = 1500
+	ftp := testrig.FTP(t, testrig.FTPOptions{})
+	dir := t.TempDir()
+	src, disk := filepath.Join(dir, "src"), filepath.Join(ftp.Root, "mirror")
+	writeTree(t, src, files, 5)
+	cmd := exec.Command(os.Args[0], "--once", "--workers", "4", "--state", filepath.Join(dir, "state"), "--json", src, ftp.URL("/mirror"))
+	cmd.Env = append(os.Environ(), "FERRY_TEST_MAIN=1", "FERRY_PASSWORD="+ftp.Password)
+	var out, errb syncbuf.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	killed := 0
+	for _, at := range []int{100, 300, 500} {
+		waitFiles(t, disk, at, 60*time.Second, done)
+		if _, err := ftp.KillSession(); err != nil {
+			t.Fatal(err)
+		}
+		killed++
+	}
+	var code int
+	select {
+	case err := <-done:
+		code = exitCode(err)
+	case <-time.After(120 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("ferry did not finish:\n%s", errb.String())
+	}
+	var sum struct {
+		Failed       int64 `json:"failed"`
+		SessionsLost int64 `json:"sessions_lost"`
+	}
+	if err := json.Unmarshal([]byte(out.String()), &sum); err != nil {
+		t.Fatalf("summary: %v\n%s", err, out.String())
+	}
+	if code != 0 || sum.Failed != 0 {
+		t.Fatalf("exit %d, %d failed after %d killed sessions; want 0 and 0\n%s", code, sum.Failed, killed, errb.String())
+	}
+	if sum.SessionsLost < 1 {
+		t.Errorf("sessions_lost = %d after %d killed sessions\n%s", sum.SessionsLost, killed, errb.String())
+	}
+	if n := sameAsSource(t, src, disk); n != files {
+		t.Fatalf("%d of %d files on the server", n, files)
+	}
+	noTemps(t, disk)
+}
