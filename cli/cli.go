@@ -249,7 +249,7 @@ func (a *App) options(j config.Job, state, regName string, dryRun bool) (mirror.
 			Timeout: j.Timeout.Duration, Warnf: warn},
 		StateDir: state, Job: regName, Workers: j.Workers, Delete: j.Delete, DeleteExcluded: j.DeleteExcluded, MaxDelete: md, DryRun: dryRun,
 		Excludes: j.Exclude, Links: links, Checksum: j.Checksum, CheckRemote: j.CheckRemote, Move: j.Move,
-		Conflict: conflict, BwLimit: rate, DryRunOut: a.Stdout, Marker: j.Marker,
+		Conflict: conflict, BwLimit: rate, DryRunOut: a.Stdout, Marker: j.Marker, Patience: j.ServerPatience.Duration,
 	}, nil
 }
 

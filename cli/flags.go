@@ -87,13 +87,15 @@ func newOnceFlags(stderr io.Writer) (*flag.FlagSet, *onceFlags) {
 	fs.StringVar(&j.PasswordFile, "password-file", d.PasswordFile, "file whose first line is the password (or set FERRY_PASSWORD)")
 	fs.StringVar(&j.TLSCAFile, "tls-ca-file", d.TLSCAFile, "PEM CA certificate(s) to trust for ftps://")
 	fs.Var(seconds{&j.Timeout}, "timeout", "how long to wait for the server before a call fails (30s, or a number of seconds)")
+	fs.Var(seconds{&j.ServerPatience}, "server-patience", "give up on a server when no connection made progress this long (default 4 × timeout, at least 1m)")
 	return fs, f
 }
 
 // jobFlags are the flags that set a job's key; given with --config they
 // override that key in every job run.
 var jobFlags = []string{"workers", "delete", "delete-excluded", "exclude", "checksum", "max-delete", "bwlimit", "conflict",
-	"check-remote", "marker", "move", "links", "identity-file", "known-hosts", "password-file", "tls-ca-file", "timeout"}
+	"check-remote", "marker", "move", "links", "identity-file", "known-hosts", "password-file", "tls-ca-file", "timeout",
+	"server-patience"}
 
 // override copies the job flags given on the command line onto j.
 func (f *onceFlags) override(j *config.Job) {
@@ -136,6 +138,8 @@ func (f *onceFlags) override(j *config.Job) {
 			j.TLSCAFile = f.j.TLSCAFile
 		case "timeout":
 			j.Timeout = f.j.Timeout
+		case "server-patience":
+			j.ServerPatience = f.j.ServerPatience
 		}
 	}
 }

@@ -104,6 +104,9 @@ func writeStatus(a *App, st control.Status) {
 		if j.Protected {
 			state += " (protected hours)"
 		}
+		if !j.ServerSilentSince.IsZero() {
+			state += fmt.Sprintf(" (server silent since %s)", j.ServerSilentSince.Local().Format("15:04:05"))
+		}
 		scan := "—"
 		switch {
 		case j.Scan.Running:

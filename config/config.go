@@ -52,6 +52,9 @@ type Job struct {
 	KnownHosts   string   `toml:"known_hosts"`
 	TLSCAFile    string   `toml:"tls_ca_file"`
 	Timeout      Duration `toml:"timeout"`
+	// ServerPatience: how long a --once pass waits while no connection
+	// makes progress; 0 = derived from Timeout (mirror.DefaultPatience).
+	ServerPatience Duration `toml:"server_patience"`
 
 	Workers  int      `toml:"workers"`
 	BwLimit  string   `toml:"bwlimit"`
@@ -364,6 +367,9 @@ func (j *Job) Check(base string) []FieldError {
 	}
 	if j.Timeout.Duration <= 0 {
 		bad("timeout", "%v: want a positive duration such as 30s", j.Timeout.Duration)
+	}
+	if j.ServerPatience.Duration < 0 {
+		bad("server_patience", "%v: want a duration such as 5m, or 0s for four timeouts (at least 1m)", j.ServerPatience.Duration)
 	}
 	if j.Workers < 1 || j.Workers > 256 {
 		bad("workers", "%d: want 1 to 256", j.Workers)

@@ -33,7 +33,7 @@ type Status struct {
 // JobStatus is one job's state.
 type JobStatus struct {
 	Name      string `json:"name"`
-	State     string `json:"state"` // starting, idle, scanning, syncing, paused, draining, failed
+	State     string `json:"state"` // starting, idle, scanning, syncing, waiting, paused, draining, failed
 	Source    string `json:"source"`
 	Target    string `json:"target"`
 	Paused    bool   `json:"paused"`
@@ -47,6 +47,11 @@ type JobStatus struct {
 
 	FailedFiles int64    `json:"failed_files"`
 	LastErrors  []string `json:"last_errors,omitempty"`
+
+	// ServerSilentSince is set while the server does not answer: since
+	// when no connection made progress with work waiting on it. The job
+	// waits (state "waiting") and goes on by itself once it answers.
+	ServerSilentSince time.Time `json:"server_silent_since,omitzero"`
 }
 
 // QueueStatus is the depth of each class.
@@ -94,6 +99,8 @@ type Totals struct {
 	Deleted     int64 `json:"deleted"`
 	Failed      int64 `json:"failed"`
 	Live        int64 `json:"live"` // live changes queued
+
+	SessionsLost int64 `json:"sessions_lost"` // sessions that ended under an item and were redialed
 }
 
 // Controller is what the daemon offers the socket.

@@ -130,6 +130,8 @@ func (j *job) status(ctx context.Context) control.JobStatus {
 	c := l.Counters()
 	s.Totals.Transferred, s.Totals.Bytes, s.Totals.Touched = c.Transferred, c.Bytes, c.Touched
 	s.Totals.Moved, s.Totals.Deleted, s.Totals.Failed = c.Moved, c.Deleted, c.Failed
+	s.Totals.SessionsLost = c.SessionsLost
+	s.ServerSilentSince = j.silence(l)
 	s.WorkersTarget, _ = l.Pool().Size()
 	for _, w := range l.Pool().Workers() {
 		s.Workers = append(s.Workers, control.WorkerStatus{ID: w.ID, State: w.State, Path: w.Path, Since: w.Since, Done: w.Done})

@@ -29,6 +29,8 @@ const (
 	StatePaused   = "paused"
 	StateDraining = "draining"
 	StateFailed   = "failed"
+	// StateWaiting: the server stopped answering; the job waits for it.
+	StateWaiting = "waiting"
 )
 
 // job runs one [[job]] of the config for the daemon's life.
@@ -470,6 +472,9 @@ func (j *job) refreshState() {
 				j.state = StateSyncing
 			}
 		}
+	}
+	if !j.paused && !j.silence(j.live).IsZero() {
+		j.state = StateWaiting
 	}
 }
 

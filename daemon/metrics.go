@@ -35,13 +35,16 @@ var (
 	descProtected = prometheus.NewDesc("ferry_protected_hours", "1 inside protected hours (bulk work paused).", []string{"job"}, nil)
 	descScanAt    = prometheus.NewDesc("ferry_last_scan_timestamp_seconds", "When the last full scan started.", []string{"job"}, nil)
 	descScanTook  = prometheus.NewDesc("ferry_last_scan_duration_seconds", "How long the last full scan took, its uploads included.", []string{"job"}, nil)
+
+	descSilent = prometheus.NewDesc("ferry_server_silent_seconds", "How long the server has not answered while work waits on it; 0 while it answers.", []string{"job"}, nil)
+	descLost   = prometheus.NewDesc("ferry_sessions_lost_total", "Sessions that ended under an item (reset, 421, 500 OOPS, timeout) and were redialed.", []string{"job"}, nil)
 )
 
-var jobStates = []string{StateStarting, StateIdle, StateScanning, StateSyncing, StatePaused, StateDraining, StateFailed}
+var jobStates = []string{StateStarting, StateIdle, StateScanning, StateSyncing, StatePaused, StateDraining, StateFailed, StateWaiting}
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descQueue, descFiles, descBytes, descTouched, descMoved, descDeleted,
-		descFailures, descLive, descFailed, descWorkers, descTarget, descProtected, descScanAt, descScanTook} {
+		descFailures, descLive, descFailed, descWorkers, descTarget, descProtected, descScanAt, descScanTook, descSilent, descLost} {
 		ch <- d
 	}
 }
@@ -79,6 +82,12 @@ func collectJob(ch chan<- prometheus.Metric, j control.JobStatus) {
 	gauge(descWorkers, float64(len(j.Workers)))
 	gauge(descTarget, float64(j.WorkersTarget))
 	gauge(descProtected, b2f(j.Protected))
+	counter(descLost, j.Totals.SessionsLost)
+	silent := 0.0
+	if !j.ServerSilentSince.IsZero() {
+		silent = time.Since(j.ServerSilentSince).Seconds()
+	}
+	gauge(descSilent, silent)
 	if !j.Scan.Last.IsZero() {
 		gauge(descScanAt, float64(j.Scan.Last.UnixNano())/1e9)
 		gauge(descScanTook, j.Scan.LastTook)

@@ -46,7 +46,7 @@ func (r *runner) deletes(ctx context.Context, pl *planner.Planner) (int, error) 
 		if ctx.Err() != nil {
 			return ExitInterrupted, err
 		}
-		return ExitUsage, err
+		return ExitUsage, r.poolErr(err)
 	}
 	// Directories, deepest first, on one connection.
 	var dirs []registry.Entry

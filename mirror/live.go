@@ -39,7 +39,9 @@ func (s *Session) Live() *Live {
 		s.r.conns.give(s.first)
 		s.first = nil
 	}
-	l.pool = s.r.newPool(l.q, s.o.Workers, func() int { h, lo, _ := l.q.Depth(); return h + lo })
+	// The daemon never gives up on a silent server: its workers wait with
+	// capped back-off, and status shows the silence (Pool.Silence).
+	l.pool = s.r.pool(l.q, s.o.Workers, func() int { h, lo, _ := l.q.Depth(); return h + lo }, 0)
 	return l
 }
 
@@ -288,13 +290,14 @@ func (r *runner) move(ctx context.Context, c remote.Conn, m liveMove) error {
 // Counters are what the session did since it opened.
 type Counters struct {
 	Transferred, Bytes, Touched, Moved, Deleted, Failed int64
+	SessionsLost                                        int64 // sessions lost mid-item and redialed
 }
 
 // Counters returns the session's totals.
 func (l *Live) Counters() Counters {
 	r := l.s.r
 	return Counters{Transferred: r.transferred.Load(), Bytes: r.bytes.Load(), Touched: r.touched.Load(),
-		Moved: r.moved.Load(), Deleted: r.deleted.Load(), Failed: r.failed.Load()}
+		Moved: r.moved.Load(), Deleted: r.deleted.Load(), Failed: r.failed.Load(), SessionsLost: r.sessionsLost.Load()}
 }
 
 // Backlog counts what the registry holds out of sync (not yet claimed or

@@ -67,6 +67,8 @@ type runner struct {
 
 	transferred, bytes, touched, adopted, deleted, failed, conflicts, cleaned, moved atomic.Int64
 	rate                                                                             rateMeter // per connection, for protected hours
+
+	sessionsLost atomic.Int64 // sessions an item's attempt lost and redialed
 }
 
 // Run makes one pass: it mirrors Source to Target and returns what it did.
@@ -269,6 +271,7 @@ func (s *Session) Once(ctx context.Context) (*Summary, error) {
 	}
 	sum.Transferred, sum.Bytes, sum.Touched, sum.Adopted = r.transferred.Load(), r.bytes.Load(), r.touched.Load(), r.adopted.Load()
 	sum.Deleted, sum.Failed, sum.Conflicts, sum.Cleaned = r.deleted.Load(), r.failed.Load(), r.conflicts.Load(), r.cleaned.Load()
+	sum.SessionsLost = r.sessionsLost.Load()
 	sum.Ended = o.Now()
 	sum.finish()
 	if run != nil {
@@ -372,7 +375,7 @@ func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (
 		return ExitInterrupted, ctx.Err()
 	}
 	if err != nil {
-		return ExitUsage, err
+		return ExitUsage, r.poolErr(err)
 	}
 	if code, err := r.settleLate(ctx); err != nil {
 		return code, err
@@ -426,7 +429,7 @@ func (r *runner) settleLate(ctx context.Context) (int, error) {
 			if ctx.Err() != nil {
 				return ExitInterrupted, err
 			}
-			return ExitUsage, err
+			return ExitUsage, r.poolErr(err)
 		}
 	}
 	return ExitOK, r.w.Flush(ctx)
@@ -482,7 +485,14 @@ func (r *runner) planOptions() planner.Options {
 
 // newPool returns a worker pool for one phase; it takes logged-in
 // connections from the stash before dialing, and gives them back after.
+// It gives up on a server silent for the job's patience.
 func (r *runner) newPool(q *queue.Queue, workers int, backlog func() int) *transfer.Pool {
+	return r.pool(q, workers, backlog, r.o.patience())
+}
+
+// pool is newPool with the patience given: 0 waits for a silent server for
+// as long as it takes (the daemon's live pool).
+func (r *runner) pool(q *queue.Queue, workers int, backlog func() int, patience time.Duration) *transfer.Pool {
 	return transfer.NewPool(q, transfer.Options{
 		Workers: workers,
 		Open:    func(ctx context.Context) (remote.Conn, error) { return r.o.Open(ctx, r.o.Target, r.o.RemoteOpts) },
@@ -492,6 +502,9 @@ func (r *runner) newPool(q *queue.Queue, workers int, backlog func() int) *trans
 		Logf:    r.o.Logf,
 		Take:    r.conns.take,
 		Give:    r.conns.give,
+
+		Patience: patience,
+		Lost:     func(error) { r.sessionsLost.Add(1) },
 	})
 }
 

@@ -116,6 +116,10 @@ type Options struct {
 	// marker another registry wrote.
 	Marker   string
 	Takeover bool
+	// Patience is how long a --once pass waits while no connection makes
+	// progress before it gives up on the server (exit 2); 0 derives it
+	// from the timeout (DefaultPatience). The daemon waits instead.
+	Patience time.Duration
 
 	// DryRunOut receives the plan of a dry run.
 	DryRunOut io.Writer
@@ -170,4 +174,19 @@ func (o *Options) limiter() *rate.Limiter {
 	}
 	burst := int(min(o.BwLimit, 256<<10))
 	return rate.NewLimiter(rate.Limit(o.BwLimit), max(burst, 4096))
+}
+
+// DefaultPatience is the server patience when none is set: four timeouts
+// (a failed call, then redials that time out too) and at least a minute,
+// so a --once run gives up on a silent server in bounded time (2m with the
+// default 30s timeout) without mistaking one slow reply for a dead server.
+func DefaultPatience(timeout time.Duration) time.Duration {
+	return max(4*timeout, time.Minute)
+}
+
+func (o *Options) patience() time.Duration {
+	if o.Patience > 0 {
+		return o.Patience
+	}
+	return DefaultPatience(o.RemoteOpts.IOTimeout())
 }

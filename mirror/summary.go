@@ -42,6 +42,10 @@ type Summary struct {
 	Failures    []Failure `json:"failures,omitempty"`
 	ExitCode    int       `json:"exit_code"`
 	Seconds     float64   `json:"seconds"`
+
+	// SessionsLost counts sessions that ended under an item (a reset, a
+	// 421, vsftpd's "500 OOPS", a timeout) and were redialed.
+	SessionsLost int64 `json:"sessions_lost"`
 }
 
 // Failure is one path that did not make it, with the reason.
@@ -78,6 +82,9 @@ func (s *Summary) WriteText(w io.Writer) {
 	}
 	if s.Marker != "" {
 		fmt.Fprintf(w, "remote not taken on trust: %s; listed it and repaired what was gone\n", s.MarkerReason)
+	}
+	if s.SessionsLost > 0 {
+		fmt.Fprintf(w, "sessions lost and redialed: %d\n", s.SessionsLost)
 	}
 	if s.Cleaned > 0 {
 		fmt.Fprintf(w, "removed %d temporary files left by an interrupted run\n", s.Cleaned)

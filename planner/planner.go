@@ -297,6 +297,12 @@ func (p *Planner) File(rel string, f scanner.File, e registry.Entry, known bool)
 // kept on the remote although --delete is on (excluded, or a directory
 // holding something kept), so its parent is kept too.
 func (p *Planner) gone(ctx context.Context, e registry.Entry, now int64) (kept bool, err error) {
+	if e.Action == registry.Cleanup {
+		// A temporary file a failed upload left on the server (it is
+		// never on disk): its removal is still due, so the record stays.
+		p.Stats.Cleanups++
+		return false, nil
+	}
 	if p.notOurs(e.Path, e.IsDir) {
 		return true, p.leave(e)
 	}

@@ -34,6 +34,13 @@ type Options struct {
 	// DialPatience is how long a worker keeps redialing an unreachable
 	// server before the pool gives up.
 	DialPatience time.Duration
+	// Patience is how long the pool lets every connection go without
+	// progress while work waits on the server before Run gives up with a
+	// *SilentError; 0 waits for as long as it takes (the daemon).
+	Patience time.Duration
+	// Lost, when set, is told of each session an item's attempt lost (the
+	// connection redials for the next attempt).
+	Lost func(err error)
 	// Cooldown is how long after a too-many-connections reply the pool
 	// waits before growing back by one.
 	Cooldown time.Duration
@@ -66,6 +73,9 @@ func (o *Options) defaults() {
 	}
 	if o.DialPatience <= 0 {
 		o.DialPatience = 2 * time.Minute
+		if o.Patience > 0 {
+			o.DialPatience = o.Patience
+		}
 	}
 	if o.Cooldown <= 0 {
 		o.Cooldown = 30 * time.Second
@@ -85,6 +95,7 @@ type Pool struct {
 	ws         map[int]*worker
 	target     int
 	serviceAvg time.Duration // mean time an item takes a worker
+	quiet      silence
 }
 
 // WorkerInfo is one worker's state, for status displays.
@@ -158,10 +169,10 @@ var ErrNoConnection = errors.New("no connection to the server")
 // the server cannot be reached at all. It returns only once every worker
 // has stopped and closed its connection.
 func (p *Pool) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancelCause(ctx)
 	var wg sync.WaitGroup
 	defer func() {
-		cancel() // workers block only on ctx-aware calls: they leave at once
+		cancel(nil) // workers block only on ctx-aware calls: they leave at once
 		wg.Wait()
 	}()
 	nextID := 0
@@ -174,6 +185,7 @@ func (p *Pool) Run(ctx context.Context) error {
 		w := &worker{id: nextID, p: p, goCh: make(chan bool, 1)}
 		w.info = WorkerInfo{ID: w.id, State: "dialing", Since: time.Now()}
 		p.mu.Lock()
+		p.track("", w.info.State)
 		p.ws[w.id] = w
 		p.mu.Unlock()
 		wg.Add(1)
@@ -246,6 +258,16 @@ func (p *Pool) Run(ctx context.Context) error {
 			}
 			return ctx.Err()
 		case <-tick.C:
+			if p.o.Patience > 0 && fatal == nil {
+				if since, d := p.Silence(); d > p.o.Patience {
+					// A dead server, not a bad file: stop handing out
+					// work and abandon what is in flight (its temporary
+					// files are removed by the next pass).
+					fatal = &SilentError{Since: since, For: d}
+					cancel(fatal)
+					continue
+				}
+			}
 			if wantMore() {
 				spawn()
 			}
@@ -273,6 +295,7 @@ func (p *Pool) Run(ctx context.Context) error {
 				p.o.Logf("server refused connection %d: pool shrinks to %d for %v", live+1, p.target, p.o.Cooldown)
 			case evExit:
 				p.mu.Lock()
+				p.track(ev.w.info.State, "")
 				delete(p.ws, ev.w.id)
 				p.mu.Unlock()
 				switch {
@@ -286,7 +309,7 @@ func (p *Pool) Run(ctx context.Context) error {
 					if fatal == nil {
 						fatal = ev.err
 					}
-					cancel()
+					cancel(fatal)
 				}
 			case evResize:
 				p.target = ev.workers

@@ -63,7 +63,7 @@ func Upload(ctx context.Context, c remote.Conn, src, rel string, lim *rate.Limit
 	if !before.Mode().IsRegular() {
 		return Shipped{}, &LocalError{fmt.Errorf("upload %q: %s is not a regular file", rel, src)}
 	}
-	g := &guard{ctx: ctx, f: f, before: before, h: digest.New(), lim: lim}
+	g := &guard{ctx: ctx, f: f, before: before, h: digest.New(), lim: lim, beat: Beat(ctx)}
 	n, err := c.Put(ctx, rel, g, before.ModTime())
 	if g.localErr != nil {
 		if errors.Is(g.localErr, ErrChanged) {
@@ -99,6 +99,7 @@ type guard struct {
 	lim      *rate.Limiter
 	n        int64
 	localErr error
+	beat     func() // bytes move: the server is taking them
 }
 
 // Size is the file's size when the upload began: a hint for how a backend
@@ -110,6 +111,11 @@ func (g *guard) Read(p []byte) (int, error) {
 		p = p[:g.lim.Burst()]
 	}
 	n, err := g.f.Read(p)
+	if n > 0 {
+		// A read comes after the previous buffer went out: the bytes
+		// move, so a long upload is never taken for a silent server.
+		g.beat()
+	}
 	g.n += int64(n)
 	g.h.Write(p[:n])
 	if g.lim != nil && n > 0 {

@@ -24,6 +24,7 @@ type worker struct {
 
 func (w *worker) set(state, path string) {
 	w.p.mu.Lock()
+	w.p.track(w.info.State, state)
 	w.info.State, w.info.Path, w.info.Since = state, path, time.Now()
 	w.p.mu.Unlock()
 }
@@ -116,6 +117,7 @@ func (w *worker) dial(ctx context.Context) (remote.Conn, error) {
 		t0 := time.Now()
 		c, err := o.Open(ctx)
 		if err == nil {
+			w.p.quiet.progressed()
 			w.send(ctx, event{kind: evReady, took: time.Since(t0)})
 			return c, nil
 		}
@@ -132,7 +134,11 @@ func (w *worker) dial(ctx context.Context) (remote.Conn, error) {
 			// Nobody is connected (other clients fill the server):
 			// keep trying, like any transient refusal.
 		}
-		if !remote.IsTemporary(err) || time.Since(start) > o.DialPatience {
+		// The daemon (no Patience) waits for a server that does not
+		// answer for as long as it takes; a --once pass is bounded by
+		// the pool's silence watch and by DialPatience.
+		waitForever := o.Patience == 0 && remote.Unreachable(err)
+		if !remote.IsTemporary(err) || (time.Since(start) > o.DialPatience && !waitForever) {
 			return nil, err
 		}
 		w.set("backoff", "")
@@ -192,30 +198,80 @@ func (w *worker) loop(ctx context.Context, c remote.Conn) error {
 	}
 }
 
-// item makes up to MaxAttempts attempts at it, backing off between them,
-// and reports the outcome.
+// item makes attempts at it, backing off between them, and reports the
+// outcome. Failures are charged to the file by what they say about it:
+//   - an ordinary transient failure (a 4xx, a file that changed while
+//     read, a copy that failed verification) counts against MaxAttempts;
+//   - a lost session (a reset, EOF, 421, vsftpd's "500 OOPS") is the
+//     session's failure: the connection redials and the item is tried
+//     again, up to twice MaxAttempts times, so only a file that keeps
+//     killing sessions fails;
+//   - a server that does not answer anyone (every connection silent
+//     during the attempt) is not charged at all: the pool's Patience, or
+//     the daemon's waiting, decides what happens, not the file's attempts.
 func (w *worker) item(ctx context.Context, c remote.Conn, it queue.Item) error {
 	o := &w.p.o
-	for attempt := 1; ; attempt++ {
+	hctx := context.WithValue(ctx, beatKey{}, w.p)
+	var tries, lost, waits int
+	for {
 		w.set("working", it.Path)
-		err := o.Handle(ctx, c, it)
+		seq := w.p.quiet.seq.Load()
+		err := o.Handle(hctx, c, it)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		if errors.Is(err, remote.ErrTooMany) {
 			return errTooManyLive
 		}
-		if err == nil || !retryable(err) || attempt >= o.MaxAttempts {
-			o.Result(it, err, attempt)
+		charged, waited := tries+lost+1, false
+		switch {
+		case err == nil:
+			w.p.quiet.progressed()
+			o.Result(it, nil, charged)
+			return nil
+		case remote.SessionLost(err):
+			if o.Lost != nil {
+				o.Lost(err)
+			}
+			if remote.Unreachable(err) && w.p.quiet.seq.Load() == seq {
+				waits, waited = waits+1, true
+			} else {
+				lost++
+			}
+		case retryable(err):
+			tries++
+		default:
+			if answered(err) {
+				w.p.quiet.progressed()
+			}
+			o.Result(it, err, charged)
 			return nil
 		}
-		d := Backoff(attempt, o.BaseDelay, o.MaxDelay)
-		o.Logf("%s: attempt %d failed (%v); retrying in %v", it.Path, attempt, err, d.Round(time.Millisecond))
+		if tries >= o.MaxAttempts || lost >= 2*o.MaxAttempts {
+			o.Result(it, err, tries+lost)
+			return nil
+		}
+		d := Backoff(tries+lost+waits, o.BaseDelay, o.MaxDelay)
+		switch {
+		case waited:
+			o.Logf("%s: %v; the server is not answering: waiting %v (not counted against the file)", it.Path, err, d.Round(time.Millisecond))
+		case remote.SessionLost(err):
+			o.Logf("%s: session lost (%v); redialing, retry in %v", it.Path, err, d.Round(time.Millisecond))
+		default:
+			o.Logf("%s: attempt %d failed (%v); retrying in %v", it.Path, tries, err, d.Round(time.Millisecond))
+		}
 		w.set("backoff", it.Path)
 		if err := sleep(ctx, d); err != nil {
 			return err
 		}
 	}
+}
+
+// answered reports whether the server answered the failed attempt with a
+// verdict on the file (a refusal, a missing directory): proof it is alive.
+func answered(err error) bool {
+	var re *remote.Error
+	return errors.As(err, &re) && !remote.SessionLost(err)
 }
 
 // retryable tells the failures worth another attempt: the server's

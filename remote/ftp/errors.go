@@ -21,6 +21,11 @@ var noSpaceText = regexp.MustCompile(`(?i)no space|disk full|quota|failure writi
 // notExistText matches 550 texts that mean the path is missing.
 var notExistText = regexp.MustCompile(`(?i)no such|not found|does not exist|doesn't exist|can't find|cannot find|failed to open|could not get file`)
 
+// oopsText matches vsftpd's "500 OOPS: ..." replies: its report of an
+// internal failure (priv_sock_get_int, vsf_sysutil_bind under load), after
+// which it ends the session. The fault is the session's, not the file's.
+var oopsText = regexp.MustCompile(`^OOPS`)
+
 // classifyDial maps errors of connecting and logging in.
 func classifyDial(op, target string, err error) error {
 	var tp *textproto.Error
@@ -58,6 +63,8 @@ func classify(op, rel string, err error) error {
 	case c == 421 && tooManyText.MatchString(tp.Msg), c == 530 && tooManyText.MatchString(tp.Msg):
 		kind = remote.KindTooMany
 	case c == 421, c == 425, c == 426:
+		kind = remote.KindTransport
+	case c == 500 && oopsText.MatchString(tp.Msg):
 		kind = remote.KindTransport
 	case c == 452, c == 552:
 		kind = remote.KindDiskFull

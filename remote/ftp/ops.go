@@ -220,11 +220,18 @@ func (c *Conn) replaceAside(ctx context.Context, rel, tmp, abs string, renameErr
 // cleanup removes a temporary upload after a failure. If the failure was a
 // cancellation or a dropped connection, a fresh session does it.
 func (c *Conn) cleanup(ctx context.Context, rel, tmp string, cause error) error {
+	left := path.Join(path.Dir(rel), path.Base(tmp))
+	if remote.GivenUp(ctx) || remote.Unreachable(cause) {
+		// The server did not answer (or the caller gave up on it for
+		// that): a new session would wait out the same silence. The
+		// file is recorded, and removed once the server answers again.
+		return &remote.TempLeftError{Temp: left, Err: cause, CleanupErr: remote.ErrNoAnswer}
+	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.IOTimeout())
 	defer cancel()
 	err := c.do(cctx, "put", rel, func(sc *jftp.ServerConn) error { return sc.Delete(tmp) })
 	if err != nil && !is550(err) && remote.KindOf(err) != remote.KindNotExist {
-		return &remote.TempLeftError{Temp: path.Join(path.Dir(rel), path.Base(tmp)), Err: cause, CleanupErr: err}
+		return &remote.TempLeftError{Temp: left, Err: cause, CleanupErr: err}
 	}
 	return cause
 }

@@ -38,8 +38,14 @@ func (c *Conn) Put(ctx context.Context, p string, r io.Reader, mtime time.Time) 
 	n, created, err := c.upload(ctx, s, p, a, tmp, r, mtime)
 	release()
 	if err != nil && created {
-		if cerr := c.removeTemp(ctx, p, tmp); cerr != nil {
-			err = &remote.TempLeftError{Temp: path.Join(path.Dir(p), path.Base(tmp)), Err: err, CleanupErr: cerr}
+		left := path.Join(path.Dir(p), path.Base(tmp))
+		if remote.GivenUp(ctx) || remote.Unreachable(err) {
+			// The server did not answer (or the caller gave up on it
+			// for that): a new session would wait out the same silence.
+			// The file is recorded, and removed once the server answers.
+			err = &remote.TempLeftError{Temp: left, Err: err, CleanupErr: remote.ErrNoAnswer}
+		} else if cerr := c.removeTemp(ctx, p, tmp); cerr != nil {
+			err = &remote.TempLeftError{Temp: left, Err: err, CleanupErr: cerr}
 		}
 	}
 	return n, err

@@ -181,7 +181,7 @@ func dialErr(url string, err error) error {
 func loginErr(url string, wd *watchdogConn, err error) error {
 	var ne net.Error
 	if wd.timedOut.Load() || (errors.As(err, &ne) && ne.Timeout()) {
-		err = fmt.Errorf("no answer during login within %v: %w", wd.timeout, err)
+		err = fmt.Errorf("%w during login within %v: %w", remote.ErrNoAnswer, wd.timeout, err)
 	} else if errors.Is(err, io.EOF) {
 		err = fmt.Errorf("the server closed the connection during login (MaxStartups, a firewall, or not an SSH server?): %w", err)
 	}

@@ -176,7 +176,7 @@ func (c *Conn) fail(ctx context.Context, s *session, op, rel string, err error) 
 		return fmt.Errorf("%s %q: %w", op, rel, cerr)
 	}
 	if s.wd.timedOut.Load() {
-		err = fmt.Errorf("the server did not answer within %v: %w", c.o.IOTimeout(), err)
+		err = fmt.Errorf("%w within %v: %w", remote.ErrNoAnswer, c.o.IOTimeout(), err)
 	}
 	return remote.Errorf(remote.KindTransport, op, rel, err)
 }
