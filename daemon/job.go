@@ -249,6 +249,10 @@ func (j *job) change(ctx context.Context, c watcher.Change) {
 			j.lastLive.Store(j.now().UnixNano())
 		}
 	case watcher.Moved:
+		if c.Dir {
+			j.movedDir(ctx, c)
+			return
+		}
 		if _, err := j.live.Moved(ctx, c.From, c.Path, c.Since); err != nil {
 			j.noteErr(err)
 		}
@@ -265,6 +269,26 @@ func (j *job) change(ctx context.Context, c watcher.Change) {
 	case watcher.Rescan:
 		j.want(c.Path)
 	}
+}
+
+// movedDir handles a directory moved inside the tree. It runs in the
+// loop, before the changes that follow: a file edited in the directory
+// just after the move must be settled against the rows the move re-keyed,
+// or it would be planned as new and the rename given up for it.
+func (j *job) movedDir(ctx context.Context, c watcher.Change) {
+	began := time.Now()
+	renamed, files, err := j.live.MovedDir(ctx, c.From, c.Path)
+	if err != nil {
+		j.noteErr(err)
+	}
+	if renamed {
+		j.log.Info("dir moved", "from", c.From, "to", c.Path, "files", files, "took", time.Since(began).Round(time.Millisecond))
+	} else if j.cfg.Delete {
+		j.want(parent(c.From)) // the old name goes as any removed directory
+	}
+	// What differs from what was shipped (or everything, when the remote
+	// was not renamed) is sent by a scan of the new name.
+	j.want(c.Path)
 }
 
 func parent(p string) string {

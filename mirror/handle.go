@@ -22,8 +22,16 @@ var errConflictSkipped = errors.New("the remote copy was changed by someone else
 
 // handle makes one attempt at an item on a worker's connection.
 func (r *runner) handle(ctx context.Context, c remote.Conn, it queue.Item) error {
-	if m, ok := it.Data.(liveMove); ok {
+	switch m := it.Data.(type) {
+	case liveMove:
 		return r.move(ctx, c, m)
+	case *dirMove:
+		err := r.moveDir(ctx, c, m)
+		if errors.Is(err, errDirMoveFallback) {
+			m.err = err // not a failure: the caller settles the files instead
+			return nil
+		}
+		return err
 	}
 	e := it.Data.(registry.Entry)
 	switch e.Action {
@@ -240,6 +248,14 @@ func (r *runner) forget(p string) error {
 
 // result records a final failure (successes are recorded by handle).
 func (r *runner) result(it queue.Item, err error, attempts int) {
+	if m, ok := it.Data.(*dirMove); ok {
+		// Its caller waits for the outcome and falls back on a failure.
+		if err != nil {
+			m.err = err
+		}
+		close(m.done)
+		return
+	}
 	if err == nil {
 		return
 	}

@@ -85,6 +85,11 @@ type Queue struct {
 	pauseHigh, pauseLow bool
 	// admit, when set, decides whether a bulk item may start now.
 	admit func(Item) bool
+	// held are directories whose items are not handed out (a directory
+	// being renamed); dropped are those released while a claim ran, whose
+	// items that claim must not keep (see hold.go).
+	held    map[string]int
+	dropped []string
 }
 
 type inflight struct {
@@ -259,6 +264,7 @@ func (q *Queue) claim(ctx context.Context) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.refill = false
+	q.dropClaimed(&got)
 	if err != nil && ctx.Err() == nil {
 		q.errs = err
 	}
@@ -303,8 +309,18 @@ func (q *Queue) catchUp(l int) {
 // take picks the next item: high first, then the lane with the least
 // service so far. Callers hold q.mu.
 func (q *Queue) take() (Item, bool) {
+	var aside []*Item // held: they stay queued
+	defer func() {
+		for _, p := range aside {
+			heap.Push(&q.high, p)
+		}
+	}()
 	for len(q.high) > 0 && !q.pauseHigh {
 		p := heap.Pop(&q.high).(*Item)
+		if q.isHeld(p.Path) {
+			aside = append(aside, p)
+			continue
+		}
 		delete(q.highIdx, p.Path)
 		if _, busy := q.inflight[p.Path]; busy {
 			q.again[p.Path] = *p
@@ -328,7 +344,7 @@ func (q *Queue) take() (Item, bool) {
 	for _, l := range order {
 		lane := q.low[l]
 		for i, it := range lane {
-			if _, busy := q.inflight[it.Path]; busy {
+			if _, busy := q.inflight[it.Path]; busy || q.isHeld(it.Path) {
 				continue
 			}
 			if q.admit != nil && !q.admit(it) {

@@ -27,7 +27,7 @@ type Kind int
 const (
 	Changed Kind = iota // a file was created or written and has settled
 	Removed             // a file or directory is gone
-	Moved               // a file was renamed from From to Path inside the tree
+	Moved               // a file (or, with Dir, a directory) was renamed from From to Path inside the tree
 	Rescan              // the subtree at Path must be scanned: new, or events were lost
 )
 
@@ -41,6 +41,7 @@ type Change struct {
 	Kind  Kind
 	Path  string
 	From  string    // Moved: the old path
+	Dir   bool      // Moved: a directory moved, with everything under it
 	Since time.Time // the first event of the burst: the path's out-of-sync date
 }
 
@@ -75,7 +76,17 @@ type Watcher struct {
 	// never was shipped as it is and the move is not a remote rename.
 	lastRename       string
 	renamedUnsettled bool
+	// renamedDir says lastRename was a watched directory.
+	renamedDir bool
+	// dirs are the directories watched (relative paths).
+	dirs map[string]bool
+	// moves are the last directory moves, oldest first: events the kernel
+	// queued before the watches followed a move still carry the old name.
+	moves []dirMove
 }
+
+// dirMove is a directory moved inside the tree.
+type dirMove struct{ from, to string }
 
 // pend is a path with events not yet released.
 type pend struct {
@@ -103,7 +114,7 @@ func New(root string, o Options) (*Watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("watch %s: %w%s", root, err, limitHint(err))
 	}
-	w := &Watcher{root: root, o: o, fsw: fsw, pending: map[string]*pend{}}
+	w := &Watcher{root: root, o: o, fsw: fsw, pending: map[string]*pend{}, dirs: map[string]bool{}}
 	w.SetDelays(o.Settle, o.MaxDelay)
 	if err := w.addTree(""); err != nil {
 		fsw.Close()
@@ -147,6 +158,7 @@ func (w *Watcher) addTree(dir string) error {
 			w.o.Logf("watch %s: %v%s; changes under it are found by the periodic scans only", p, err, limitHint(err))
 			return filepath.SkipDir
 		}
+		w.dirs[rel] = true
 		return nil
 	})
 }
@@ -238,14 +250,22 @@ func (w *Watcher) event(ev fsnotify.Event) {
 	if rel == "" {
 		return // the root itself: its own removal shows in the scans
 	}
-	renamedFrom := w.lastRename
-	w.lastRename = ""
+	rel, stale := w.followMoves(rel)
+	if stale {
+		return
+	}
+	renamedFrom, renamedDir := w.lastRename, w.renamedDir
+	w.lastRename, w.renamedDir = "", false
 	now := w.o.Now()
 	switch {
 	case ev.Has(fsnotify.Create):
 		fi, err := os.Lstat(ev.Name)
 		if err == nil && fi.IsDir() {
 			if w.o.Excluded(rel, true) {
+				return
+			}
+			if renamedFrom != "" && renamedDir {
+				w.movedDir(renamedFrom, rel, now)
 				return
 			}
 			if renamedFrom != "" {
@@ -280,8 +300,10 @@ func (w *Watcher) event(ev fsnotify.Event) {
 	case ev.Has(fsnotify.Rename):
 		p := w.pending[rel]
 		w.lastRename, w.renamedUnsettled = rel, p != nil && p.kind != Removed
+		w.renamedDir = w.unwatch(rel)
 		w.mark(rel, Removed, "", now)
 	case ev.Has(fsnotify.Remove):
+		w.unwatch(rel)
 		w.mark(rel, Removed, "", now)
 	}
 }

@@ -19,6 +19,11 @@ import (
 // SSHOptions selects how an sshd instance is configured.
 type SSHOptions struct {
 	Root string // "" = fresh temp dir owned by the account; otherwise chowned (recursively) to it
+	// LogSFTP logs every SFTP request at INFO (opens for write, renames,
+	// removals) into SFTPLog. internal-sftp logs only to syslog, which a
+	// test machine may not run, so the session runs OpenSSH's sftp-server
+	// (the same code as a program) with its log on stderr, into the file.
+	LogSFTP bool
 }
 
 // SSHServer is a running (or killed, awaiting Restart) OpenSSH sshd that
@@ -35,6 +40,8 @@ type SSHServer struct {
 	daemon
 	cfgPath string
 	logPath string
+	logSFTP bool
+	sftpLog string
 	hostKey ssh.PublicKey
 	bin     string
 }
@@ -69,6 +76,7 @@ func StartSSH(opts SSHOptions) (*SSHServer, error) {
 		cfgPath:        filepath.Join(dir, "sshd_config"),
 		logPath:        filepath.Join(dir, "sshd.log"),
 		bin:            bin,
+		logSFTP:        opts.LogSFTP,
 	}
 	if err := s.prepare(opts, acct); err != nil {
 		_ = s.Stop()
@@ -136,6 +144,16 @@ func (s *SSHServer) prepare(opts SSHOptions, acct Account) error {
 	if err != nil {
 		return fmt.Errorf("testrig: client key: %w", err)
 	}
+	if s.logSFTP {
+		// Written by the sessions, which run as the account.
+		s.sftpLog = filepath.Join(s.dir, "sftp.log")
+		if err := os.WriteFile(s.sftpLog, nil, 0o644); err != nil {
+			return err
+		}
+		if err := acct.Chown(s.sftpLog); err != nil {
+			return fmt.Errorf("testrig: chown SFTP log: %w", err)
+		}
+	}
 	return os.WriteFile(filepath.Join(s.dir, "authorized_keys"), ssh.MarshalAuthorizedKey(client.pub), 0o644)
 }
 
@@ -148,6 +166,14 @@ func (s *SSHServer) configure(port int) error {
 		return err
 	}
 	q := func(p string) string { return `"` + p + `"` }
+	force := "ForceCommand internal-sftp -d " + s.Root
+	if s.logSFTP {
+		server := "/usr/lib/openssh/sftp-server"
+		if _, err := os.Stat(server); err != nil {
+			server = "/usr/lib/sftp-server"
+		}
+		force = "ForceCommand " + server + " -e -l INFO -d " + s.Root + " 2>>" + s.sftpLog
+	}
 	cfg := strings.Join([]string{
 		"Port " + strconv.Itoa(port),
 		"ListenAddress " + Host,
@@ -171,7 +197,7 @@ func (s *SSHServer) configure(port int) error {
 		"AllowAgentForwarding no",
 		"Subsystem sftp internal-sftp",
 		// Unquoted on purpose: sshd passes quotes through to -d literally.
-		"ForceCommand internal-sftp -d " + s.Root,
+		force,
 		// Parallel transfer tests open many connections at once; the
 		// default 10:30:100 would randomly drop some during key exchange.
 		"MaxStartups 100:30:200",
@@ -244,6 +270,11 @@ func (s *SSHServer) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa
 func (s *SSHServer) URL(p string) string {
 	return "sftp://" + s.User + "@" + s.Addr() + escapePath(path.Join(s.Root, p))
 }
+
+// SFTPLog is the log of the SFTP requests (SSHOptions.LogSFTP; "" without
+// it): a line per request, such as `open "/p" flags WRITE,CREATE,TRUNCATE
+// mode 0644` and `posix-rename old "/a" new "/b"`.
+func (s *SSHServer) SFTPLog() string { return s.sftpLog }
 
 // Kill SIGKILLs sshd and every session process it forked, like a crash.
 func (s *SSHServer) Kill() error { return s.kill() }
