@@ -85,6 +85,10 @@ func (l *Live) Scan(ctx context.Context, dir string, listRemote bool) ScanResult
 	l.scan.Lock()
 	defer l.scan.Unlock()
 	r, o := l.s.r, l.s.o
+	// Failures hold back deletions for the scan in which they happen: this
+	// one retries every failed path under dir and marks again what still
+	// fails, so a fixed failure holds nothing back until a restart.
+	r.clearFailedDirs(dir)
 	pl := planner.New(r.job, r.w, planner.Options{Source: o.Source, Delete: o.Delete, Checksum: o.Checksum,
 		ListPrecision: r.caps.ListModTimePrecision, Now: o.Now})
 	var ls *listers

@@ -54,8 +54,9 @@ type runner struct {
 	sum   *Summary
 	prog  Progress
 	errMu sync.Mutex
-	// failedDirs are directories under which something failed this run:
-	// no deletion is made there.
+	// failedDirs are directories under which something failed in this
+	// pass (the daemon: in this scan): no deletion is made there. Guarded
+	// by errMu, since the planner and the workers write it concurrently.
 	failedDirs map[string]bool
 
 	transferred, bytes, touched, adopted, deleted, failed, conflicts, cleaned, moved atomic.Int64
@@ -436,7 +437,9 @@ func (r *runner) plan(ctx context.Context, pl *planner.Planner, ls *listers, lis
 		err := scanner.RemoteWalk(ctx, ls.list, dir, ls.parallel(), func(d string, ents []remote.FileInfo) error {
 			for _, fi := range ents {
 				if remote.IsConflictCopy(fi.Name) {
-					r.failedDirs[d] = true // keep the directory that holds it
+					// Keep the directory that holds it. Under the lock:
+					// the pool's workers record their failures meanwhile.
+					r.markFailedDir(d)
 					continue
 				}
 				if err := pl.PlanRemoteDelete(d+"/"+fi.Name, fi, now); err != nil {
