@@ -239,7 +239,11 @@ func (s *Session) Once(ctx context.Context) (*Summary, error) {
 			err, code = ferr, ExitUsage
 		}
 	}
-	sum.Transferred, sum.Bytes, sum.Touched, sum.Adopted = r.transferred.Load(), r.bytes.Load(), r.touched.Load(), r.adopted.Load()
+	sum.Transferred, sum.Bytes, sum.Touched = r.transferred.Load(), r.bytes.Load(), r.touched.Load()
+	// Adopted by a worker's stat or by the planner from the listing: each
+	// path is settled by one of them, so together with the transfers and
+	// the unchanged they count every file once.
+	sum.Adopted = r.adopted.Load() + sum.Plan.Adopted
 	sum.Deleted, sum.Failed, sum.Conflicts, sum.Cleaned = r.deleted.Load(), r.failed.Load(), r.conflicts.Load(), r.cleaned.Load()
 	sum.Ended = o.Now()
 	sum.finish()
