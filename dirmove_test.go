@@ -56,7 +56,7 @@ func finalName(p string) string {
 // renames.
 func opsServers(t *testing.T) []opsServer {
 	ftp := testrig.FTP(t, testrig.FTPOptions{})
-	ssh := testrig.SSH(t, testrig.SSHOptions{LogSFTP: true})
+	ssh := testrig.SSH(t, testrig.SSHOptions{SFTPLogLevel: "INFO"})
 	readLines := func(t *testing.T, log string, fn func(string)) {
 		t.Helper()
 		b, err := os.ReadFile(log)
@@ -81,7 +81,7 @@ func opsServers(t *testing.T) []opsServer {
 	root := ssh.Root + "/mirror/"
 	sshOps := func(t *testing.T) serverOps {
 		var o serverOps
-		readLines(t, ssh.SFTPLog(), func(l string) {
+		readLines(t, ssh.SFTPLog, func(l string) {
 			if m := sftpOpenWrite.FindStringSubmatch(l); m != nil {
 				o.uploads = append(o.uploads, finalName(strings.TrimPrefix(m[1], root)))
 			} else if m := sftpRename.FindStringSubmatch(l); m != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -291,6 +292,20 @@ func (r *runner) markFailedDir(d string) {
 	r.errMu.Lock()
 	defer r.errMu.Unlock()
 	r.failedDirs[d] = true
+}
+
+// clearFailedDirs forgets the failures at or under dir ("" = everywhere).
+// A daemon's scan calls it first: the scan plans every failed path under
+// dir again, so a failure that persists is marked again, and one that was
+// fixed no longer holds back the deletions next to it.
+func (r *runner) clearFailedDirs(dir string) {
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	for d := range r.failedDirs {
+		if dir == "" || d == dir || strings.HasPrefix(d, dir+"/") {
+			delete(r.failedDirs, d)
+		}
+	}
 }
 
 // rateMeter keeps a running estimate of one connection's upload rate,

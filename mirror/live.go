@@ -105,6 +105,10 @@ func (l *Live) Scan(ctx context.Context, dir string, listRemote bool) ScanResult
 		o.Logf("%s: scanning everything with a remote listing", chk.reason)
 		dir, listRemote = "", true
 	}
+	// Failures hold back deletions for the scan in which they happen: this
+	// one retries every failed path under dir and marks again what still
+	// fails, so a fixed failure holds nothing back until a restart.
+	r.clearFailedDirs(dir)
 	pl := planner.New(r.job, r.w, r.planOptions())
 	r.replace.reset() // --max-delete is counted per scan
 	var ls *listers

@@ -54,8 +54,9 @@ type runner struct {
 	sum   *Summary
 	prog  Progress
 	errMu sync.Mutex
-	// failedDirs are directories under which something failed this run:
-	// no deletion is made there.
+	// failedDirs are directories under which something failed in this
+	// pass (the daemon: in this scan): no deletion is made there. Guarded
+	// by errMu, since the planner and the workers write it concurrently.
 	failedDirs map[string]bool
 	// excluded matches the job's exclude patterns against remote paths
 	// (nil = none); replace holds the type changes' removals.
@@ -269,7 +270,11 @@ func (s *Session) Once(ctx context.Context) (*Summary, error) {
 		}
 		sum.MarkerWritten = wrote
 	}
-	sum.Transferred, sum.Bytes, sum.Touched, sum.Adopted = r.transferred.Load(), r.bytes.Load(), r.touched.Load(), r.adopted.Load()
+	sum.Transferred, sum.Bytes, sum.Touched = r.transferred.Load(), r.bytes.Load(), r.touched.Load()
+	// Adopted by a worker's stat or by the planner from the listing: each
+	// path is settled by one of them, so together with the transfers and
+	// the unchanged they count every file once.
+	sum.Adopted = r.adopted.Load() + sum.Plan.Adopted
 	sum.Deleted, sum.Failed, sum.Conflicts, sum.Cleaned = r.deleted.Load(), r.failed.Load(), r.conflicts.Load(), r.cleaned.Load()
 	sum.SessionsLost = r.sessionsLost.Load()
 	sum.Ended = o.Now()

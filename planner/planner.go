@@ -229,6 +229,13 @@ func (p *Planner) RemoteNotDir(dir string) bool {
 }
 
 func (p *Planner) file(rel string, f scanner.File, e registry.Entry, known bool, rf remote.FileInfo, onRemote, listed bool, now int64) error {
+	if known && !e.IsDir && e.State == registry.Pending && e.Lane == registry.LiveLane {
+		// A live change queued it: the daemon's live queue holds it in
+		// memory and ships the file as it is then. Planned again here, it
+		// would be claimable by a bulk worker too, and sent twice. (After
+		// a restart such rows are Stale, and planned again.)
+		return nil
+	}
 	mtime := f.Mtime.UnixNano()
 	same := known && !e.IsDir && e.State == registry.Done && e.LocalSize == f.Size && e.LocalMtime == mtime
 	if same && p.o.Checksum {
@@ -252,8 +259,10 @@ func (p *Planner) file(rel string, f scanner.File, e registry.Entry, known bool,
 		}
 		out.Recheck = e.Recheck
 	}
-	// Touched but identical: set the mtime instead of sending the bytes.
-	if known && e.State == registry.Done && e.LocalSize == f.Size && e.Hash != "" && (!listed || onRemote) {
+	// Touched but identical: set the mtime instead of sending the bytes. A
+	// touch an earlier session left unfinished (Stale) stays a touch.
+	wasTouch := e.State == registry.Done || e.State == registry.Stale && e.Action == registry.Touch
+	if known && wasTouch && e.LocalSize == f.Size && e.Hash != "" && (!listed || onRemote) {
 		if sum, err := digest.File(filepath.Join(p.o.Source, filepath.FromSlash(rel))); err == nil && sum == e.Hash {
 			out.Action, out.Lane = registry.Touch, 0
 			p.Stats.Touches++
@@ -270,7 +279,11 @@ func (p *Planner) file(rel string, f scanner.File, e registry.Entry, known bool,
 		// A file ferry never recorded is already there: identical (the
 		// worker adopts it without sending) or someone else's.
 		out.Recheck = true
-		if rf.Size == f.Size && p.o.ListPrecision > 0 && p.o.ListPrecision <= time.Second && remote.MtimeMatch(rf.ModTime, f.Mtime, p.o.ListPrecision) {
+		// Adopted here only when no worker can hold the path: a pending
+		// row may be claimed before this write lands, and the worker's
+		// stat adopts it then (once).
+		owned := !known || e.State == registry.Stale
+		if owned && rf.Size == f.Size && p.o.ListPrecision > 0 && p.o.ListPrecision <= time.Second && remote.MtimeMatch(rf.ModTime, f.Mtime, p.o.ListPrecision) {
 			p.Stats.Adopted++
 			return p.sink.Put(registry.Entry{Path: rel, LocalSize: f.Size, LocalMtime: mtime, RemoteSize: rf.Size, RemoteMtime: rf.ModTime.UnixNano(), State: registry.Done})
 		}
@@ -338,6 +351,11 @@ func (p *Planner) gone(ctx context.Context, e registry.Entry, now int64) (kept b
 		return false, p.sink.Forget(e.Path) // never reached the remote: nothing to undo
 	}
 	if !p.o.Delete {
+		if e.State == registry.Stale {
+			// No upload is coming: the record says what is on the remote.
+			e.State, e.Action, e.Recheck = registry.Done, registry.Upload, false
+			return false, p.sink.Put(e)
+		}
 		return false, nil // the remote copy stays, and so does its record
 	}
 	p.Stats.Deletes++

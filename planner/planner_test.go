@@ -52,6 +52,11 @@ func done(p string, size int64, mtime time.Time, hash string) registry.Entry {
 	return registry.Entry{Path: p, LocalSize: size, LocalMtime: mtime.UnixNano(), RemoteSize: size, RemoteMtime: mtime.UnixNano(), Hash: hash, State: registry.Done}
 }
 
+// stale is an upload an earlier session left in flight.
+func stale(p string, size int64, mtime time.Time, a registry.Action) registry.Entry {
+	return registry.Entry{Path: p, LocalSize: size, LocalMtime: mtime.UnixNano(), RemoteSize: -1, State: registry.Stale, Action: a, Recheck: true}
+}
+
 func TestPlanDirectory(t *testing.T) {
 	src := t.TempDir()
 	os.WriteFile(filepath.Join(src, "touched.txt"), []byte("hello"), 0o644)
@@ -85,6 +90,17 @@ func TestPlanDirectory(t *testing.T) {
 		{name: "extra remote file, no --delete", listed: []remote.FileInfo{{Name: "theirs"}}, want: ""},
 		{name: "extra remote file, --delete", listed: []remote.FileInfo{{Name: "theirs", Size: 3}}, delete: true, want: "delete+recheck theirs"},
 		{name: "conflict copy is kept", listed: []remote.FileInfo{{Name: "a.ferry-conflict-20250601-120000.txt"}}, delete: true, want: ""},
+		// What an earlier session left unfinished (registry.Job.Recover
+		// made it Stale) is settled again, and only here.
+		{name: "stale in flight, complete on the remote, is adopted", local: []scanner.File{file("a", 5, t0)}, rec: []registry.Entry{stale("a", 5, t0, registry.Upload)}, listed: []remote.FileInfo{{Name: "a", Size: 5, ModTime: t0}}, want: "done a"},
+		{name: "stale in flight, not listed, is rechecked", local: []scanner.File{file("a", 5, t0)}, rec: []registry.Entry{stale("a", 5, t0, registry.Upload)}, want: "upload+recheck a"},
+		{name: "stale touch stays a touch", local: []scanner.File{file("touched.txt", 5, t1)}, rec: []registry.Entry{{Path: "touched.txt", LocalSize: 5, LocalMtime: t1.UnixNano(), RemoteSize: 5, RemoteMtime: t0.UnixNano(), Hash: hello, State: registry.Stale, Action: registry.Touch}}, want: "touch+recheck touched.txt"},
+		{name: "stale, gone, no --delete: the record stays, done", rec: []registry.Entry{{Path: "old", LocalSize: 2, RemoteSize: 1, State: registry.Stale}}, want: "done old"},
+		{name: "stale, gone, never shipped", rec: []registry.Entry{stale("p", 1, t0, registry.Upload)}, want: "forget p"},
+		// A row pending from an earlier scan of this session may be claimed
+		// before the plan's write lands: a worker's stat adopts it, once.
+		{name: "pending, complete on the remote, is left to the worker", local: []scanner.File{file("a", 5, t0)}, rec: []registry.Entry{{Path: "a", LocalSize: 5, LocalMtime: t0.UnixNano(), RemoteSize: -1, State: registry.Pending}}, listed: []remote.FileInfo{{Name: "a", Size: 5, ModTime: t0}}, want: "upload+recheck a"},
+		{name: "queued by a live change: left to the live queue", local: []scanner.File{file("a", 5, t1)}, rec: []registry.Entry{{Path: "a", LocalSize: 5, LocalMtime: t0.UnixNano(), RemoteSize: -1, State: registry.Pending, Lane: registry.LiveLane}}, want: ""},
 		{name: "skipped link keeps what was shipped", local: []scanner.File{{Name: "l", Link: true}}, rec: []registry.Entry{done("l", 1, t0, "")}, delete: true, want: ""},
 	}
 	for _, tc := range tests {

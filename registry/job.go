@@ -161,18 +161,40 @@ func (j *Job) PendingLanes(ctx context.Context) (map[int]int, error) {
 	return out, rows.Err()
 }
 
-// Recover returns entries a dead run left Transferring to Pending, marked
-// for a remote check: the upload may have completed before the crash, and a
-// stat tells whether it did without sending a byte again. Failed entries
-// become pending again too: a new run retries them.
+// Recover prepares what a dead or interrupted run left, and returns how
+// many entries it left in flight (Transferring). Those are marked for a
+// remote check: the upload may have completed before the crash, and a stat
+// tells whether it did without sending a byte again.
+//
+// Uploads and touches left pending, in flight or failed become Stale: the
+// planner settles each again when it reaches its directory, and only then
+// can the queue claim it. Were they claimable at once, a worker could ship
+// a path while the planner, reaching its directory, read it as pending and
+// planned it again (a file sent twice), or read it as done and counted it
+// unchanged besides (more outcomes than files). Other actions (mkdirs,
+// deletions held until the uploads are done, cleanups of temporary names)
+// never race the plan of a file's bytes: they become pending again, and
+// failed ones are retried.
 func (j *Job) Recover(ctx context.Context) (int64, error) {
-	res, err := j.db.sql.ExecContext(ctx, `UPDATE entry SET state = ?, recheck = 1 WHERE job = ? AND state = ?`, Pending, j.ID, Transferring)
+	tx, err := j.db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("registry: recover: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE entry SET recheck = 1 WHERE job = ? AND state = ?`, j.ID, Transferring)
 	if err != nil {
 		return 0, fmt.Errorf("registry: recover: %w", err)
 	}
 	n, _ := res.RowsAffected()
-	if _, err := j.db.sql.ExecContext(ctx, `UPDATE entry SET state = ? WHERE job = ? AND state = ?`, Pending, j.ID, Failed); err != nil {
-		return n, fmt.Errorf("registry: recover: %w", err)
+	if _, err := tx.ExecContext(ctx, `UPDATE entry SET state = ? WHERE job = ? AND state IN (?, ?, ?) AND is_dir = 0 AND action IN (?, ?)`,
+		Stale, j.ID, Pending, Transferring, Failed, Upload, Touch); err != nil {
+		return 0, fmt.Errorf("registry: recover: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE entry SET state = ? WHERE job = ? AND state IN (?, ?)`, Pending, j.ID, Transferring, Failed); err != nil {
+		return 0, fmt.Errorf("registry: recover: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("registry: recover: %w", err)
 	}
 	return n, nil
 }

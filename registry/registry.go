@@ -35,6 +35,11 @@ const (
 	Transferring State = 2 // claimed by a worker
 	Done         State = 3 // verified on the remote
 	Failed       State = 4 // gave up; retried by the next run
+	// Stale is an upload or touch an earlier session left unfinished
+	// (pending, in flight or failed). No claim takes it: it waits until
+	// this session's planner settles the path again and makes it pending,
+	// so a path is planned, shipped and counted once per pass.
+	Stale State = 5
 )
 
 func (s State) String() string {
@@ -47,6 +52,8 @@ func (s State) String() string {
 		return "done"
 	case Failed:
 		return "failed"
+	case Stale:
+		return "stale"
 	}
 	return "state(" + strconv.Itoa(int(s)) + ")"
 }

@@ -111,14 +111,54 @@ func TestClaimOrderAndRecover(t *testing.T) {
 	if len(again) != 2 {
 		t.Fatalf("second claim got %d, want the 2 unclaimed", len(again))
 	}
-	// A crash now: claimed rows are transferring. Recover re-queues them with a recheck.
+	// A crash now: claimed rows are transferring. Recover marks them for a
+	// recheck, and no upload is claimable until a planner settles it again.
 	n, err := j.Recover(ctx)
 	if err != nil || n != 5 {
 		t.Fatalf("Recover = %d, %v; want 5", n, err)
 	}
-	e, _, _ := j.Get(ctx, "f8")
-	if e.State != Pending || !e.Recheck {
-		t.Fatalf("recovered entry = %+v", e)
+	if lanes, _ := j.PendingLanes(ctx); len(lanes) != 0 {
+		t.Fatalf("after Recover, PendingLanes = %v; want nothing claimable", lanes)
+	}
+	for _, c := range []struct {
+		path    string
+		state   State
+		recheck bool
+	}{
+		{"f8", Stale, true},  // in flight
+		{"f1", Stale, false}, // planned, never claimed
+		{"done", Done, false},
+	} {
+		e, _, _ := j.Get(ctx, c.path)
+		if e.State != c.state || e.Recheck != c.recheck {
+			t.Errorf("%s after Recover: state %v recheck %v; want %v %v", c.path, e.State, e.Recheck, c.state, c.recheck)
+		}
+	}
+}
+
+// TestRecoverOtherActions: what is not a file's bytes (a directory to make,
+// a deletion, a cleanup) goes back to pending at once, failed ones too.
+func TestRecoverOtherActions(t *testing.T) {
+	ctx := context.Background()
+	_, j := open(t)
+	w := j.NewWriter(time.Millisecond, 10)
+	w.Put(Entry{Path: "d", IsDir: true, State: Pending, Action: Mkdir})
+	w.Put(Entry{Path: "gone", State: Failed, Action: Delete, Lane: DeferredLane})
+	w.Put(Entry{Path: ".ferry-tmp-0-x", State: Pending, Action: Cleanup})
+	w.Put(Entry{Path: "f", State: Failed, Action: Upload})
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := j.Claim(ctx, 0, 10); len(got) != 2 {
+		t.Fatalf("claimed %d, want the mkdir and the cleanup", len(got))
+	}
+	if _, err := j.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]State{"d": Pending, "gone": Pending, ".ferry-tmp-0-x": Pending, "f": Stale} {
+		if e, _, _ := j.Get(ctx, p); e.State != want {
+			t.Errorf("%s after Recover: %v, want %v", p, e.State, want)
+		}
 	}
 }
 

@@ -91,7 +91,9 @@ type Pool struct {
 	q *queue.Queue
 
 	events     chan event
+	resized    chan struct{} // a Resize waits in want; one slot, never blocks
 	mu         sync.Mutex
+	want       int // the size Resize asked for, 0 when none is waiting
 	ws         map[int]*worker
 	target     int
 	serviceAvg time.Duration // mean time an item takes a worker
@@ -110,7 +112,7 @@ type WorkerInfo struct {
 // NewPool returns a pool draining q.
 func NewPool(q *queue.Queue, o Options) *Pool {
 	o.defaults()
-	return &Pool{o: o, q: q, events: make(chan event, 16), ws: map[int]*worker{}, target: o.Workers}
+	return &Pool{o: o, q: q, events: make(chan event, 16), resized: make(chan struct{}, 1), ws: map[int]*worker{}, target: o.Workers}
 }
 
 type eventKind int
@@ -119,23 +121,30 @@ const (
 	evReady   eventKind = iota // dialed and logged in; waits for go
 	evExit                     // worker ended (err says why)
 	evTooMany                  // the server refused one more connection
-	evResize
 )
 
 type event struct {
-	kind    eventKind
-	w       *worker
-	took    time.Duration
-	err     error
-	workers int
+	kind eventKind
+	w    *worker
+	took time.Duration
+	err  error
 }
 
-// Resize changes the number of connections the pool aims for.
+// Resize changes the number of connections the pool aims for. It never
+// blocks: the size waits until Run's loop takes it (the last one asked
+// wins), so it may be called before Run, while Run is busy, or after Run
+// has returned (then it changes nothing).
 func (p *Pool) Resize(n int) {
 	if n < 1 {
 		n = 1
 	}
-	p.events <- event{kind: evResize, workers: n}
+	p.mu.Lock()
+	p.want = n
+	p.mu.Unlock()
+	select {
+	case p.resized <- struct{}{}:
+	default: // a wake-up is already waiting; it reads the new size
+	}
 }
 
 // Size returns the target and the number of live (connected) workers.
@@ -290,7 +299,7 @@ func (p *Pool) Run(ctx context.Context) error {
 				}
 			case evTooMany:
 				live := liveCount()
-				p.target = max(1, live)
+				p.setTarget(max(1, live))
 				growAt = time.Now().Add(p.o.Cooldown)
 				p.o.Logf("server refused connection %d: pool shrinks to %d for %v", live+1, p.target, p.o.Cooldown)
 			case evExit:
@@ -302,7 +311,7 @@ func (p *Pool) Run(ctx context.Context) error {
 				case errors.Is(ev.err, queue.ErrClosed):
 					drained = true
 				case errors.Is(ev.err, errTooManyLive):
-					p.target = max(1, liveCount())
+					p.setTarget(max(1, liveCount()))
 					growAt = time.Now().Add(p.o.Cooldown)
 					p.o.Logf("server refused work on a connection: pool shrinks to %d for %v", p.target, p.o.Cooldown)
 				case ev.err != nil && !errors.Is(ev.err, errStopped) && !errors.Is(ev.err, errIdle) && ctx.Err() == nil:
@@ -311,20 +320,34 @@ func (p *Pool) Run(ctx context.Context) error {
 					}
 					cancel(fatal)
 				}
-			case evResize:
-				p.target = ev.workers
-				p.o.Workers = ev.workers
+			}
+			if !time.Now().Before(growAt) && p.target < p.o.Workers && !growAt.IsZero() {
+				p.setTarget(p.target + 1)
+				growAt = time.Now().Add(p.o.Cooldown)
+			}
+		case <-p.resized:
+			p.mu.Lock()
+			n := p.want
+			p.want = 0
+			p.mu.Unlock()
+			if n > 0 {
+				p.setTarget(n)
+				p.o.Workers = n
 				p.retireExcess()
 				for wantMore() {
 					spawn()
 				}
 			}
-			if !time.Now().Before(growAt) && p.target < p.o.Workers && !growAt.IsZero() {
-				p.target++
-				growAt = time.Now().Add(p.o.Cooldown)
-			}
 		}
 	}
+}
+
+// setTarget changes the size the pool aims for. Only Run's loop writes
+// it; the lock is for the readers (Size, retireExcess).
+func (p *Pool) setTarget(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target = n
 }
 
 // retireExcess asks workers beyond the target to stop after their item.

@@ -376,3 +376,63 @@ func TestPoolStreamsShareAConnection(t *testing.T) {
 		t.Fatalf("%d connections, %d items at once, %d results; want 1, 3, 60", h.open.Load(), peak.Load(), len(h.results))
 	}
 }
+
+// TestPoolResizeNeverBlocks: a daemon resizes its pool on a reload or a
+// control command, whether or not the pool is running; once Run has
+// returned nobody reads the pool's events, and Resize must still return.
+func TestPoolResizeNeverBlocks(t *testing.T) {
+	h := newHarness()
+	p := NewPool(items(3), h.opts(2))
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 100; i++ { // more than any buffer the pool keeps
+			p.Resize(1 + i%4)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Resize blocked after Run returned")
+	}
+}
+
+// TestPoolResizeBeforeRun: a size asked for before Run starts is the one
+// Run works with.
+func TestPoolResizeBeforeRun(t *testing.T) {
+	h := newHarness()
+	o := h.opts(1)
+	var concurrent, peak atomic.Int32
+	o.Handle = func(ctx context.Context, c remote.Conn, it queue.Item) error {
+		n := concurrent.Add(1)
+		defer concurrent.Add(-1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		// Hold each item until a second one runs beside it, or a while:
+		// with one worker, the while passes for each of the first items.
+		deadline := time.After(200 * time.Millisecond)
+		for peak.Load() < 2 {
+			select {
+			case <-deadline:
+				return nil
+			case <-time.After(time.Millisecond):
+			}
+		}
+		return nil
+	}
+	p := NewPool(items(40), o)
+	p.Resize(3)
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if peak.Load() < 2 {
+		t.Fatalf("Resize(3) before Run: at most %d items ran at once", peak.Load())
+	}
+}

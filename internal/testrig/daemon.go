@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"time"
 )
 
 // daemon is the lifecycle shared by both servers: a rig directory, a port
@@ -69,4 +70,21 @@ func (d *daemon) stop() error {
 		}
 	}
 	return err
+}
+
+// WaitSessionsGone waits until the server has no session left: once a
+// client is killed, its sessions notice the closed connections, log what
+// they received and exit, so a test that reads the server's log after this
+// sees everything the dead client sent.
+func (d *daemon) WaitSessionsGone(timeout time.Duration) error {
+	if d.proc == nil {
+		return errors.New("testrig: server not started")
+	}
+	d.proc.mu.Lock()
+	r := d.proc.cur
+	d.proc.mu.Unlock()
+	if r == nil {
+		return errors.New("testrig: server not started")
+	}
+	return waitSessionsGone(r, timeout)
 }

@@ -19,11 +19,11 @@ import (
 // SSHOptions selects how an sshd instance is configured.
 type SSHOptions struct {
 	Root string // "" = fresh temp dir owned by the account; otherwise chowned (recursively) to it
-	// LogSFTP logs every SFTP request at INFO (opens for write, renames,
-	// removals) into SFTPLog. internal-sftp logs only to syslog, which a
-	// test machine may not run, so the session runs OpenSSH's sftp-server
-	// (the same code as a program) with its log on stderr, into the file.
-	LogSFTP bool
+	// SFTPLogLevel, when set ("INFO"), serves SFTP with the sftp-server
+	// program at that log level, its log appended to SFTPLog: one line per
+	// open, close and rename, so a test can count what reached the server.
+	// (internal-sftp logs only to syslog or to the client's stderr.)
+	SFTPLogLevel string
 }
 
 // SSHServer is a running (or killed, awaiting Restart) OpenSSH sshd that
@@ -35,15 +35,17 @@ type SSHServer struct {
 	Root               string // directory sftp sessions start in (ForceCommand internal-sftp -d Root); absolute paths still reach the filesystem
 	IdentityFile       string // unencrypted OpenSSH-format ed25519 private key accepted for User
 	KnownHostsFile     string // a known_hosts file containing exactly this server's host key as [127.0.0.1]:PORT
+	SFTPLog            string // sftp-server's log when SSHOptions.SFTPLogLevel is set, else ""
 	HostKeyFingerprint string // ssh.FingerprintSHA256 of the host key
 
 	daemon
 	cfgPath string
 	logPath string
-	logSFTP bool
-	sftpLog string
 	hostKey ssh.PublicKey
 	bin     string
+	// sftpCommand is what ForceCommand runs: internal-sftp, or sftp-server
+	// with its log when SSHOptions.SFTPLogLevel is set.
+	sftpCommand string
 }
 
 // StartSSH starts sshd and returns once a password login and the sftp
@@ -76,7 +78,6 @@ func StartSSH(opts SSHOptions) (*SSHServer, error) {
 		cfgPath:        filepath.Join(dir, "sshd_config"),
 		logPath:        filepath.Join(dir, "sshd.log"),
 		bin:            bin,
-		logSFTP:        opts.LogSFTP,
 	}
 	if err := s.prepare(opts, acct); err != nil {
 		_ = s.Stop()
@@ -122,6 +123,12 @@ func (s *SSHServer) prepare(opts SSHOptions, acct Account) error {
 		return err
 	}
 	s.Root = root
+	s.sftpCommand = "internal-sftp -d " + root
+	if opts.SFTPLogLevel != "" {
+		if err := s.sftpServerLog(opts.SFTPLogLevel, acct); err != nil {
+			return err
+		}
+	}
 	// ForceCommand's "-d DIR" must stay unquoted (sshd hands quotes to
 	// internal-sftp literally) and expands '%' tokens, so such roots cannot
 	// be expressed.
@@ -144,16 +151,6 @@ func (s *SSHServer) prepare(opts SSHOptions, acct Account) error {
 	if err != nil {
 		return fmt.Errorf("testrig: client key: %w", err)
 	}
-	if s.logSFTP {
-		// Written by the sessions, which run as the account.
-		s.sftpLog = filepath.Join(s.dir, "sftp.log")
-		if err := os.WriteFile(s.sftpLog, nil, 0o644); err != nil {
-			return err
-		}
-		if err := acct.Chown(s.sftpLog); err != nil {
-			return fmt.Errorf("testrig: chown SFTP log: %w", err)
-		}
-	}
 	return os.WriteFile(filepath.Join(s.dir, "authorized_keys"), ssh.MarshalAuthorizedKey(client.pub), 0o644)
 }
 
@@ -166,14 +163,6 @@ func (s *SSHServer) configure(port int) error {
 		return err
 	}
 	q := func(p string) string { return `"` + p + `"` }
-	force := "ForceCommand internal-sftp -d " + s.Root
-	if s.logSFTP {
-		server := "/usr/lib/openssh/sftp-server"
-		if _, err := os.Stat(server); err != nil {
-			server = "/usr/lib/sftp-server"
-		}
-		force = "ForceCommand " + server + " -e -l INFO -d " + s.Root + " 2>>" + s.sftpLog
-	}
 	cfg := strings.Join([]string{
 		"Port " + strconv.Itoa(port),
 		"ListenAddress " + Host,
@@ -197,7 +186,7 @@ func (s *SSHServer) configure(port int) error {
 		"AllowAgentForwarding no",
 		"Subsystem sftp internal-sftp",
 		// Unquoted on purpose: sshd passes quotes through to -d literally.
-		force,
+		"ForceCommand " + s.sftpCommand,
 		// Parallel transfer tests open many connections at once; the
 		// default 10:30:100 would randomly drop some during key exchange.
 		"MaxStartups 100:30:200",
@@ -211,6 +200,38 @@ func (s *SSHServer) configure(port int) error {
 	if out, err := exec.Command(s.bin, "-t", "-f", s.cfgPath).CombinedOutput(); err != nil {
 		return fmt.Errorf("testrig: sshd -t -f %s: %v: %s", s.cfgPath, err, bytes.TrimSpace(out))
 	}
+	return nil
+}
+
+// sftpServerLog has sessions run the sftp-server program (through the
+// account's shell, as sshd runs any ForceCommand but internal-sftp) with
+// its log on stderr, appended to SFTPLog; the file belongs to the account,
+// which the sessions run as.
+func (s *SSHServer) sftpServerLog(level string, acct Account) error {
+	bin := ""
+	for _, p := range []string{"/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server", "/usr/libexec/sftp-server"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			bin = p
+			break
+		}
+	}
+	if bin == "" {
+		return unavailable("sftp-server is not installed; install the Debian package %q", "openssh-sftp-server")
+	}
+	if strings.ContainsAny(level, " \t\"'\\%\n\r") {
+		return fmt.Errorf("testrig: SFTP log level %q", level)
+	}
+	s.SFTPLog = filepath.Join(s.dir, "sftp-server.log")
+	if err := os.WriteFile(s.SFTPLog, nil, 0o644); err != nil {
+		return err
+	}
+	if err := acct.Chown(s.SFTPLog); err != nil {
+		return fmt.Errorf("testrig: chown %s: %w", s.SFTPLog, err)
+	}
+	// The root and the rig directory hold none of the characters the
+	// shell or sshd's '%' expansion would read (prepare checks the root;
+	// os.MkdirTemp names the other).
+	s.sftpCommand = "exec " + bin + " -e -l " + level + " -d " + s.Root + " 2>>" + s.SFTPLog
 	return nil
 }
 
@@ -270,11 +291,6 @@ func (s *SSHServer) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa
 func (s *SSHServer) URL(p string) string {
 	return "sftp://" + s.User + "@" + s.Addr() + escapePath(path.Join(s.Root, p))
 }
-
-// SFTPLog is the log of the SFTP requests (SSHOptions.LogSFTP; "" without
-// it): a line per request, such as `open "/p" flags WRITE,CREATE,TRUNCATE
-// mode 0644` and `posix-rename old "/a" new "/b"`.
-func (s *SSHServer) SFTPLog() string { return s.sftpLog }
 
 // Kill SIGKILLs sshd and every session process it forked, like a crash.
 func (s *SSHServer) Kill() error { return s.kill() }
