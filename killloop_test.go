@@ -106,7 +106,11 @@ func (k *killTarget) next(t *testing.T) []string {
 			t.Fatalf("%s logged an upload to a final name, not a temporary one: %s", k.name, line)
 		}
 		// .ferry-tmp-<12 hex>-<final name>
-		out = append(out, dir+base[len(remote.TempPrefix)+13:])
+		final := dir + base[len(remote.TempPrefix)+13:]
+		if final == testrig.DefaultMarker {
+			continue // ferry's marker, written at the end of a run: not a mirrored file
+		}
+		out = append(out, final)
 	}
 }
 
