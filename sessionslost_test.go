@@ -57,7 +57,7 @@ func TestOnceReportsSessionsLost(t *testing.T) {
 	srv, disk := storFaults(t)
 	src := filepath.Join(t.TempDir(), "src")
 	writeTree(t, src, 60, 3)
-	r := ferry(t, []string{"FERRY_PASSWORD=" + srv.Password()}, nil, "--once", "--workers", "4", "--state", t.TempDir(), src, srv.URL("/mirror"))
+	r := ferry(t, []string{"FERRY_PASSWORD=" + ftpfake.Password}, nil, "--once", "--workers", "4", "--state", t.TempDir(), src, srv.URL("/mirror"))
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
@@ -81,7 +81,7 @@ func TestDaemonReportsSessionsLost(t *testing.T) {
 	cfg := writeConfig(t, dir, liveServer{target: srv.URL("/mirror")}, "")
 	body, _ := os.ReadFile(cfg)
 	writeFile(t, cfg, "metrics_listen = \"127.0.0.1:0\"\n"+string(body))
-	d := startDaemon(t, cfg, []string{"FERRY_PASSWORD=" + srv.Password()})
+	d := startDaemon(t, cfg, []string{"FERRY_PASSWORD=" + ftpfake.Password})
 	if n := sameAsSource(t, filepath.Join(dir, "src"), disk); n != 60 {
 		t.Fatalf("%d of 60 files on the server after the first scan", n)
 	}

@@ -29,7 +29,7 @@ func newFakeEnv(t *testing.T, fault func(ftpfake.Command) ftpfake.Fault) (*env, 
 	if e.target, err = remote.ParseURL(srv.URL("/mirror")); err != nil {
 		t.Fatal(err)
 	}
-	e.ropts = remote.Options{Password: srv.Password(), Timeout: 10 * time.Second}
+	e.ropts = remote.Options{Password: ftpfake.Password, Timeout: 10 * time.Second}
 	e.open = ftp.Open
 	e.disk = filepath.Join(root, "mirror")
 	return e, srv

@@ -1,18 +1,18 @@
 // Package ftpfake is an FTP server inside the test process that serves a
 // directory on disk to one account, on 127.0.0.1 only, and breaks sessions
-// on demand. It speaks what ferry's FTP backend sends (the vsftpd dialect:
-// LIST -a, SIZE, MDTM and its write form, no MLST) and nothing more.
+// on demand. It speaks what ferry's FTP backend sends, in the vsftpd
+// dialect (EPSV, LIST -a, SIZE, MDTM and its write form; no MLST, no MFMT),
+// and nothing more.
 //
 // Its point is the faults a real server will not produce on cue: before any
 // command, a hook may have the session answered as vsftpd does when it
 // fails inside ("500 OOPS: priv_sock_get_int", then the connection closes),
-// answered 421 and closed, dropped without a word, or dropped halfway
-// through a STOR's data. The real-server tests (internal/testrig) remain
+// answered 421 and closed, dropped without a word before or after the
+// command runs, or dropped halfway through a STOR's data. The real-server tests (internal/testrig) remain
 // the reference for everything else.
 package ftpfake
 
 import (
-	"bufio"
 	"io"
 	"maps"
 	"math/rand/v2"
@@ -55,10 +55,15 @@ type Command struct {
 	Arg     string
 }
 
+// The one account.
+const (
+	User     = "ferry"
+	Password = "secret"
+)
+
 // Options configure a Server.
 type Options struct {
-	Root           string // the directory served as "/"
-	User, Password string // the one account; "ferry" and "secret" when empty
+	Root string // the directory served as "/"
 	// Fault, when set, is asked before every command whether to break the
 	// session there (NoFault to run it). It is called concurrently.
 	Fault func(Command) Fault
@@ -95,14 +100,10 @@ type Server struct {
 	closed   bool
 	sessions int
 	faults   map[Fault]int
-	verbs    map[string]int
 }
 
 // Start serves o.Root on 127.0.0.1 at a free port.
 func Start(o Options) (*Server, error) {
-	if o.User == "" {
-		o.User, o.Password = "ferry", "secret"
-	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
@@ -110,33 +111,20 @@ func Start(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{o: o, l: l, open: map[io.Closer]bool{}, faults: map[Fault]int{}, verbs: map[string]int{}}
+	s := &Server{o: o, l: l, open: map[io.Closer]bool{}, faults: map[Fault]int{}}
 	s.wg.Add(1)
 	go s.accept()
 	return s, nil
 }
 
-// Addr is the server's host:port.
-func (s *Server) Addr() string { return s.l.Addr().String() }
-
 // URL is the ftp:// URL of p (absolute, "/mirror") for the account.
-func (s *Server) URL(p string) string { return "ftp://" + s.o.User + "@" + s.Addr() + p }
-
-// Password is the account's password.
-func (s *Server) Password() string { return s.o.Password }
+func (s *Server) URL(p string) string { return "ftp://" + User + "@" + s.l.Addr().String() + p }
 
 // Injected returns how many faults of each kind were made so far.
 func (s *Server) Injected() map[Fault]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return maps.Clone(s.faults)
-}
-
-// Verbs returns how many times each command verb was received.
-func (s *Server) Verbs() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return maps.Clone(s.verbs)
 }
 
 // Close stops listening, closes every session and waits for them.
@@ -183,14 +171,12 @@ func (s *Server) accept() {
 		}
 		s.mu.Lock()
 		s.sessions++
-		n := s.sessions
+		ss := &session{s: s, n: s.sessions, c: c, cwd: "/"}
 		s.mu.Unlock()
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			defer s.untrack(c)
-			ss := &session{s: s, n: n, c: c, r: bufio.NewReader(c), cwd: "/"}
-			defer ss.closeData()
 			ss.serve()
 		}()
 	}

@@ -35,7 +35,7 @@ func dial(t testing.TB, s *ftpfake.Server, p string) remote.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := ftp.Open(context.Background(), tg, remote.Options{Password: s.Password()})
+	c, err := ftp.Open(context.Background(), tg, remote.Options{Password: ftpfake.Password})
 	if err != nil {
 		t.Fatalf("open %s: %v", s.URL(p), err)
 	}

@@ -12,59 +12,52 @@ import (
 	"time"
 )
 
-// dataTimeout bounds the wait for the client's data connection.
-const dataTimeout = 10 * time.Second
-
 // session is one control connection, served by one goroutine.
 type session struct {
-	s    *Server
-	n    int
-	c    net.Conn
-	r    *bufio.Reader
-	cwd  string // virtual, absolute
-	user string
-	in   bool         // logged in
-	pasv net.Listener // announced by the last EPSV or PASV, used once
-	rnfr string       // disk path named by RNFR
-	mute bool         // DropAfter: no final reply
+	s        *Server
+	n        int
+	c        net.Conn
+	cwd      string // virtual, absolute
+	user     string
+	loggedIn bool
+	pasv     net.Listener // announced by the last EPSV, used once
+	rnfr     string       // disk path named by RNFR
+	mute     bool         // DropAfter: no final reply
+}
+
+// lastWords are the replies after which a server hangs up.
+var lastWords = map[Fault]string{
+	Oops:    "500 OOPS: priv_sock_get_int",
+	Closing: "421 Service not available, closing control connection.",
 }
 
 func (ss *session) serve() {
-	ss.reply(220, "ftpfake ready")
+	defer ss.closeData()
+	r := bufio.NewReader(ss.c)
+	ss.reply("220 ftpfake ready")
 	for seq := 1; ; seq++ {
-		line, err := ss.r.ReadString('\n')
+		line, err := r.ReadString('\n')
 		if err != nil {
 			return
 		}
 		verb, arg, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
 		verb = strings.ToUpper(verb)
+		ss.s.o.Logf("ftpfake #%d > %s %s", ss.n, verb, arg)
 		f := NoFault
 		if ss.s.o.Fault != nil {
 			f = ss.s.o.Fault(Command{Session: ss.n, Seq: seq, Verb: verb, Arg: arg})
 		}
-		ss.s.mu.Lock()
-		ss.s.verbs[verb]++
 		if f != NoFault {
+			ss.s.mu.Lock()
 			ss.s.faults[f]++
+			ss.s.mu.Unlock()
 		}
-		ss.s.mu.Unlock()
-		shown := arg
-		if verb == "PASS" {
-			shown = "****"
-		}
-		ss.s.o.Logf("ftpfake #%d > %s %s", ss.n, verb, shown)
 		switch f {
-		case Oops:
-			ss.reply(500, "OOPS: priv_sock_get_int")
+		case Oops, Closing:
+			ss.reply(lastWords[f])
 			return
-		case Closing:
-			ss.reply(421, "Service not available, closing control connection.")
-			return
-		case Drop:
-			ss.s.o.Logf("ftpfake #%d dropped", ss.n)
-			return
-		case DropInData:
-			if verb == "STOR" {
+		case Drop, DropInData:
+			if f == DropInData && verb == "STOR" {
 				ss.stor(arg, true)
 			}
 			ss.s.o.Logf("ftpfake #%d dropped", ss.n)
@@ -72,73 +65,71 @@ func (ss *session) serve() {
 		case DropAfter:
 			ss.mute = true
 		}
-		quit := ss.do(verb, arg)
-		if quit || ss.mute {
+		if quit := ss.do(verb, arg); quit || ss.mute {
 			return
 		}
 	}
 }
 
-// reply sends one reply line. A muted session still sends the preliminary
-// 1xx of a transfer, so the client goes on to send or read the data.
-func (ss *session) reply(code int, text string) {
-	if ss.mute && code >= 200 {
-		ss.s.o.Logf("ftpfake #%d dropped instead of %d %s", ss.n, code, text)
+// reply sends one reply line, "226 Transfer complete.". A muted session
+// still sends a transfer's preliminary 1xx, so the client moves the data.
+func (ss *session) reply(line string) {
+	if ss.mute && line[0] != '1' {
+		ss.s.o.Logf("ftpfake #%d dropped instead of %s", ss.n, line)
 		return
 	}
-	ss.s.o.Logf("ftpfake #%d < %d %s", ss.n, code, text)
-	fmt.Fprintf(ss.c, "%d %s\r\n", code, text)
+	ss.s.o.Logf("ftpfake #%d < %s", ss.n, line)
+	fmt.Fprintf(ss.c, "%s\r\n", line)
 }
 
-// do runs one command; it reports whether the session ends.
+// answer replies good when ok, else "550 " and bad; it returns ok.
+func (ss *session) answer(ok bool, good, bad string) bool {
+	ss.reply(pick(ok, good, "550 "+bad))
+	return ok
+}
+
+func pick(ok bool, yes, no string) string {
+	if ok {
+		return yes
+	}
+	return no
+}
+
+// do runs one command; it reports whether the session ends. The replies
+// are vsftpd's, which the backend's error classification reads.
 func (ss *session) do(verb, arg string) (quit bool) {
 	switch verb {
 	case "USER":
-		ss.user, ss.in = arg, false
-		ss.reply(331, "Please specify the password.")
+		ss.user, ss.loggedIn = arg, false
+		ss.reply("331 Please specify the password.")
 		return false
 	case "PASS":
-		if ss.user == ss.s.o.User && arg == ss.s.o.Password {
-			ss.in = true
-			ss.reply(230, "Login successful.")
-		} else {
-			ss.reply(530, "Login incorrect.")
-		}
+		ss.loggedIn = ss.user == User && arg == Password
+		ss.reply(pick(ss.loggedIn, "230 Login successful.", "530 Login incorrect."))
 		return false
 	case "QUIT":
-		ss.reply(221, "Goodbye.")
+		ss.reply("221 Goodbye.")
 		return true
-	case "FEAT":
-		// vsftpd's list: no MLST, no MFMT; MDTM has its write form.
-		feats := "211-Features:\r\n EPSV\r\n MDTM\r\n PASV\r\n SIZE\r\n UTF8\r\n"
-		if !ss.mute {
-			fmt.Fprint(ss.c, feats)
-		}
-		ss.reply(211, "End")
+	case "FEAT": // vsftpd's: no MLST, no MFMT; MDTM has its write form
+		ss.reply("211-Features:\r\n EPSV\r\n MDTM\r\n SIZE\r\n UTF8\r\n211 End")
 		return false
 	}
-	if !ss.in {
-		ss.reply(530, "Please login with USER and PASS.")
+	if !ss.loggedIn {
+		ss.reply("530 Please login with USER and PASS.")
 		return false
 	}
-	v := ss.virt(arg)
-	p := ss.disk(v)
+	v, p := ss.virt(arg), ss.disk(arg)
 	switch verb {
-	case "SYST":
-		ss.reply(215, "UNIX Type: L8")
 	case "TYPE", "OPTS", "NOOP":
-		ss.reply(200, "OK.")
+		ss.reply("200 OK.")
 	case "PWD":
-		ss.reply(257, fmt.Sprintf("%q is the current directory", ss.cwd))
+		ss.reply(fmt.Sprintf("257 %q is the current directory", ss.cwd))
 	case "CWD":
-		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+		if ss.answer(isDir(p), "250 Directory successfully changed.", "Failed to change directory.") {
 			ss.cwd = v
-			ss.reply(250, "Directory successfully changed.")
-		} else {
-			ss.reply(550, "Failed to change directory.")
 		}
-	case "EPSV", "PASV":
-		ss.passive(verb)
+	case "EPSV": // the client's first choice; it falls back on PASV, not served
+		ss.passive()
 	case "STOR":
 		ss.stor(arg, false)
 	case "RETR":
@@ -147,57 +138,44 @@ func (ss *session) do(verb, arg string) (quit bool) {
 		ss.list(arg)
 	case "SIZE":
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-			ss.reply(213, fmt.Sprint(fi.Size()))
+			ss.reply(fmt.Sprintf("213 %d", fi.Size()))
 		} else {
-			ss.reply(550, "Could not get file size.")
+			ss.reply("550 Could not get file size.")
 		}
 	case "MDTM":
 		ss.mdtm(arg)
 	case "RNFR":
-		ss.rnfr = ""
-		if _, err := os.Lstat(p); err == nil {
+		_, err := os.Lstat(p)
+		if ss.rnfr = ""; ss.answer(err == nil, "350 Ready for RNTO.", "RNFR command failed.") {
 			ss.rnfr = p
-			ss.reply(350, "Ready for RNTO.")
-		} else {
-			ss.reply(550, "RNFR command failed.")
 		}
 	case "RNTO":
-		from := ss.rnfr
+		if ss.rnfr == "" {
+			ss.reply("503 RNFR required first.")
+			break
+		}
+		ss.answer(os.Rename(ss.rnfr, p) == nil, "250 Rename successful.", "Rename failed.")
 		ss.rnfr = ""
-		switch {
-		case from == "":
-			ss.reply(503, "RNFR required first.")
-		case os.Rename(from, p) != nil:
-			ss.reply(550, "Rename failed.")
-		default:
-			ss.reply(250, "Rename successful.")
-		}
 	case "DELE":
-		if fi, err := os.Lstat(p); err != nil || fi.IsDir() || os.Remove(p) != nil {
-			ss.reply(550, "Delete operation failed.")
-		} else {
-			ss.reply(250, "Delete operation successful.")
-		}
+		fi, err := os.Lstat(p)
+		ss.answer(err == nil && !fi.IsDir() && os.Remove(p) == nil, "250 Delete operation successful.", "Delete operation failed.")
 	case "MKD":
-		if os.Mkdir(p, 0o755) != nil {
-			ss.reply(550, "Create directory operation failed.")
-		} else {
-			ss.reply(257, fmt.Sprintf("%q created", v))
-		}
+		ss.answer(os.Mkdir(p, 0o755) == nil, fmt.Sprintf("257 %q created", v), "Create directory operation failed.")
 	case "RMD":
-		if fi, err := os.Lstat(p); err != nil || !fi.IsDir() || os.Remove(p) != nil {
-			ss.reply(550, "Remove directory operation failed.")
-		} else {
-			ss.reply(250, "Remove directory operation successful.")
-		}
+		ss.answer(isDir(p) && os.Remove(p) == nil, "250 Remove directory operation successful.", "Remove directory operation failed.")
 	default:
-		ss.reply(500, "Unknown command.")
+		ss.reply("500 Unknown command.")
 	}
 	return false
 }
 
-// virt resolves a command's path against the working directory; Clean of
-// an absolute path keeps ".." from climbing out of the root.
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
+
+// virt resolves a command's path against the working directory; cleaning
+// it as an absolute path keeps ".." from climbing out of the root.
 func (ss *session) virt(arg string) string {
 	if !strings.HasPrefix(arg, "/") {
 		arg = path.Join(ss.cwd, arg)
@@ -205,26 +183,21 @@ func (ss *session) virt(arg string) string {
 	return path.Clean("/" + arg)
 }
 
-// disk maps a virtual path to the served directory.
-func (ss *session) disk(v string) string {
-	return filepath.Join(ss.s.o.Root, filepath.FromSlash(v))
+// disk maps a command's path into the served directory.
+func (ss *session) disk(arg string) string {
+	return filepath.Join(ss.s.o.Root, filepath.FromSlash(ss.virt(arg)))
 }
 
 // passive opens a listener for the next transfer's data connection.
-func (ss *session) passive(verb string) {
+func (ss *session) passive() {
 	ss.closeData()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil || !ss.s.track(l) {
-		ss.reply(425, "Can't open passive connection.")
+		ss.reply("425 Can't open passive connection.")
 		return
 	}
 	ss.pasv = l
-	port := l.Addr().(*net.TCPAddr).Port
-	if verb == "EPSV" {
-		ss.reply(229, fmt.Sprintf("Entering Extended Passive Mode (|||%d|)", port))
-	} else {
-		ss.reply(227, fmt.Sprintf("Entering Passive Mode (127,0,0,1,%d,%d).", port/256, port%256))
-	}
+	ss.reply(fmt.Sprintf("229 Entering Extended Passive Mode (|||%d|)", l.Addr().(*net.TCPAddr).Port))
 }
 
 func (ss *session) closeData() {
@@ -234,35 +207,36 @@ func (ss *session) closeData() {
 	}
 }
 
-// data accepts the transfer's data connection and sends the preliminary
-// reply; the caller closes the connection with untrack.
+// data accepts a transfer's data connection (the client dials it before
+// sending the command) and sends the preliminary reply; the caller closes
+// the connection with untrack. Each EPSV serves one transfer.
 func (ss *session) data(prelim string) (net.Conn, bool) {
-	defer ss.closeData() // one transfer per EPSV or PASV
+	defer ss.closeData()
 	if ss.pasv == nil {
-		ss.reply(425, "Use PORT or PASV first.")
+		ss.reply("425 Use PORT or PASV first.") // vsftpd's words
 		return nil, false
 	}
-	_ = ss.pasv.(*net.TCPListener).SetDeadline(time.Now().Add(dataTimeout))
+	_ = ss.pasv.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second))
 	dc, err := ss.pasv.Accept()
 	if err != nil || !ss.s.track(dc) {
-		ss.reply(425, "Failed to establish connection.")
+		ss.reply("425 Failed to establish connection.")
 		return nil, false
 	}
-	ss.reply(150, prelim)
+	ss.reply(prelim)
 	return dc, true
 }
 
 // stor receives a file; cut writes the first chunk that came and leaves
 // the rest unread, for the caller to drop the session mid-transfer.
 func (ss *session) stor(arg string, cut bool) {
-	f, err := os.Create(ss.disk(ss.virt(arg)))
+	f, err := os.Create(ss.disk(arg))
 	if err != nil {
 		ss.closeData()
-		ss.reply(553, "Could not create file.")
+		ss.reply("553 Could not create file.")
 		return
 	}
 	defer f.Close()
-	dc, ok := ss.data("Ok to send data.")
+	dc, ok := ss.data("150 Ok to send data.")
 	if !ok {
 		return
 	}
@@ -273,50 +247,45 @@ func (ss *session) stor(arg string, cut bool) {
 		_, _ = f.Write(buf[:n])
 		return
 	}
-	if _, err := io.Copy(f, dc); err != nil {
-		ss.reply(426, "Failure reading network stream.")
-		return
+	switch _, err := io.Copy(f, dc); {
+	case err != nil:
+		ss.reply("426 Failure reading network stream.")
+	case f.Close() != nil:
+		ss.reply("451 Failure writing to local file.")
+	default:
+		ss.reply("226 Transfer complete.")
 	}
-	if err := f.Close(); err != nil {
-		ss.reply(451, "Failure writing to local file.")
-		return
-	}
-	ss.reply(226, "Transfer complete.")
 }
 
 func (ss *session) retr(p string) {
 	f, err := os.Open(p)
-	if fi, serr := os.Stat(p); err != nil || serr != nil || !fi.Mode().IsRegular() {
-		if f != nil {
-			f.Close()
-		}
+	if err != nil || isDir(p) {
 		ss.closeData()
-		ss.reply(550, "Failed to open file.")
+		ss.reply("550 Failed to open file.")
 		return
 	}
 	defer f.Close()
-	dc, ok := ss.data("Opening BINARY mode data connection.")
-	if !ok {
-		return
+	if dc, ok := ss.data("150 Opening BINARY mode data connection."); ok {
+		_, err = io.Copy(dc, f)
+		ss.sent(dc, err)
 	}
-	_, err = io.Copy(dc, f)
-	ss.s.untrack(dc) // the client reads to EOF before the final reply
-	if err != nil {
-		ss.reply(426, "Failure writing network stream.")
-		return
-	}
-	ss.reply(226, "Transfer complete.")
 }
 
-// list sends an ls -l listing as vsftpd does: dot-files with -a (always
-// shown here), and an empty listing for a directory that is not there.
+// sent closes a data connection the server wrote (the client reads it to
+// EOF before the final reply) and replies.
+func (ss *session) sent(dc net.Conn, err error) {
+	ss.s.untrack(dc)
+	ss.reply(pick(err == nil, "226 Transfer complete.", "426 Failure writing network stream."))
+}
+
+// list sends "ls -l" lines as vsftpd does: dot-files with -a (always
+// shown here), and nothing for a directory that is not there.
 func (ss *session) list(arg string) {
-	dir := arg
-	for strings.HasPrefix(dir, "-") { // options: -a, -la
-		_, dir, _ = strings.Cut(dir, " ")
+	for strings.HasPrefix(arg, "-") { // options: -a, -la
+		_, arg, _ = strings.Cut(arg, " ")
 	}
-	ents, _ := os.ReadDir(ss.disk(ss.virt(dir)))
-	dc, ok := ss.data("Here comes the directory listing.")
+	ents, _ := os.ReadDir(ss.disk(arg))
+	dc, ok := ss.data("150 Here comes the directory listing.")
 	if !ok {
 		return
 	}
@@ -326,20 +295,13 @@ func (ss *session) list(arg string) {
 		if err != nil {
 			continue
 		}
-		mt := fi.ModTime().UTC()
-		stamp := mt.Format("Jan 02 15:04")
+		mt, stamp := fi.ModTime().UTC(), "Jan 02 15:04"
 		if time.Since(mt) > 180*24*time.Hour || time.Until(mt) > time.Hour {
-			stamp = mt.Format("Jan 02  2006")
+			stamp = "Jan 02  2006"
 		}
-		fmt.Fprintf(w, "%s    1 0        0        %8d %s %s\r\n", fi.Mode().String(), fi.Size(), stamp, e.Name())
+		fmt.Fprintf(w, "%s    1 0        0        %8d %s %s\r\n", fi.Mode(), fi.Size(), mt.Format(stamp), e.Name())
 	}
-	err := w.Flush()
-	ss.s.untrack(dc)
-	if err != nil {
-		ss.reply(426, "Failure writing network stream.")
-		return
-	}
-	ss.reply(226, "Directory send OK.")
+	ss.sent(dc, w.Flush())
 }
 
 // mdtm answers MDTM path with the mtime, and sets it for vsftpd's write
@@ -348,18 +310,13 @@ func (ss *session) mdtm(arg string) {
 	const layout = "20060102150405"
 	if stamp, name, ok := strings.Cut(arg, " "); ok && len(stamp) == len(layout) {
 		if t, err := time.ParseInLocation(layout, stamp, time.UTC); err == nil {
-			if os.Chtimes(ss.disk(ss.virt(name)), t, t) != nil {
-				ss.reply(550, "Could not set file modification time.")
-			} else {
-				ss.reply(213, "File modification time set.")
-			}
+			ss.answer(os.Chtimes(ss.disk(name), t, t) == nil, "213 File modification time set.", "Could not set file modification time.")
 			return
 		}
 	}
-	fi, err := os.Stat(ss.disk(ss.virt(arg)))
-	if err != nil || !fi.Mode().IsRegular() {
-		ss.reply(550, "Could not get file modification time.")
-		return
+	if fi, err := os.Stat(ss.disk(arg)); err == nil && fi.Mode().IsRegular() {
+		ss.reply("213 " + fi.ModTime().UTC().Format(layout))
+	} else {
+		ss.reply("550 Could not get file modification time.")
 	}
-	ss.reply(213, fi.ModTime().UTC().Format(layout))
 }

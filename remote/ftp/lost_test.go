@@ -104,7 +104,7 @@ func TestSessionLostKinds(t *testing.T) {
 			return ftpfake.NoFault
 		}})
 		tg, _ := remote.ParseURL(s.URL("/"))
-		_, err := ftp.Open(ctx, tg, remote.Options{Password: s.Password(), Timeout: 5 * time.Second})
+		_, err := ftp.Open(ctx, tg, remote.Options{Password: ftpfake.Password, Timeout: 5 * time.Second})
 		if !remote.SessionLost(err) || !remote.IsTemporary(err) {
 			t.Fatalf("500 OOPS at login: %v (kind %v); want a lost session", err, remote.KindOf(err))
 		}
@@ -133,7 +133,7 @@ func dialFake(t *testing.T, s *ftpfake.Server) remote.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := ftp.Open(context.Background(), tg, remote.Options{Password: s.Password(), Timeout: 5 * time.Second})
+	c, err := ftp.Open(context.Background(), tg, remote.Options{Password: ftpfake.Password, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
