@@ -60,8 +60,8 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// TestCloseEndsSessions: Close returns with sessions open and a data
-// connection announced, and the client sees its session gone.
+// TestCloseEndsSessions: Close returns with a session open, and the
+// client sees its session gone.
 func TestCloseEndsSessions(t *testing.T) {
 	s := start(t, ftpfake.Options{})
 	c := dial(t, s, "/")
