@@ -23,6 +23,7 @@ func TestClassify(t *testing.T) {
 		{"proftpd MaxClients at login", reply(530, "Sorry, the maximum number of clients (5) for this user are already connected."), remote.KindTooMany},
 		{"filezilla", reply(530, "Connection limit reached"), remote.KindTooMany},
 		{"service closing", reply(421, "Timeout."), remote.KindTransport},
+		{"service not available", reply(421, "Service not available, closing control connection."), remote.KindTransport},
 		{"data conn failed", reply(425, "Failed to establish connection."), remote.KindTransport},
 		{"transfer aborted", reply(426, "Failure reading network stream."), remote.KindTransport},
 		{"452", reply(452, "Insufficient storage space"), remote.KindDiskFull},
