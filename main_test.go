@@ -179,15 +179,8 @@ func TestUnreadableFile(t *testing.T) {
 	if !strings.Contains(r.stdout, "failed: dir00/secret.key") || !strings.Contains(r.stdout, "permission denied") {
 		t.Fatalf("the unreadable file is not listed with its reason:\n%s", r.stdout)
 	}
-	n := 0
-	filepath.WalkDir(dst, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			n++
-		}
-		return nil
-	})
-	if n != 20 {
-		t.Fatalf("%d files mirrored, want the 20 readable ones", n)
+	if n := countFiles(t, dst); n != 20 {
+		t.Fatalf("%d files mirrored, want the 20 readable ones", countFiles(t, dst))
 	}
 	if _, err := os.Stat(filepath.Join(dst, "dir00", "secret.key")); !os.IsNotExist(err) {
 		t.Fatalf("the unreadable file exists on the remote: %v", err)

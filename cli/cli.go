@@ -41,7 +41,8 @@ const usage = `usage:
   ferry version
 
 TARGET is ftp://user@host[:port]/path, ftps://..., sftp://user@host[:port]/path or file:///path.
-Exit codes: 0 in sync, 1 some files failed, 2 usage/connection/auth error, 3 refused for safety, 130 interrupted.
+Exit codes: 0 in sync, 1 some files failed, 2 usage/connection/auth error, 3 refused for safety
+(among them: another registry wrote the target last; --takeover), 130 interrupted.
 
 flags:
 `
@@ -99,6 +100,7 @@ func (a *App) Run(ctx context.Context, args []string) int {
 		fmt.Fprintf(a.Stderr, "ferry: %v\n", err)
 		return mirror.ExitUsage
 	}
+	o.Takeover = f.takeover
 	return a.once(ctx, o, f)
 }
 
@@ -173,6 +175,7 @@ func (a *App) loadJobs(f *onceFlags) (*config.Config, []daemon.Job, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: job %q: %w", f.config, j.Name, err)
 		}
+		o.Takeover = f.takeover
 		out = append(out, daemon.Job{Config: j, Options: o})
 	}
 	return cfg, out, nil
@@ -244,9 +247,9 @@ func (a *App) options(j config.Job, state, regName string, dryRun bool) (mirror.
 		Source: src, Target: t, Open: open,
 		RemoteOpts: remote.Options{Password: pw, IdentityFile: j.IdentityFile, KnownHostsFile: j.KnownHosts, CAFile: j.TLSCAFile,
 			Timeout: j.Timeout.Duration, Warnf: warn},
-		StateDir: state, Job: regName, Workers: j.Workers, Delete: j.Delete, MaxDelete: md, DryRun: dryRun,
+		StateDir: state, Job: regName, Workers: j.Workers, Delete: j.Delete, DeleteExcluded: j.DeleteExcluded, MaxDelete: md, DryRun: dryRun,
 		Excludes: j.Exclude, Links: links, Checksum: j.Checksum, CheckRemote: j.CheckRemote, Move: j.Move,
-		Conflict: conflict, BwLimit: rate, DryRunOut: a.Stdout,
+		Conflict: conflict, BwLimit: rate, DryRunOut: a.Stdout, Marker: j.Marker,
 	}, nil
 }
 

@@ -16,9 +16,14 @@ import (
 // the checks of its config key.
 type onceFlags struct {
 	once, dryRun, progress, jsonOut bool
-	job, state, config              string
-	j                               config.Job
-	set                             map[string]bool // flags given on the command line
+	// takeover is a flag, not a key: a key would have every run (and
+	// every daemon scan) take the target back, so two registries
+	// configured so would take it from each other forever, each listing
+	// and rewriting the remote. Taking over is one decision, made once.
+	takeover           bool
+	job, state, config string
+	j                  config.Job
+	set                map[string]bool // flags given on the command line
 }
 
 // stringList is a repeatable flag.
@@ -63,15 +68,18 @@ func newOnceFlags(stderr io.Writer) (*flag.FlagSet, *onceFlags) {
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan and change nothing")
 	fs.BoolVar(&f.progress, "progress", false, "show progress bars")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the summary as JSON")
+	fs.BoolVar(&f.takeover, "takeover", false, "write to a target whose marker another registry (state directory, host or job) wrote: list it, repair it and make it this job's")
 
 	fs.IntVar(&j.Workers, "workers", d.Workers, "connections to the server")
 	fs.BoolVar(&j.Delete, "delete", d.Delete, "delete remote files that are not in SOURCE (after the uploads)")
+	fs.BoolVar(&j.DeleteExcluded, "delete-excluded", d.DeleteExcluded, "with --delete, delete remote paths the excludes match too (left alone otherwise)")
 	fs.Var(stringList{&j.Exclude}, "exclude", "gitignore-style pattern to leave out (repeatable)")
 	fs.BoolVar(&j.Checksum, "checksum", d.Checksum, "compare content hashes even when size and mtime match")
 	fs.StringVar(&j.MaxDelete, "max-delete", d.MaxDelete, "refuse a run that would delete more than N files or P% of them")
 	fs.StringVar(&j.BwLimit, "bwlimit", d.BwLimit, "bandwidth limit for the job, e.g. 10M, 512K (bytes per second)")
 	fs.StringVar(&j.Conflict, "conflict", d.Conflict, "when the remote copy was changed by someone else: keep-both, overwrite or skip")
 	fs.BoolVar(&j.CheckRemote, "check-remote", d.CheckRemote, "list the remote to catch changes made behind ferry's back")
+	fs.StringVar(&j.Marker, "marker", d.Marker, "name of the marker file at the target's root that tells ferry the remote is as its registry says")
 	fs.BoolVar(&j.Move, "move", d.Move, "remove each local file once it is verified on the remote")
 	fs.StringVar(&j.Links, "links", d.Links, "symbolic links: skip or follow")
 	fs.StringVar(&j.IdentityFile, "identity-file", d.IdentityFile, "SSH private key (default: the SSH agent)")
@@ -84,8 +92,8 @@ func newOnceFlags(stderr io.Writer) (*flag.FlagSet, *onceFlags) {
 
 // jobFlags are the flags that set a job's key; given with --config they
 // override that key in every job run.
-var jobFlags = []string{"workers", "delete", "exclude", "checksum", "max-delete", "bwlimit", "conflict",
-	"check-remote", "move", "links", "identity-file", "known-hosts", "password-file", "tls-ca-file", "timeout"}
+var jobFlags = []string{"workers", "delete", "delete-excluded", "exclude", "checksum", "max-delete", "bwlimit", "conflict",
+	"check-remote", "marker", "move", "links", "identity-file", "known-hosts", "password-file", "tls-ca-file", "timeout"}
 
 // override copies the job flags given on the command line onto j.
 func (f *onceFlags) override(j *config.Job) {
@@ -98,6 +106,8 @@ func (f *onceFlags) override(j *config.Job) {
 			j.Workers = f.j.Workers
 		case "delete":
 			j.Delete = f.j.Delete
+		case "delete-excluded":
+			j.DeleteExcluded = f.j.DeleteExcluded
 		case "exclude":
 			j.Exclude = append(j.Exclude, f.j.Exclude...)
 		case "checksum":
@@ -110,6 +120,8 @@ func (f *onceFlags) override(j *config.Job) {
 			j.Conflict = f.j.Conflict
 		case "check-remote":
 			j.CheckRemote = f.j.CheckRemote
+		case "marker":
+			j.Marker = f.j.Marker
 		case "move":
 			j.Move = f.j.Move
 		case "links":

@@ -59,11 +59,13 @@ type Job struct {
 	Links    string   `toml:"links"`
 	Checksum bool     `toml:"checksum"`
 
-	Conflict    string `toml:"conflict"`
-	Delete      bool   `toml:"delete"`
-	MaxDelete   string `toml:"max_delete"`
-	Move        bool   `toml:"move"`
-	CheckRemote bool   `toml:"check_remote"`
+	Conflict       string `toml:"conflict"`
+	Delete         bool   `toml:"delete"`
+	DeleteExcluded bool   `toml:"delete_excluded"`
+	MaxDelete      string `toml:"max_delete"`
+	Move           bool   `toml:"move"`
+	CheckRemote    bool   `toml:"check_remote"`
+	Marker         string `toml:"marker"`
 
 	Watch        bool     `toml:"watch"`
 	SettleDelay  Duration `toml:"settle_delay"`
@@ -98,6 +100,7 @@ func Defaults() Job {
 		Workers:      4,
 		Links:        "skip",
 		Conflict:     "keep-both",
+		Marker:       mirror.DefaultMarker,
 		Watch:        true,
 		SettleDelay:  Duration{50 * time.Millisecond},
 		MaxDelay:     Duration{5 * time.Second},
@@ -376,6 +379,12 @@ func (j *Job) Check(base string) []FieldError {
 	}
 	if _, err := mirror.ParseMaxDelete(j.MaxDelete); err != nil {
 		bad("max_delete", "%v", err)
+	}
+	if err := mirror.CheckMarkerName(j.Marker); err != nil {
+		bad("marker", "%v", err)
+	}
+	if j.DeleteExcluded && !j.Delete {
+		bad("delete_excluded", "is on but delete is not: excluded remote paths are only deleted along with the rest (turn delete on too)")
 	}
 	if j.SettleDelay.Duration < 0 {
 		bad("settle_delay", "%v: want zero or more", j.SettleDelay.Duration)

@@ -49,6 +49,7 @@ type job struct {
 	mu        sync.Mutex
 	state     string
 	paused    bool // by the user
+	refused   bool // another registry wrote the target: nothing is shipped until a restart with --takeover
 	protected bool // inside protected hours now
 	lastScan  *mirror.ScanResult
 	lastErr   []string
@@ -381,7 +382,17 @@ func (j *job) scan(ctx context.Context, dir string) {
 	if res.Err != nil {
 		j.noteErr(res.Err)
 		j.log.Error("scan failed", append(attrs, "error", res.Err)...)
+		if errors.Is(res.Err, mirror.ErrNotOurs) {
+			// Shipping on would make two registries write one target.
+			j.mu.Lock()
+			j.refused, j.state = true, StateFailed
+			j.mu.Unlock()
+			j.applyPause()
+		}
 		return
+	}
+	if res.MarkerWritten {
+		attrs = append(attrs, "marker", "written")
 	}
 	if full || res.Plan.Uploads+res.Plan.Deletes > 0 {
 		j.log.Info("scan done", attrs...)
@@ -395,7 +406,7 @@ func (j *job) applyPause() {
 	inProt, _ := j.prot.Active(j.now())
 	changed := inProt != j.protected
 	j.protected = inProt
-	user, liveOK, live := j.paused, j.cfg.ProtectedLive, j.live
+	user, liveOK, live := j.paused || j.refused, j.cfg.ProtectedLive, j.live
 	j.mu.Unlock()
 	if live != nil {
 		live.Queue().Pause(user || (inProt && !liveOK), user || inProt)

@@ -3,6 +3,7 @@ package mirror
 import (
 	"context"
 	"path"
+	"slices"
 	"sync"
 
 	"ferry/remote"
@@ -126,7 +127,13 @@ func (l *listers) list(ctx context.Context, dir string) ([]remote.FileInfo, erro
 		}
 	}
 	defer func() { l.pool <- c }()
-	return scanner.ListWith(c)(ctx, dir)
+	ents, err := scanner.ListWith(c)(ctx, dir)
+	if dir == "" {
+		// The marker is ferry's, not the mirror's: never a remote-only
+		// file to delete, never a conflict.
+		ents = slices.DeleteFunc(ents, func(fi remote.FileInfo) bool { return fi.Name == l.o.Marker })
+	}
+	return ents, err
 }
 
 func (l *listers) close() {

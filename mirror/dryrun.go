@@ -38,7 +38,7 @@ func (r *runner) dryRun(ctx context.Context, first remote.Conn, listRemote bool)
 	if out == nil {
 		out = os.Stdout
 	}
-	pl := planner.New(r.job, printSink{out}, planner.Options{Source: r.o.Source, Delete: r.o.Delete, Checksum: r.o.Checksum, ListPrecision: r.caps.ListModTimePrecision, Now: r.o.Now})
+	pl := planner.New(r.job, printSink{out}, r.planOptions())
 	ls := newListers(first, r.o, r.caps)
 	defer ls.close()
 	var list scanner.ListFunc
@@ -46,27 +46,13 @@ func (r *runner) dryRun(ctx context.Context, first remote.Conn, listRemote bool)
 		list = ls.list
 	}
 	err := scanner.WalkPairs(ctx, scanner.NewWalker(r.o.Source, scanner.Options{Excludes: r.o.Excludes, Links: r.o.Links}), list, 1, func(p *scanner.Pair) error {
-		if p.RemoteErr != nil {
+		if p.RemoteErr != nil && !pl.RemoteNotDir(p.Local.Path) {
 			return p.RemoteErr
 		}
 		return pl.Dir(ctx, p)
 	})
 	if err == nil {
-		now := r.o.Now().UnixNano()
-		for _, dir := range pl.RemoteOnlyDirs {
-			err = scanner.RemoteWalk(ctx, ls.list, dir, 1, func(d string, ents []remote.FileInfo) error {
-				for _, fi := range ents {
-					if err := pl.PlanRemoteDelete(d+"/"+fi.Name, fi, now); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				break
-			}
-			_ = pl.PlanRemoteDelete(dir, remote.FileInfo{IsDir: true}, now)
-		}
+		err = pl.RemoteOnly(ctx, ls.list, 1)
 	}
 	r.sum.Plan = pl.Stats
 	if err != nil {

@@ -30,10 +30,11 @@ func (r *runner) handle(ctx context.Context, c remote.Conn, it queue.Item) error
 	case registry.Upload:
 		return r.upload(ctx, c, e)
 	case registry.Mkdir:
-		if err := r.dirs.ensure(ctx, c, e.Path); err != nil {
+		if err := r.ensureDir(ctx, c, e.Path); err != nil {
 			return err
 		}
 		e.State, e.LastError, e.Attempts, e.DirtySince, e.Recheck = registry.Done, "", 0, 0, false
+		e.RemoteSize, e.RemoteMtime, e.Hash = -1, 0, "" // what a file in the way was, if one was
 		return r.record(e, 0)
 	case registry.Touch:
 		return r.touch(ctx, c, e)
@@ -65,7 +66,7 @@ func (r *runner) upload(ctx context.Context, c remote.Conn, e registry.Entry) er
 			return err
 		}
 	}
-	if err := r.dirs.ensure(ctx, c, path.Dir(e.Path)); err != nil {
+	if err := r.ensureDir(ctx, c, path.Dir(e.Path)); err != nil {
 		return err
 	}
 	began := time.Now()
@@ -74,10 +75,18 @@ func (r *runner) upload(ctx context.Context, c remote.Conn, e registry.Entry) er
 	if err == nil {
 		r.rate.note(shipped.Size, time.Since(began))
 	}
+	if r.dirInTheWay(ctx, c, e.Path, err) {
+		// A directory ferry knew nothing of: replace it, then send again.
+		if err := r.clearDir(ctx, c, e.Path); err != nil {
+			return err
+		}
+		shipped, err = transfer.Upload(ctx, c, r.local(e.Path), e.Path, r.lim)
+		r.noteLeftover(err)
+	}
 	if errors.Is(err, remote.ErrNotExist) && !errors.Is(err, transfer.ErrVanished) {
 		// The parent went away behind our back: make it again, once.
 		r.dirs.forget(path.Dir(e.Path))
-		if err := r.dirs.ensure(ctx, c, path.Dir(e.Path)); err != nil {
+		if err := r.ensureDir(ctx, c, path.Dir(e.Path)); err != nil {
 			return err
 		}
 		shipped, err = transfer.Upload(ctx, c, r.local(e.Path), e.Path, r.lim)
@@ -100,6 +109,18 @@ func (r *runner) upload(ctx context.Context, c remote.Conn, e registry.Entry) er
 	return nil
 }
 
+// dirInTheWay reports whether an upload failed because a directory stands
+// under the file's name on the remote.
+func (r *runner) dirInTheWay(ctx context.Context, c remote.Conn, p string, err error) bool {
+	var le *transfer.LocalError
+	if err == nil || ctx.Err() != nil || remote.IsTemporary(err) || errors.As(err, &le) ||
+		errors.Is(err, remote.ErrNotExist) || errors.Is(err, transfer.ErrVanished) || errors.Is(err, transfer.ErrChanged) || errors.Is(err, transfer.ErrVerify) {
+		return false
+	}
+	st, serr := c.Stat(ctx, p)
+	return serr == nil && st.IsDir
+}
+
 // noteLeftover records a temporary file a failed upload could not remove,
 // so that a cleanup removes it later in this pass or in the next one.
 func (r *runner) noteLeftover(err error) {
@@ -120,7 +141,8 @@ func (r *runner) recheck(ctx context.Context, c remote.Conn, e *registry.Entry) 
 		return false, err
 	}
 	if st.IsDir {
-		return false, remote.Errorf(remote.KindExist, "upload", e.Path, errors.New("a directory is in the way on the remote; remove it or exclude this path"))
+		// A directory became a file: the old directory goes first.
+		return false, r.clearDir(ctx, c, e.Path)
 	}
 	lfi, err := os.Stat(r.local(e.Path))
 	if err != nil {

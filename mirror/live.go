@@ -74,19 +74,37 @@ func (l *Live) Serve(ctx context.Context) error {
 type ScanResult struct {
 	Plan    planner.Stats
 	Deleted int64
-	Code    int // an exit code: ExitRefused when --max-delete held deletions back
+	Code    int // an exit code: ExitRefused when --max-delete held deletions back (or another registry's marker)
 	Err     error
+	// MarkerWritten says the scan wrote a new token in the target's marker.
+	MarkerWritten bool
 }
 
 // Scan walks the tree (or the subtree dir) against the registry, listing
 // the remote too when listRemote is set, and waits until what it planned
 // is shipped; with delete on, the deletions follow, as in a --once pass.
+// Each scan checks the target's marker first: another registry's refuses
+// the scan (ErrNotOurs), and a missing or outdated one turns the scan into
+// a full one with a listing.
 func (l *Live) Scan(ctx context.Context, dir string, listRemote bool) ScanResult {
 	l.scan.Lock()
 	defer l.scan.Unlock()
 	r, o := l.s.r, l.s.o
-	pl := planner.New(r.job, r.w, planner.Options{Source: o.Source, Delete: o.Delete, Checksum: o.Checksum,
-		ListPrecision: r.caps.ListModTimePrecision, Now: o.Now})
+	chk, err := l.s.rescanMarker(ctx)
+	if err != nil {
+		res := ScanResult{Code: ExitUsage, Err: err}
+		var me *Error
+		if errors.As(err, &me) {
+			res.Code = me.Code
+		}
+		return res
+	}
+	if chk.kind != markerTrusted && (dir != "" || !listRemote) {
+		o.Logf("%s: scanning everything with a remote listing", chk.reason)
+		dir, listRemote = "", true
+	}
+	pl := planner.New(r.job, r.w, r.planOptions())
+	r.replace.reset() // --max-delete is counted per scan
 	var ls *listers
 	if listRemote {
 		c := r.conns.take()
@@ -100,7 +118,7 @@ func (l *Live) Scan(ctx context.Context, dir string, listRemote bool) ScanResult
 		defer ls.close()
 	}
 	deleted := r.deleted.Load()
-	err := r.plan(ctx, pl, ls, listRemote, dir)
+	err = r.plan(ctx, pl, ls, listRemote, dir)
 	if ls != nil {
 		ls.close()
 	}
@@ -117,7 +135,8 @@ func (l *Live) Scan(ctx context.Context, dir string, listRemote bool) ScanResult
 		res.Code, res.Err = ExitInterrupted, err
 		return res
 	}
-	if listRemote && dir == "" && len(pl.Stats.DirErrors) == 0 {
+	listedAll := listRemote && dir == "" && len(pl.Stats.DirErrors) == 0
+	if listedAll {
 		if err := r.job.MarkListed(ctx, o.Now()); err != nil {
 			res.Code, res.Err = ExitUsage, err
 			return res
@@ -127,6 +146,15 @@ func (l *Live) Scan(ctx context.Context, dir string, listRemote bool) ScanResult
 		res.Code, res.Err = r.deletes(ctx, pl)
 	}
 	res.Deleted = r.deleted.Load() - deleted
+	// A new token after a full scan (the daemon's changes since the last
+	// one included), or after any scan that repaired an untrusted remote.
+	if res.Err == nil && (dir == "" || l.s.marker.kind != markerTrusted) {
+		wrote, err := l.s.settleMarker(ctx, res.Code, listedAll, pl.Stats.Mkdirs)
+		if err != nil {
+			res.Code, res.Err = ExitUsage, err
+		}
+		res.MarkerWritten = wrote
+	}
 	return res
 }
 
@@ -242,7 +270,7 @@ func (r *runner) move(ctx context.Context, c remote.Conn, m liveMove) error {
 		e.RemoteSize, e.RemoteMtime, e.Hash, e.Recheck = -1, 0, "", false
 		return r.upload(ctx, c, e)
 	}
-	if err := r.dirs.ensure(ctx, c, path.Dir(m.to.Path)); err != nil {
+	if err := r.ensureDir(ctx, c, path.Dir(m.to.Path)); err != nil {
 		return err
 	}
 	if err := c.Rename(ctx, m.from.Path, m.to.Path); err != nil {

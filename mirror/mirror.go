@@ -57,6 +57,13 @@ type runner struct {
 	// failedDirs are directories under which something failed this run:
 	// no deletion is made there.
 	failedDirs map[string]bool
+	// excluded matches the job's exclude patterns against remote paths
+	// (nil = none); replace holds the type changes' removals.
+	excluded func(rel string, isDir bool) bool
+	replace  replacer
+
+	// listedAll is set when this pass listed the whole remote.
+	listedAll bool
 
 	transferred, bytes, touched, adopted, deleted, failed, conflicts, cleaned, moved atomic.Int64
 	rate                                                                             rateMeter // per connection, for protected hours
@@ -84,6 +91,12 @@ type Session struct {
 	first     remote.Conn // the connection Open made, until a pass takes it
 	recovered int64
 	started   time.Time
+	// marker is what the last check of the target's marker found;
+	// markerMark is the runner's change count when this session last wrote
+	// it, and markerOurs says it did.
+	marker     markerCheck
+	markerMark int64
+	markerOurs bool
 }
 
 // Open checks the source, locks the job, opens the registry, logs in once
@@ -114,6 +127,9 @@ func Open(ctx context.Context, o Options) (*Session, *Summary, error) {
 		if empty {
 			return nil, sum, fail(ExitRefused, "refused: source %s is empty and --delete would remove everything on %s; nothing was changed", o.Source, o.Target)
 		}
+	}
+	if err := o.reserveMarker(); err != nil {
+		return nil, sum, err
 	}
 
 	unlock, err := registry.Lock(o.StateDir, o.Job)
@@ -147,12 +163,14 @@ func Open(ctx context.Context, o Options) (*Session, *Summary, error) {
 	}
 	s.first = first
 	caps := first.Caps()
-	if _, err := first.Stat(ctx, ""); errors.Is(err, remote.ErrNotExist) && !o.DryRun {
-		if err := first.Mkdir(ctx, ""); err != nil {
-			return nil, sum, &Error{Code: ExitUsage, Err: fmt.Errorf("create the target directory %s: %w", o.Target, err)}
-		}
-	} else if err != nil && !errors.Is(err, remote.ErrNotExist) {
-		return nil, sum, &Error{Code: ExitUsage, Err: fmt.Errorf("target %s: %w", o.Target, err)}
+	// One stat of the marker tells whether the remote is what the registry
+	// says (and that the target exists); another registry's marker ends
+	// the run here, with nothing written.
+	if s.marker, err = s.checkMarker(ctx, first, job, o.Takeover); err != nil {
+		return nil, sum, err
+	}
+	if s.marker.kind != markerTrusted && (s.marker.kind != markerNew || job.ListedAt != 0) {
+		o.Logf("%s: listing the remote and repairing what is gone", s.marker.reason)
 	}
 	if !o.DryRun {
 		// A dead run left rows "transferring": they become pending with a
@@ -162,7 +180,8 @@ func Open(ctx context.Context, o Options) (*Session, *Summary, error) {
 			return nil, sum, &Error{Code: ExitUsage, Err: err}
 		}
 	}
-	s.r = &runner{o: o, job: job, caps: caps, lim: o.limiter(), dirs: newDirCache(), failedDirs: map[string]bool{}, conns: &stash{}, prog: o.Progress}
+	s.r = &runner{o: o, job: job, caps: caps, lim: o.limiter(), dirs: newDirCache(), failedDirs: map[string]bool{}, conns: &stash{}, prog: o.Progress,
+		excluded: scanner.Excluder(o.Excludes)}
 	if s.r.prog == nil {
 		s.r.prog = nopProgress{}
 	}
@@ -226,8 +245,11 @@ func (s *Session) Once(ctx context.Context) (*Summary, error) {
 			sum.Recovered++ // the last run died; list the remote this time
 		}
 	}
-	listRemote := r.job.ListedAt == 0 || o.CheckRemote || sum.Recovered > 0
+	listRemote := r.job.ListedAt == 0 || o.CheckRemote || sum.Recovered > 0 || s.marker.kind != markerTrusted
 	sum.ListedRemote = listRemote
+	if s.marker.kind != markerTrusted && (s.marker.kind != markerNew || r.job.ListedAt != 0) {
+		sum.Marker, sum.MarkerReason = s.marker.kind.String(), s.marker.reason
+	}
 	first, err := s.takeFirst(ctx)
 	if err != nil {
 		return sum, &Error{Code: ExitUsage, Err: fmt.Errorf("connect to %s: %w", o.Target, err)}
@@ -237,6 +259,13 @@ func (s *Session) Once(ctx context.Context) (*Summary, error) {
 		if ferr := r.w.Flush(context.WithoutCancel(ctx)); ferr != nil && err == nil {
 			err, code = ferr, ExitUsage
 		}
+	}
+	if err == nil || code == ExitRefused {
+		wrote, merr := s.settleMarker(ctx, code, r.listedAll, r.sum.Plan.Mkdirs)
+		if merr != nil && err == nil {
+			err, code = merr, ExitUsage
+		}
+		sum.MarkerWritten = wrote
 	}
 	sum.Transferred, sum.Bytes, sum.Touched, sum.Adopted = r.transferred.Load(), r.bytes.Load(), r.touched.Load(), r.adopted.Load()
 	sum.Deleted, sum.Failed, sum.Conflicts, sum.Cleaned = r.deleted.Load(), r.failed.Load(), r.conflicts.Load(), r.cleaned.Load()
@@ -292,7 +321,8 @@ func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (
 		return r.dryRun(ctx, first, listRemote)
 	}
 	q := queue.New(claimer{r.job}, 256)
-	pl := planner.New(r.job, r.w, planner.Options{Source: o.Source, Delete: o.Delete, Checksum: o.Checksum, ListPrecision: r.caps.ListModTimePrecision, Now: o.Now})
+	pl := planner.New(r.job, r.w, r.planOptions())
+	r.replace.reset()
 
 	// When the remote is listed, the first connection serves listings
 	// (with a few more) and they all go when the scan is over, so the
@@ -351,12 +381,16 @@ func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (
 		if err := r.job.MarkListed(ctx, r.o.Now()); err != nil {
 			return ExitUsage, err
 		}
+		r.listedAll = true
 	}
 	if o.Delete {
 		r.prog.Phase("deleting")
 		if code, err := r.deletes(ctx, pl); code != ExitOK || err != nil {
 			return code, err
 		}
+	}
+	if _, refused := r.replace.counts(); refused > 0 {
+		return ExitRefused, fmt.Errorf("refused: %d paths whose type changed would delete more on %s than --max-delete allows; they were left as they are", refused, r.o.Target)
 	}
 	if r.failed.Load() > 0 || len(pl.Stats.DirErrors) > 0 {
 		return ExitFailed, nil
@@ -409,7 +443,7 @@ func (r *runner) plan(ctx context.Context, pl *planner.Planner, ls *listers, lis
 	}
 	var lastFiles, lastBytes int64
 	err := scanner.WalkPairs(ctx, w, list, ahead, func(p *scanner.Pair) error {
-		if p.RemoteErr != nil {
+		if p.RemoteErr != nil && !pl.RemoteNotDir(p.Local.Path) {
 			return fmt.Errorf("list remote %q: %w", p.Local.Path, p.RemoteErr)
 		}
 		if err := pl.Dir(ctx, p); err != nil {
@@ -431,28 +465,19 @@ func (r *runner) plan(ctx context.Context, pl *planner.Planner, ls *listers, lis
 	if err != nil {
 		return err
 	}
-	now := r.o.Now().UnixNano()
-	for _, dir := range pl.RemoteOnlyDirs {
-		err := scanner.RemoteWalk(ctx, ls.list, dir, ls.parallel(), func(d string, ents []remote.FileInfo) error {
-			for _, fi := range ents {
-				if remote.IsConflictCopy(fi.Name) {
-					r.failedDirs[d] = true // keep the directory that holds it
-					continue
-				}
-				if err := pl.PlanRemoteDelete(d+"/"+fi.Name, fi, now); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("list remote %q: %w", dir, err)
-		}
-		if err := pl.PlanRemoteDelete(dir, remote.FileInfo{IsDir: true}, now); err != nil {
+	if len(pl.RemoteOnlyDirs) > 0 {
+		if err := pl.RemoteOnly(ctx, ls.list, ls.parallel()); err != nil {
 			return err
 		}
 	}
 	return r.w.Flush(ctx)
+}
+
+// planOptions are the planner's options for this job's scans.
+func (r *runner) planOptions() planner.Options {
+	o := r.o
+	return planner.Options{Source: o.Source, Delete: o.Delete, Checksum: o.Checksum, ListPrecision: r.caps.ListModTimePrecision, Now: o.Now,
+		Excluded: r.excluded, DeleteExcluded: o.DeleteExcluded}
 }
 
 // newPool returns a worker pool for one phase; it takes logged-in

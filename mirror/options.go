@@ -97,17 +97,25 @@ type Options struct {
 	StateDir string
 	Job      string // job name in the registry; "" derives one from source and target
 
-	Workers     int
-	Delete      bool
-	MaxDelete   MaxDelete
-	DryRun      bool
-	Excludes    []string
-	Links       scanner.Links
-	Checksum    bool
-	CheckRemote bool
-	Move        bool
-	Conflict    Conflict
-	BwLimit     float64 // bytes per second; 0 = unlimited
+	Workers int
+	Delete  bool
+	// DeleteExcluded (with Delete) also deletes remote paths the excludes
+	// match; without it they are not ferry's and are left alone.
+	DeleteExcluded bool
+	MaxDelete      MaxDelete
+	DryRun         bool
+	Excludes       []string
+	Links          scanner.Links
+	Checksum       bool
+	CheckRemote    bool
+	Move           bool
+	Conflict       Conflict
+	BwLimit        float64 // bytes per second; 0 = unlimited
+	// Marker is the name of the marker at the target's root ("" =
+	// DefaultMarker); Takeover lets this job take over a target whose
+	// marker another registry wrote.
+	Marker   string
+	Takeover bool
 
 	// DryRunOut receives the plan of a dry run.
 	DryRunOut io.Writer
@@ -139,6 +147,9 @@ func (o *Options) defaults() {
 	}
 	if o.Job == "" {
 		o.Job = JobName(o.Source, o.Target)
+	}
+	if o.Marker == "" {
+		o.Marker = DefaultMarker
 	}
 }
 

@@ -21,6 +21,12 @@ type Summary struct {
 	Ended        time.Time `json:"ended"`
 	ListedRemote bool      `json:"listed_remote"`
 	Recovered    int64     `json:"recovered,omitempty"` // entries a dead run left in flight
+	// Marker says why the registry was not trusted this run (missing,
+	// old-token, recreated, taken-over, new), with MarkerReason in words;
+	// MarkerWritten that a new token was written at the end.
+	Marker        string `json:"marker,omitempty"`
+	MarkerReason  string `json:"marker_reason,omitempty"`
+	MarkerWritten bool   `json:"marker_written,omitempty"`
 
 	Plan planner.Stats `json:"-"`
 
@@ -69,6 +75,9 @@ func (s *Summary) WriteText(w io.Writer) {
 		}
 		fmt.Fprintf(w, "transferred %d files (%s%s), touched %d, adopted %d, deleted %d, unchanged %d, failed %d in %v\n",
 			s.Transferred, remote.Bytes(s.Bytes), rate, s.Touched, s.Adopted, s.Deleted, s.Unchanged, s.Failed, d)
+	}
+	if s.Marker != "" {
+		fmt.Fprintf(w, "remote not taken on trust: %s; listed it and repaired what was gone\n", s.MarkerReason)
 	}
 	if s.Cleaned > 0 {
 		fmt.Fprintf(w, "removed %d temporary files left by an interrupted run\n", s.Cleaned)

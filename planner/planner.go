@@ -8,8 +8,10 @@ package planner
 
 import (
 	"context"
+	"fmt"
 	"path"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"ferry/internal/digest"
@@ -36,6 +38,11 @@ type Options struct {
 	Source   string // local root
 	Delete   bool   // plan deletions of remote files missing locally
 	Checksum bool   // compare content hashes even when size and mtime match
+	// Excluded matches the job's exclude patterns (nil = none). A remote
+	// path it matches is not ferry's: never deleted, whether listed or
+	// recorded from before the pattern came, unless DeleteExcluded.
+	Excluded       func(rel string, isDir bool) bool
+	DeleteExcluded bool
 	// ListPrecision is how far a listed mtime can be trusted (the remote's
 	// Caps().ListModTimePrecision); listings are only used when it is set.
 	ListPrecision time.Duration
@@ -66,8 +73,11 @@ type Planner struct {
 	// planned at or under them.
 	ErrDirs map[string]bool
 	// RemoteOnlyDirs are directories found only on the remote while
-	// --delete is on; the caller walks them to plan their deletion.
+	// --delete is on; RemoteOnly walks them to plan their deletion.
 	RemoteOnlyDirs []string
+	// notDirs are local directories the listing showed as remote files:
+	// listings at or under them describe nothing of theirs.
+	notDirs map[string]bool
 }
 
 // New returns a planner writing its decisions to sink.
@@ -95,10 +105,12 @@ func (p *Planner) Dir(ctx context.Context, pr *scanner.Pair) error {
 		return nil // without the local content, nothing here can be settled
 	}
 	var listed map[string]remote.FileInfo
-	if pr.Listed && pr.RemoteErr == nil {
+	if pr.Listed && (pr.RemoteErr == nil || p.RemoteNotDir(d.Path)) {
 		listed = make(map[string]remote.FileInfo, len(pr.Remote))
-		for _, fi := range pr.Remote {
-			listed[fi.Name] = fi
+		if !p.RemoteNotDir(d.Path) {
+			for _, fi := range pr.Remote {
+				listed[fi.Name] = fi
+			}
 		}
 	}
 	now := p.o.Now().UnixNano()
@@ -128,7 +140,7 @@ func (p *Planner) Dir(ctx context.Context, pr *scanner.Pair) error {
 		if local[name] {
 			continue
 		}
-		if err := p.gone(ctx, e, now); err != nil {
+		if _, err := p.gone(ctx, e, now); err != nil {
 			return err
 		}
 	}
@@ -149,6 +161,8 @@ func (p *Planner) Dir(ctx context.Context, pr *scanner.Pair) error {
 			}
 		case remote.IsConflictCopy(name):
 			// Kept: it holds someone else's version.
+		case p.notOurs(rel, fi.IsDir):
+			// Excluded: not ferry's to delete.
 		case !p.o.Delete:
 		case fi.IsDir:
 			p.RemoteOnlyDirs = append(p.RemoteOnlyDirs, rel)
@@ -169,14 +183,49 @@ func (p *Planner) dir(rel string, e registry.Entry, known bool, rf remote.FileIn
 		// There already: record it without a round trip.
 		return p.sink.Put(registry.Entry{Path: rel, IsDir: true, LocalSize: -1, RemoteSize: -1, State: registry.Done})
 	}
-	if known && !e.IsDir {
-		// A file became a directory: the old remote file goes first.
-		if err := p.sink.Forget(rel); err != nil {
-			return err
+	out := registry.Entry{Path: rel, IsDir: true, LocalSize: -1, RemoteSize: -1, State: registry.Pending, Action: registry.Mkdir, DirtySince: now}
+	// A file became a directory: the remote file in the way goes first
+	// (with --delete). The entry carries what the file should be so the
+	// worker can tell whether someone else changed it before removing it.
+	switch {
+	case listed && onRemote && !rf.IsDir:
+		p.remoteFile(rel)
+		out.RemoteSize, out.RemoteMtime, out.Recheck = rf.Size, rf.ModTime.UnixNano(), true
+		if known && !e.IsDir && e.RemoteSize == rf.Size {
+			out.RemoteMtime, out.Hash = e.RemoteMtime, e.Hash // ferry's own: its record is more precise
 		}
+	case listed:
+	case known && !e.IsDir && e.RemoteSize >= 0:
+		out.RemoteSize, out.RemoteMtime, out.Hash, out.Recheck = e.RemoteSize, e.RemoteMtime, e.Hash, true
+	case known && e.IsDir && e.State != registry.Done && e.RemoteSize >= 0:
+		out = e // planned by an earlier run: keep what it carries
+		out.State, out.Lane = registry.Pending, 0
 	}
 	p.Stats.Mkdirs++
-	return p.sink.Put(registry.Entry{Path: rel, IsDir: true, LocalSize: -1, RemoteSize: -1, State: registry.Pending, Action: registry.Mkdir, DirtySince: now})
+	return p.sink.Put(out)
+}
+
+// remoteFile notes a local directory that is a file on the remote.
+func (p *Planner) remoteFile(rel string) {
+	if p.notDirs == nil {
+		p.notDirs = map[string]bool{}
+	}
+	p.notDirs[rel] = true
+}
+
+// RemoteNotDir reports whether dir, or a directory above it, is a file on
+// the remote: its listing (an error, or the file itself on FTP) says
+// nothing about it, and is taken as empty.
+func (p *Planner) RemoteNotDir(dir string) bool {
+	if len(p.notDirs) == 0 {
+		return false
+	}
+	for d := dir; d != "." && d != ""; d = path.Dir(d) {
+		if p.notDirs[d] {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *Planner) file(rel string, f scanner.File, e registry.Entry, known bool, rf remote.FileInfo, onRemote, listed bool, now int64) error {
@@ -225,8 +274,10 @@ func (p *Planner) file(rel string, f scanner.File, e registry.Entry, known bool,
 			p.Stats.Adopted++
 			return p.sink.Put(registry.Entry{Path: rel, LocalSize: f.Size, LocalMtime: mtime, RemoteSize: rf.Size, RemoteMtime: rf.ModTime.UnixNano(), State: registry.Done})
 		}
-	case listed && onRemote && rf.IsDir:
-		out.Recheck = true // a directory in the way: the worker reports it
+	case listed && onRemote && rf.IsDir, !listed && known && e.IsDir:
+		// A directory in the way: the worker replaces it (--delete) or
+		// reports it.
+		out.Recheck = true
 	}
 	p.Stats.Uploads++
 	p.Stats.UploadSize += f.Size
@@ -242,35 +293,141 @@ func (p *Planner) File(rel string, f scanner.File, e registry.Entry, known bool)
 }
 
 // gone handles a recorded path that is no longer on disk; for a directory,
-// everything recorded under it goes first.
-func (p *Planner) gone(ctx context.Context, e registry.Entry, now int64) error {
+// everything recorded under it goes first. It reports whether the path is
+// kept on the remote although --delete is on (excluded, or a directory
+// holding something kept), so its parent is kept too.
+func (p *Planner) gone(ctx context.Context, e registry.Entry, now int64) (kept bool, err error) {
+	if p.notOurs(e.Path, e.IsDir) {
+		return true, p.leave(e)
+	}
 	if e.IsDir && p.o.Delete {
 		var kids []registry.Entry
 		if err := p.rec.Dir(ctx, e.Path, func(k registry.Entry) error {
 			kids = append(kids, k)
 			return nil
 		}); err != nil {
-			return err
+			return false, err
 		}
 		for _, k := range kids {
-			if err := p.gone(ctx, k, now); err != nil {
+			k, err := p.gone(ctx, k, now)
+			if err != nil {
+				return false, err
+			}
+			kept = kept || k
+		}
+	}
+	if kept {
+		return true, p.leave(e) // it cannot be removed while it holds what stays
+	}
+	if e.State == registry.Pending && e.Action == registry.Delete {
+		// Planned by an earlier run (refused by --max-delete, say). A
+		// directory's row is no longer "done" then, so this comes before
+		// the test of what was shipped.
+		if p.o.Delete {
+			p.Stats.Deletes++
+		}
+		return false, nil
+	}
+	if !e.Shipped() {
+		return false, p.sink.Forget(e.Path) // never reached the remote: nothing to undo
+	}
+	if !p.o.Delete {
+		return false, nil // the remote copy stays, and so does its record
+	}
+	p.Stats.Deletes++
+	e.State, e.Action, e.Lane, e.DirtySince, e.Recheck = registry.Pending, registry.Delete, deferredLane(e.IsDir), now, true
+	return false, p.sink.Put(e)
+}
+
+// notOurs reports whether a remote path is excluded and so left alone.
+func (p *Planner) notOurs(rel string, isDir bool) bool {
+	return p.o.Excluded != nil && !p.o.DeleteExcluded && p.o.Excluded(rel, isDir)
+}
+
+// leave settles the record of a path ferry must leave alone on the remote:
+// nothing may stay planned for it (a deletion planned before the pattern
+// came, an upload an interrupted run left), and what it says of the
+// remote copy stays true.
+func (p *Planner) leave(e registry.Entry) error {
+	switch {
+	case e.State == registry.Done:
+		return nil
+	case e.Action == registry.Delete && e.LocalSize < 0 && e.RemoteSize >= 0:
+		return p.sink.Forget(e.Path) // known from a listing only: not ferry's record
+	case e.Action == registry.Delete:
+		// It was done before the deletion was planned.
+	case e.IsDir || e.RemoteSize < 0:
+		return p.sink.Forget(e.Path) // never made or never shipped
+	default:
+		// The remote holds what was shipped before; the newer local copy
+		// was never sent, so a later run (without the pattern) sends it.
+		e.LocalMtime = 0
+	}
+	e.State, e.Lane, e.DirtySince, e.Recheck, e.Attempts, e.LastError = registry.Done, 0, 0, false, 0, ""
+	e.Action = registry.Upload
+	if e.IsDir {
+		e.Action = registry.Mkdir
+	}
+	return p.sink.Put(e)
+}
+
+// RemoteOnly walks the directories found only on the remote (with
+// --delete) and plans their deletion, contents first. What is kept there —
+// a conflict copy, an excluded name — keeps its directory and the ones
+// above it, up to the remote-only one.
+func (p *Planner) RemoteOnly(ctx context.Context, list scanner.ListFunc, parallel int) error {
+	now := p.o.Now().UnixNano()
+	for _, top := range p.RemoteOnlyDirs {
+		var mu sync.Mutex
+		keep := map[string]bool{}
+		// The listing itself drops what is kept, so the walk never
+		// descends into an excluded directory.
+		filtered := func(ctx context.Context, dir string) ([]remote.FileInfo, error) {
+			ents, err := list(ctx, dir)
+			out := ents[:0]
+			for _, fi := range ents {
+				if remote.IsConflictCopy(fi.Name) || p.notOurs(dir+"/"+fi.Name, fi.IsDir) {
+					mu.Lock()
+					for d := dir; !keep[d]; d = path.Dir(d) {
+						keep[d] = true
+						if d == top || d == "." {
+							break
+						}
+					}
+					mu.Unlock()
+					continue
+				}
+				out = append(out, fi)
+			}
+			return out, err
+		}
+		var dirs []string
+		err := scanner.RemoteWalk(ctx, filtered, top, parallel, func(d string, ents []remote.FileInfo) error {
+			for _, fi := range ents {
+				rel := d + "/" + fi.Name
+				if fi.IsDir {
+					dirs = append(dirs, rel)
+					continue
+				}
+				if err := p.PlanRemoteDelete(rel, fi, now); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("list remote %q: %w", top, err)
+		}
+		for _, d := range append(dirs, top) {
+			if keep[d] {
+				continue
+			}
+			if err := p.PlanRemoteDelete(d, remote.FileInfo{IsDir: true}, now); err != nil {
 				return err
 			}
 		}
 	}
-	if !e.Shipped() {
-		return p.sink.Forget(e.Path) // never reached the remote: nothing to undo
-	}
-	if !p.o.Delete {
-		return nil // the remote copy stays, and so does its record
-	}
-	if e.State == registry.Pending && e.Action == registry.Delete {
-		p.Stats.Deletes++
-		return nil // already planned by an earlier run
-	}
-	p.Stats.Deletes++
-	e.State, e.Action, e.Lane, e.DirtySince, e.Recheck = registry.Pending, registry.Delete, deferredLane(e.IsDir), now, true
-	return p.sink.Put(e)
+	return nil
 }
 
 // PlanRemoteDelete plans the deletion of a remote file or directory that

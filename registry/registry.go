@@ -102,6 +102,7 @@ var migrations embed.FS
 type DB struct {
 	sql  *sql.DB
 	path string
+	id   string
 }
 
 // Open opens (creating if needed) the registry in stateDir and brings its
@@ -121,6 +122,10 @@ func Open(ctx context.Context, stateDir string) (*DB, error) {
 	sdb.SetMaxOpenConns(1)
 	db := &DB{sql: sdb, path: p}
 	if err := db.migrate(ctx); err != nil {
+		sdb.Close()
+		return nil, err
+	}
+	if err := db.ensureID(ctx); err != nil {
 		sdb.Close()
 		return nil, err
 	}

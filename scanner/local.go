@@ -70,13 +70,17 @@ type Walker struct {
 
 // NewWalker prepares a walk of root.
 func NewWalker(root string, opts Options) *Walker {
+	return &Walker{root: root, opts: opts, ign: matcher(opts.Excludes)}
+}
+
+func matcher(patterns []string) gitignore.Matcher {
 	var ps []gitignore.Pattern
-	for _, p := range opts.Excludes {
+	for _, p := range patterns {
 		if p = strings.TrimSpace(p); p != "" {
 			ps = append(ps, gitignore.ParsePattern(p, nil))
 		}
 	}
-	return &Walker{root: root, opts: opts, ign: gitignore.NewMatcher(ps)}
+	return gitignore.NewMatcher(ps)
 }
 
 // Excluded reports whether a relative path is excluded by the patterns or is
@@ -86,6 +90,21 @@ func (w *Walker) Excluded(rel string, isDir bool) bool {
 		return true
 	}
 	return w.ign.Match(strings.Split(rel, "/"), isDir)
+}
+
+// Excluder returns the test the walk applies to the patterns alone (not to
+// temporary names), for paths found on the remote: an excluded name is not
+// ferry's there either, and a directory pattern such as "cache/" matches a
+// remote directory as it matches a local one. It returns nil when there is
+// no pattern.
+func Excluder(patterns []string) func(rel string, isDir bool) bool {
+	ign := matcher(patterns)
+	for _, p := range patterns {
+		if strings.TrimSpace(p) != "" {
+			return func(rel string, isDir bool) bool { return ign.Match(strings.Split(rel, "/"), isDir) }
+		}
+	}
+	return nil
 }
 
 // Walk calls fn for every directory, parents before children, depth first.

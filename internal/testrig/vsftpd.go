@@ -334,16 +334,40 @@ func (s *FTPServer) Restart() error { return s.restart(s.launch) }
 // Root is left in place. It is safe to call more than once.
 func (s *FTPServer) Stop() error { return s.stop() }
 
-// Uploads counts completed uploads in XferLog, so a test can check what
-// really reached the server rather than what the client claims.
+// Uploads counts completed uploads of mirrored files in XferLog, so a test
+// can check what really reached the server rather than what the client
+// claims. The writes of ferry's marker (MarkerUploads) are not counted.
 func (s *FTPServer) Uploads() (int, error) {
+	all, marker, err := s.uploads()
+	return all - marker, err
+}
+
+// MarkerUploads counts the completed uploads of ferry's marker at the root
+// of a target (DefaultMarker, through its temporary name).
+func (s *FTPServer) MarkerUploads() (int, error) {
+	_, marker, err := s.uploads()
+	return marker, err
+}
+
+// DefaultMarker is the name of ferry's marker file.
+const DefaultMarker = ".ferry-marker"
+
+func (s *FTPServer) uploads() (all, marker int, err error) {
 	data, err := os.ReadFile(s.XferLog)
 	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
+		return 0, 0, nil
 	}
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// Lines look like `... [pid N] [ferrytest] OK UPLOAD: Client "127.0.0.1", "/f", 5 bytes, ...`.
-	return bytes.Count(data, []byte("] OK UPLOAD: ")), nil
+	for line := range bytes.Lines(data) {
+		if bytes.Contains(line, []byte("] OK UPLOAD: ")) {
+			all++
+			if bytes.Contains(line, []byte(DefaultMarker+`", `)) {
+				marker++
+			}
+		}
+	}
+	return all, marker, nil
 }

@@ -200,6 +200,12 @@ func (c *Conn) explainPutErr(ctx context.Context, rel, abs string, err error) er
 // file aside, rename the new one in, then remove the old one. The final name
 // briefly does not exist, but it never holds a partial file.
 func (c *Conn) replaceAside(ctx context.Context, rel, tmp, abs string, renameErr error) error {
+	// A directory under the final name is not moved aside (it would hide
+	// under a temporary name, and DELE cannot remove it): that is a type
+	// change, which the caller settles.
+	if c.do(ctx, "put", rel, func(sc *jftp.ServerConn) error { return sc.ChangeDir(abs) }) == nil {
+		return remote.Errorf(remote.KindExist, "put", rel, fmt.Errorf("a directory of that name is in the way: %w", renameErr))
+	}
 	aside := remote.TempName(abs)
 	if err := c.do(ctx, "put", rel, func(sc *jftp.ServerConn) error { return sc.Rename(abs, aside) }); err != nil {
 		return renameErr // the final name is not in the way: the first error stands

@@ -175,8 +175,8 @@ func (m *FS) TotalPuts() int {
 }
 
 // Calls returns a copy of the call counts per operation: "open", "stat",
-// "list", "put", "remove", "mkdir", "rename", "chtimes", "hash", "close".
-// Failed calls count too.
+// "list", "put", "remove", "mkdir", "rename", "chtimes", "hash", "read",
+// "close". Failed calls count too.
 func (m *FS) Calls() map[string]int {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -136,8 +136,11 @@ func (c *Conn) replace(s *session, tmp, a string) error {
 	if err == nil || isTransport(err) {
 		return err
 	}
-	if _, serr := s.sftp.Lstat(a); serr != nil {
-		return err // the target is not in the way; the rename failed for another reason
+	if fi, serr := s.sftp.Lstat(a); serr != nil || fi.IsDir() {
+		// The target is not in the way, or it is a directory, which is
+		// never moved aside (it would hide under a temporary name): a
+		// type change, which the caller settles.
+		return err
 	}
 	aside := remote.TempName(a)
 	if err := s.sftp.Rename(a, aside); err != nil {
