@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -88,8 +89,6 @@ func TestExitCodes(t *testing.T) {
 		{"bad flag value", []string{"--once", "--conflict", "maybe", src, "file://" + dst}, 2, "keep-both"},
 		{"bad max-delete", []string{"--once", "--max-delete", "ten", src, "file://" + dst}, 2, "max-delete"},
 		{"missing source", []string{"--once", "--state", state, filepath.Join(src, "nope"), "file://" + dst}, 2, "nope"},
-		{"ok", []string{"--once", "--state", state, src, "file://" + dst}, 0, ""},
-		{"flags after positionals", []string{"--once", src, "file://" + dst, "--state", state, "--json"}, 0, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,7 +96,28 @@ func TestExitCodes(t *testing.T) {
 			if r.code != tc.code || !strings.Contains(r.stderr, tc.msg) {
 				t.Fatalf("exit %d (want %d), stderr %q (want it to mention %q)", r.code, tc.code, r.stderr, tc.msg)
 			}
+			if _, err := os.Stat(filepath.Join(dst, "dir00")); !os.IsNotExist(err) {
+				t.Fatalf("a refused run wrote to the target: %v", err)
+			}
 		})
+	}
+	// The successes: exit 0 means the copy is exact, and flags are read
+	// after the positionals too (--json there changes the output).
+	r := ferry(t, nil, nil, "--once", "--state", state, src, "file://"+dst)
+	if r.code != 0 || !strings.Contains(r.stdout, "transferred 3 files") {
+		t.Fatalf("ok: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	sameTree(t, src, dst)
+	r = ferry(t, nil, nil, "--once", src, "file://"+dst, "--state", state, "--json")
+	var sum struct {
+		Transferred, Unchanged int
+		ExitCode               int `json:"exit_code"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil || r.code != 0 {
+		t.Fatalf("flags after positionals: exit %d, stdout not the --json summary (%v):\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	if sum.Transferred != 0 || sum.Unchanged != 3 || sum.ExitCode != 0 {
+		t.Fatalf("flags after positionals: the re-run did not find the 3 files in sync (--state not read?): %+v", sum)
 	}
 }
 
@@ -199,11 +219,40 @@ func TestInterruptSavesRegistry(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
 		t.Fatalf("after SIGINT: %v\n%s", err, out.String())
 	}
+	// What the interrupted run verified is on the server under its final
+	// name; a file sent again would come back under a new inode (temporary
+	// name, then rename).
+	done, err := readVerified(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := filepath.Join(srv.Root, "m")
+	before := inodes(t, disk)
+	for p := range done {
+		if _, ok := before[p]; !ok {
+			t.Fatalf("%s is recorded as verified but is not on the server", p)
+		}
+	}
 	r := ferry(t, nil, nil, append(common, "--json")...)
 	if r.code != 0 {
 		t.Fatalf("resume: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if !strings.Contains(r.stdout, `"unchanged": `) || strings.Contains(r.stdout, `"unchanged": 0,`) {
-		t.Fatalf("the resumed run re-sent everything:\n%s", r.stdout)
+	var sum struct{ Transferred, Adopted, Unchanged int }
+	if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil {
+		t.Fatalf("resume: %v\n%s", err, r.stdout)
 	}
+	if got := sum.Transferred + sum.Adopted + sum.Unchanged; got != 1500 || sum.Unchanged < len(done) {
+		t.Fatalf("resume: %+v: want outcomes for the 1500 files, %d of them unchanged", sum, len(done))
+	}
+	after := inodes(t, disk)
+	resent := 0
+	for p := range done {
+		if after[p] != before[p] {
+			resent++
+		}
+	}
+	if resent > 0 {
+		t.Fatalf("%d of the %d files verified before SIGINT were sent again", resent, len(done))
+	}
+	sameTree(t, src, disk)
 }

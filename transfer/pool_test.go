@@ -222,9 +222,24 @@ func TestPoolStopsAtOnceEvenInBackoff(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- NewPool(items(10), o).Run(ctx) }()
+	p := NewPool(items(10), o)
+	go func() { done <- p.Run(ctx) }()
 	<-entered
-	time.Sleep(20 * time.Millisecond) // let workers reach their hour-long back-off
+	// Every worker is asleep in its hour-long back-off.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		n := 0
+		for _, w := range p.Workers() {
+			if w.State == "backoff" {
+				n++
+			}
+		}
+		if n == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workers never all in back-off: %+v", p.Workers())
+		}
+	}
 	start := time.Now()
 	cancel()
 	select {

@@ -130,12 +130,16 @@ func TestCoalescing(t *testing.T) {
 		}, "removed a.txt"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			excl := func(rel string, isDir bool) bool {
 				return (isDir && rel == "cache") || strings.HasSuffix(rel, ".tmp")
 			}
-			root, out := start(t, Options{Excluded: excl}, tc.files...)
+			// A settle delay far above the gaps between a case's steps,
+			// even on a loaded machine: a step delayed past it would split
+			// one change in two and the case would prove nothing.
+			root, out := start(t, Options{Excluded: excl, Settle: 400 * time.Millisecond}, tc.files...)
 			tc.do(t, root)
-			got := collect(out, 300*time.Millisecond)
+			got := collect(out, 1500*time.Millisecond)
 			// Order between paths is not part of the contract.
 			if g := sortedShow(got); g != sortedShow(parseWant(tc.want)) {
 				t.Errorf("got %q, want %q", show(got), tc.want)

@@ -169,10 +169,12 @@ func TestPutShowsOnlyTheTempWhileWriting(t *testing.T) {
 		t.Fatalf("no partial temp file mid-upload; tree %q", m.Tree())
 	}
 	var listed bool
-	_ = c.List(context.Background(), "", func(fi remote.FileInfo) error {
+	if err := c.List(context.Background(), "", func(fi remote.FileInfo) error {
 		listed = listed || fi.Name == temp
 		return nil
-	})
+	}); err != nil {
+		t.Fatalf("List mid-upload: %v", err)
+	}
 	if !listed {
 		t.Fatalf("temp file %q not listed mid-upload", temp)
 	}
@@ -299,12 +301,16 @@ func TestWriteFileAndCaps(t *testing.T) {
 	if err != nil || fi.Size != 11 || !fi.ModTime.Equal(when.Truncate(time.Second)) {
 		t.Fatalf("Stat = %+v, %v; want 11 bytes at %v", fi, err, when.Truncate(time.Second))
 	}
-	_ = c.List(ctx, "a/b", func(fi remote.FileInfo) error {
+	listed := 0
+	if err := c.List(ctx, "a/b", func(fi remote.FileInfo) error {
+		listed++
 		if !fi.ModTime.Equal(when.UTC().Truncate(24 * time.Hour)) {
 			t.Errorf("listed mtime %v, want the day only", fi.ModTime)
 		}
 		return nil
-	})
+	}); err != nil || listed != 1 {
+		t.Fatalf("List a/b: %d entries, %v; want c.txt", listed, err)
+	}
 	h, err := c.(remote.Hasher).Hash(ctx, "a/b/c.txt", "sha256")
 	if err != nil || len(h) != 64 {
 		t.Fatalf("Hash = %q, %v", h, err)

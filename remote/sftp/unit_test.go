@@ -118,15 +118,18 @@ func TestIdleAndSlowSourceKeepSession(t *testing.T) {
 	noAgent(t)
 	s := newFakeServer(t, fakeOptions{})
 	o := s.keyOptions()
-	o.Timeout = 200 * time.Millisecond
+	// The timeout is far above how long a healthy in-process server takes
+	// to answer even on a loaded machine, so only idling and a slow
+	// source (each longer than it) could trip the watchdog.
+	o.Timeout = time.Second
 	c := s.open(t, s.Root, o)
 	ctx := context.Background()
 	first := c.cur
-	time.Sleep(3 * o.Timeout) // idle for longer than the timeout
+	time.Sleep(o.Timeout * 3 / 2) // idle for longer than the timeout
 	if _, err := c.Stat(ctx, ""); err != nil {
 		t.Fatalf("Stat after idling: %v", err)
 	}
-	r := &slowReader{chunks: 3, pause: 2 * o.Timeout}
+	r := &slowReader{chunks: 3, pause: o.Timeout * 3 / 2}
 	if n, err := c.Put(ctx, "slow", r, time.Time{}); err != nil || n != 3*1024 {
 		t.Fatalf("Put from a slow source: n=%d err=%v", n, err)
 	}
