@@ -5,9 +5,11 @@ import (
 	"path"
 	"slices"
 	"sync"
+	"time"
 
 	"ferry/remote"
 	"ferry/scanner"
+	"ferry/transfer"
 )
 
 // dirCache remembers which remote directories exist, so each is made once
@@ -88,11 +90,17 @@ type listers struct {
 	mu    sync.Mutex
 	all   []remote.Conn
 	limit int
+	lost  func() // counts a session lost and redialed
 }
 
-func newListers(first remote.Conn, o Options, _ remote.Caps) *listers {
+// listAttempts bounds the listings of one directory when the server keeps
+// ending the session: a lost session is the session's failure, not the
+// directory's, so it is retried on a new one (the backend redials).
+const listAttempts = 5
+
+func newListers(first remote.Conn, o Options, lost func()) *listers {
 	limit := min(max(o.Workers/2, 1), 4)
-	l := &listers{o: o, pool: make(chan remote.Conn, limit), limit: limit, all: []remote.Conn{first}}
+	l := &listers{o: o, pool: make(chan remote.Conn, limit), limit: limit, all: []remote.Conn{first}, lost: lost}
 	l.pool <- first
 	return l
 }
@@ -127,7 +135,7 @@ func (l *listers) list(ctx context.Context, dir string) ([]remote.FileInfo, erro
 		}
 	}
 	defer func() { l.pool <- c }()
-	ents, err := scanner.ListWith(c)(ctx, dir)
+	ents, err := listRetrying(ctx, c, dir, l.lost)
 	if dir == "" {
 		// The marker is ferry's, not the mirror's: never a remote-only
 		// file to delete, never a conflict.
@@ -144,3 +152,30 @@ func (l *listers) close() {
 	}
 	l.all = nil
 }
+
+// listRetrying lists dir on c, and again on a new session (with back-off)
+// when the server ended the session by answering with a hang-up (a reset,
+// a 421, vsftpd's "500 OOPS"). A server that does not answer at all is not
+// retried here: each attempt would wait out a timeout, and the pass's
+// patience is the judge of a silent server.
+func listRetrying(ctx context.Context, c remote.Conn, dir string, lost func()) ([]remote.FileInfo, error) {
+	for attempt := 1; ; attempt++ {
+		ents, err := scanner.ListWith(c)(ctx, dir)
+		if err == nil || attempt >= listAttempts || !remote.SessionLost(err) || remote.Unreachable(err) || ctx.Err() != nil {
+			return ents, err
+		}
+		if lost != nil {
+			lost()
+		}
+		t := time.NewTimer(transfer.Backoff(attempt, 100*time.Millisecond, 5*time.Second))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// noteLost counts a session the server ended and a listing redialed.
+func (r *runner) noteLost() { r.sessionsLost.Add(1) }

@@ -39,7 +39,7 @@ func (r *runner) dryRun(ctx context.Context, first remote.Conn, listRemote bool)
 		out = os.Stdout
 	}
 	pl := planner.New(r.job, printSink{out}, r.planOptions())
-	ls := newListers(first, r.o, r.caps)
+	ls := newListers(first, r.o, r.noteLost)
 	defer ls.close()
 	var list scanner.ListFunc
 	if listRemote {

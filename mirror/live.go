@@ -120,7 +120,7 @@ func (l *Live) Scan(ctx context.Context, dir string, listRemote bool) ScanResult
 				return ScanResult{Code: ExitUsage, Err: fmt.Errorf("connect to %s to list it: %w", o.Target, err)}
 			}
 		}
-		ls = newListers(c, o, r.caps)
+		ls = newListers(c, o, r.noteLost)
 		defer ls.close()
 	}
 	deleted := r.deleted.Load()

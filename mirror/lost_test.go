@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -119,5 +120,48 @@ func TestOnceSessionsLostAtRandom(t *testing.T) {
 	}
 	if want := fmt.Sprintf(`"sessions_lost":%d`, sum.SessionsLost); !strings.Contains(string(js), want) {
 		t.Errorf("the JSON summary does not hold %s: %s", want, js)
+	}
+}
+
+// TestListingSessionsLost: while a pass lists the remote (the first pass,
+// and later ones with --check-remote), the server ends the session on the
+// first LIST of each directory with each of the ways a session ends. The
+// listing is the session's failure, not the directory's: it is retried on
+// a new session, and the pass exits 0 with the remote equal to the source.
+func TestListingSessionsLost(t *testing.T) {
+	var mu sync.Mutex
+	failed := map[string]bool{}
+	var kinds atomic.Int64
+	e, srv := newFakeEnv(t, func(c ftpfake.Command) ftpfake.Fault {
+		if c.Verb != "LIST" {
+			return ftpfake.NoFault
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if failed[c.Arg] {
+			return ftpfake.NoFault
+		}
+		failed[c.Arg] = true
+		return []ftpfake.Fault{ftpfake.Oops, ftpfake.Closing, ftpfake.Drop, ftpfake.DropAfter}[kinds.Add(1)%4]
+	})
+	e.tree(60, 6)
+	sum := e.mustRun(func(o *Options) { o.CheckRemote = true })
+	if !sum.ListedRemote || sum.Transferred != 60 || sum.Failed != 0 {
+		t.Fatalf("first pass: listed %v, %d transferred, %d failed\n%s", sum.ListedRemote, sum.Transferred, sum.Failed, e.logs)
+	}
+	e.sameTree()
+	// A second listing pass: the directories exist now, and each one's
+	// first LIST fails again.
+	clear(failed)
+	sum = e.mustRun(func(o *Options) { o.CheckRemote = true })
+	lists := 0
+	for range failed {
+		lists++
+	}
+	if sum.Transferred != 0 || sum.Unchanged != 60 || sum.SessionsLost < int64(lists) {
+		t.Fatalf("second pass: %d transferred, %d unchanged, %d sessions lost for %d listings broken\n%s", sum.Transferred, sum.Unchanged, sum.SessionsLost, lists, e.logs)
+	}
+	if got := srv.Injected(); len(got) < 4 {
+		t.Fatalf("faults made: %v; want each kind", got)
 	}
 }

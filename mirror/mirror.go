@@ -338,7 +338,7 @@ func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (
 	// first connection becomes the pool's first worker.
 	var listers *listers
 	if listRemote {
-		listers = newListers(first, o, r.caps)
+		listers = newListers(first, o, r.noteLost)
 		defer listers.close()
 	} else {
 		r.conns.give(first)
