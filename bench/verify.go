@@ -8,6 +8,14 @@ import (
 	"sort"
 )
 
+// ferryMarker is the file ferry keeps at the root of a target to know the
+// remote is the one its registry describes: ferry's bookkeeping, not part
+// of the copy (the name is ferry's default marker).
+const ferryMarker = ".ferry-marker"
+
+// isMarker reports whether p, under root, is ferry's marker at the root.
+func isMarker(root, p string) bool { return p == filepath.Join(root, ferryMarker) }
+
 // fileEntry is one regular file of a tree.
 type fileEntry struct {
 	rel  string
@@ -21,7 +29,7 @@ func listTree(root string) ([]fileEntry, error) {
 		if err != nil {
 			return err
 		}
-		if !d.Type().IsRegular() {
+		if !d.Type().IsRegular() || isMarker(root, p) {
 			return nil
 		}
 		fi, err := d.Info()
@@ -43,7 +51,7 @@ func countTree(root string) (files, bytes int64, err error) {
 		if err != nil {
 			return err
 		}
-		if d.Type().IsRegular() {
+		if d.Type().IsRegular() && !isMarker(root, p) {
 			fi, err := d.Info()
 			if err != nil {
 				return err

@@ -122,9 +122,10 @@ func TestDaemonFailureHoldsBackDeletesForItsScan(t *testing.T) {
 }
 
 // TestFailureDuringRemoteOnlyWalk: a --once pass with --delete walks the
-// directories found only on the remote while the workers upload; a failed
-// upload and a conflict copy in such a directory are both recorded (run
-// with -race: both write the same map). Both hold back deletions.
+// directories found only on the remote while the workers upload and record
+// a failure (run with -race). The failure holds back deletions in its own
+// directory only; in the remote-only directory the conflict copy is kept
+// (with the directory that holds it) and the rest is deleted.
 func TestFailureDuringRemoteOnlyWalk(t *testing.T) {
 	for _, mk := range backends(t) {
 		e := mk(t)
@@ -135,6 +136,7 @@ func TestFailureDuringRemoteOnlyWalk(t *testing.T) {
 			copyName := remote.ConflictName("x.txt", time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 			e.write(filepath.Join(e.disk, "gone", copyName), 5)
 			e.write(filepath.Join(e.disk, "gone", "y.txt"), 5)
+			e.chownRemote() // someone else's files, but the account may delete them
 
 			sum, code := e.run(func(o *Options) {
 				o.Delete, o.CheckRemote = true, true
@@ -145,10 +147,13 @@ func TestFailureDuringRemoteOnlyWalk(t *testing.T) {
 			if code != ExitFailed || sum.Failed != 1 {
 				t.Fatalf("exit %d, %d failed; want 1 and the refused upload\n%s", code, sum.Failed, e.logs)
 			}
-			// gone/ holds a conflict copy: nothing there is deleted.
+			// gone/ holds a conflict copy: it stays, y.txt goes.
 			got := snapshot(t, filepath.Join(e.disk, "gone"))
-			if _, ok := got[copyName]; !ok || len(got) != 2 {
-				t.Fatalf("remote gone/ holds %v; want the conflict copy and y.txt\n%s", got, e.logs)
+			if _, ok := got[copyName]; !ok || len(got) != 1 {
+				t.Fatalf("remote gone/ holds %v; want the conflict copy only\n%s", got, e.logs)
+			}
+			if _, err := os.Stat(filepath.Join(e.disk, "a", "good.txt")); err != nil {
+				t.Fatalf("a/good.txt: %v", err)
 			}
 		})
 	}

@@ -63,12 +63,16 @@ func (r *runner) ensureDir(ctx context.Context, c remote.Conn, dir string) error
 		return err
 	}
 	blocker, found, serr := fileAbove(ctx, c, dir)
-	if serr != nil || !found {
+	if serr != nil {
 		return err
 	}
-	if err := r.clearFile(ctx, c, blocker); err != nil {
-		return err
+	if found {
+		if err := r.clearFile(ctx, c, blocker); err != nil {
+			return err
+		}
 	}
+	// Made again also when no file is in the way now: another item (the
+	// parent's own) may have replaced it between our mkdir and the look.
 	return r.dirs.ensure(ctx, c, dir)
 }
 
