@@ -45,7 +45,7 @@ func stoppableServers(t *testing.T) []stoppable {
 func waitFiles(t *testing.T, disk string, n int, limit time.Duration, done <-chan error) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
-	for countFiles(t, disk) < n {
+	for arrived(t, disk) < n {
 		select {
 		case err := <-done:
 			t.Fatalf("ferry ended (%v) before %d files reached the server", err, n)
