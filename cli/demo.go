@@ -70,6 +70,9 @@ func (a *App) demo(ctx context.Context, args []string) int {
 		Source: src, Target: target, Open: a.Openers["sftp"],
 		RemoteOpts: remote.Options{Password: srv.Password, KnownHostsFile: srv.KnownHostsFile, Timeout: 30 * time.Second},
 		StateDir:   state, Workers: 4,
+		// One job name for the --once runs and the daemon: the target's
+		// marker names the registry job that writes it, and refuses others.
+		Job: "demo",
 	}
 	step := func(title string, progress bool) (*mirror.Summary, int) {
 		fmt.Fprintf(out, "== %s\n", title)
@@ -113,7 +116,7 @@ func (a *App) demo(ctx context.Context, args []string) int {
 	}
 	fmt.Fprintf(out, "look around:\n  source     %s\n  remote     %s\n  registry   %s  (sqlite3 %s 'select dir, name, state, remote_size from entry limit 10')\n",
 		src, dst, filepath.Join(state, "ferry.db"), filepath.Join(state, "ferry.db"))
-	fmt.Fprintf(out, "  again      ferry --once --state %s --known-hosts %s %s sftp://...  (the server stops with this demo)\n", state, srv.KnownHostsFile, src)
+	fmt.Fprintf(out, "  again      ferry --once --job demo --state %s --known-hosts %s %s sftp://...  (the server stops with this demo)\n", state, srv.KnownHostsFile, src)
 	return mirror.ExitOK
 }
 
@@ -156,8 +159,7 @@ func (a *App) demoLive(ctx context.Context, o mirror.Options, src, dst string) i
 	out := a.Stdout
 	fmt.Fprintln(out, "== live: the daemon watches the tree; each save below is shipped as soon as it settles")
 	jc := config.Defaults()
-	jc.Name, jc.Source, jc.Target = "demo", src, o.Target.String()
-	o.Job = "demo"
+	jc.Name, jc.Source, jc.Target = o.Job, src, o.Target.String()
 	log := slog.New(slog.NewTextHandler(a.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	d, err := daemon.New(daemon.Options{Jobs: []daemon.Job{{Config: jc, Options: o}}, Log: log, StateDir: o.StateDir, Version: a.Version})
 	if err != nil {
@@ -169,13 +171,17 @@ func (a *App) demoLive(ctx context.Context, o mirror.Options, src, dst string) i
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- d.Run(runCtx, ctx) }()
+	stopped := false
 	defer func() {
 		stop()
-		<-done
+		if !stopped {
+			<-done
+		}
 	}()
 	select {
 	case <-ready:
 	case err := <-done:
+		stopped = true
 		fmt.Fprintf(a.Stderr, "ferry demo: the daemon stopped: %v\n", err)
 		return mirror.ExitUsage
 	case <-ctx.Done():

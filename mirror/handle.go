@@ -158,7 +158,23 @@ func (r *runner) recheck(ctx context.Context, c remote.Conn, e *registry.Entry) 
 		return false, nil // the upload reports what is wrong locally
 	}
 	prec := r.caps.ModTimePrecision
-	ours := e.Shipped() && st.Size == e.RemoteSize && (!r.caps.SetModTime || remote.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), prec))
+	ours := r.describes(st, *e)
+	if !ours && e.Shipped() {
+		// The item may have been planned while an upload of this path was
+		// under way (saved again meanwhile): that upload replaced the copy
+		// the item describes, and recorded what it put there before this
+		// item could start. Taking its copy for someone else's would move
+		// it aside as a conflict, or adopt the new save unsent when the
+		// two saves have the same size within one mtime tick.
+		cur, known, err := r.lastRecord(ctx, e.Path)
+		if err != nil {
+			return false, err
+		}
+		if known && cur.Shipped() && r.describes(st, cur) {
+			e.RemoteSize, e.RemoteMtime, e.Hash = cur.RemoteSize, cur.RemoteMtime, cur.Hash
+			ours = true
+		}
+	}
 	if st.Size == lfi.Size() && r.caps.SetModTime && remote.MtimeMatch(st.ModTime, lfi.ModTime(), prec) {
 		// Already there (sent by a run that died before recording it,
 		// or by another tool with the same mtime): record, do not send.
@@ -195,6 +211,23 @@ func (r *runner) recheck(ctx context.Context, c remote.Conn, e *registry.Entry) 
 	}
 	r.o.Logf("conflict: %s was changed on the remote; its copy is kept as %s", e.Path, aside)
 	return false, nil
+}
+
+// describes reports whether e records st as the copy ferry shipped.
+func (r *runner) describes(st remote.FileInfo, e registry.Entry) bool {
+	return e.Shipped() && st.Size == e.RemoteSize &&
+		(!r.caps.SetModTime || remote.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), r.caps.ModTimePrecision))
+}
+
+// lastRecord reads what the registry holds for p once everything recorded
+// so far is committed: an upload of p that ended before this item began
+// recorded its result before letting p go (the queue never has one path in
+// flight twice).
+func (r *runner) lastRecord(ctx context.Context, p string) (registry.Entry, bool, error) {
+	if err := r.w.Flush(ctx); err != nil {
+		return registry.Entry{}, false, err
+	}
+	return r.job.Get(ctx, p)
 }
 
 // touch sets the remote mtime of a file whose bytes did not change.

@@ -17,13 +17,20 @@ type Writer struct {
 	every time.Duration
 	max   int
 
+	apply func([]op) error // Job.apply; tests hold a flush in the middle with their own
+
 	mu      sync.Mutex
 	pending []op
-	err     error // first flush error; later writes are refused
-	kick    chan struct{}
-	flushed chan struct{} // closed and replaced after every flush
-	wg      sync.WaitGroup
-	cancel  context.CancelFunc
+	// added counts the changes ever added, applied those a completed
+	// flush committed: Flush waits for applied to reach what added was
+	// when it was called, which a flush already under way (its batch
+	// taken before the latest changes came) does not give.
+	added, applied int64
+	err            error // first flush error; later writes are refused
+	kick           chan struct{}
+	flushed        chan struct{} // closed and replaced after every flush
+	wg             sync.WaitGroup
+	cancel         context.CancelFunc
 }
 
 type opKind int
@@ -41,8 +48,12 @@ type op struct {
 // NewWriter starts a writer that commits every interval or every max
 // changes, whichever comes first. Close flushes and stops it.
 func (j *Job) NewWriter(interval time.Duration, max int) *Writer {
+	return j.newWriter(interval, max, j.apply)
+}
+
+func (j *Job) newWriter(interval time.Duration, max int, apply func([]op) error) *Writer {
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &Writer{job: j, every: interval, max: max, kick: make(chan struct{}, 1),
+	w := &Writer{job: j, every: interval, max: max, apply: apply, kick: make(chan struct{}, 1),
 		flushed: make(chan struct{}), cancel: cancel}
 	w.wg.Add(1)
 	go func() {
@@ -66,6 +77,7 @@ func (w *Writer) add(o op) error {
 		return err
 	}
 	w.pending = append(w.pending, o)
+	w.added++
 	full := len(w.pending) >= w.max
 	w.mu.Unlock()
 	if full {
@@ -85,21 +97,22 @@ func (w *Writer) poke() {
 // the WAL (or the error that prevented it).
 func (w *Writer) Flush(ctx context.Context) error {
 	w.mu.Lock()
-	if len(w.pending) == 0 {
-		err := w.err
-		w.mu.Unlock()
-		return err
-	}
-	ch := w.flushed
-	w.mu.Unlock()
-	w.poke()
-	select {
-	case <-ch:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	w.mu.Lock()
 	defer w.mu.Unlock()
+	// Not "until the next flush ends": one may be under way with a batch
+	// taken before the latest changes were added.
+	want := w.added
+	for w.applied < want && w.err == nil {
+		ch := w.flushed
+		w.mu.Unlock()
+		w.poke()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			w.mu.Lock()
+			return ctx.Err()
+		}
+		w.mu.Lock()
+	}
 	return w.err
 }
 
@@ -127,17 +140,18 @@ func (w *Writer) loop(ctx context.Context) {
 
 func (w *Writer) flush() {
 	w.mu.Lock()
-	batch := w.pending
+	batch, upto := w.pending, w.added
 	w.pending = nil
 	w.mu.Unlock()
 	var err error
 	if len(batch) > 0 {
-		err = w.job.apply(batch)
+		err = w.apply(batch)
 	}
 	w.mu.Lock()
 	if err != nil && w.err == nil {
 		w.err = err
 	}
+	w.applied = upto
 	close(w.flushed)
 	w.flushed = make(chan struct{})
 	w.mu.Unlock()
