@@ -460,8 +460,14 @@ func (r *runner) plan(ctx context.Context, pl *planner.Planner, ls *listers, lis
 		if p.Local.Err != nil {
 			r.o.Logf("%v", p.Local.Err)
 		}
-		if p.Listed && !p.Missing {
+		switch {
+		case p.Listed && !p.Missing:
 			r.dirs.markKnown(p.Local.Path)
+		case p.Listed && p.Missing:
+			// Gone from the remote (wiped, or removed by someone else):
+			// made again before anything is put in it, not trusted from
+			// an earlier pass.
+			r.dirs.forget(p.Local.Path)
 		}
 		files := pl.Stats.Uploads + pl.Stats.Touches + pl.Stats.Mkdirs
 		if files != lastFiles {

@@ -130,6 +130,15 @@ func (p *Planner) Dir(ctx context.Context, pr *scanner.Pair) error {
 			}
 		default:
 			p.Stats.Files++
+			if known && !e.IsDir && e.State == registry.Pending && e.Lane == registry.LiveLane {
+				// A live change queued it: the daemon's live queue holds it
+				// in memory and ships the file as it is then. Planned again
+				// by a scan, it would be claimable by a bulk worker too, and
+				// sent twice. (After a restart such rows are Stale, and
+				// planned again.) A live change itself (File) is always
+				// settled: the upload under way may carry older bytes.
+				continue
+			}
 			if err := p.file(rel, f, e, known, rf, onRemote, listed != nil, now); err != nil {
 				return err
 			}
@@ -229,13 +238,6 @@ func (p *Planner) RemoteNotDir(dir string) bool {
 }
 
 func (p *Planner) file(rel string, f scanner.File, e registry.Entry, known bool, rf remote.FileInfo, onRemote, listed bool, now int64) error {
-	if known && !e.IsDir && e.State == registry.Pending && e.Lane == registry.LiveLane {
-		// A live change queued it: the daemon's live queue holds it in
-		// memory and ships the file as it is then. Planned again here, it
-		// would be claimable by a bulk worker too, and sent twice. (After
-		// a restart such rows are Stale, and planned again.)
-		return nil
-	}
 	mtime := f.Mtime.UnixNano()
 	same := known && !e.IsDir && e.State == registry.Done && e.LocalSize == f.Size && e.LocalMtime == mtime
 	if same && p.o.Checksum {
