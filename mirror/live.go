@@ -93,9 +93,17 @@ func (l *Live) Scan(ctx context.Context, dir string, listRemote bool) ScanResult
 	defer l.scan.Unlock()
 	r, o := l.s.r, l.s.o
 	chk, err := l.s.rescanMarker(ctx)
-	if err != nil {
+	var me *Error
+	switch {
+	case err == nil:
+	case ctx.Err() == nil && !(errors.As(err, &me) && me.Code == ExitRefused) && (remote.IsTemporary(err) || remote.Unreachable(err)):
+		// The server is down or silent: the scan's work waits for it in
+		// the queue like any other (the daemon waits, it does not give
+		// up), under the last verdict; the next scan checks again.
+		o.Logf("the marker could not be checked (%v); scanning on with the last check's verdict", err)
+		chk = l.s.marker
+	default:
 		res := ScanResult{Code: ExitUsage, Err: err}
-		var me *Error
 		if errors.As(err, &me) {
 			res.Code = me.Code
 		}
