@@ -92,8 +92,16 @@ func TestOnceGivesUpOnStoppedServer(t *testing.T) {
 		t.Run(srv.name, func(t *testing.T) {
 			dir := t.TempDir()
 			src, state := filepath.Join(dir, "src"), filepath.Join(dir, "state")
-			writeTree(t, src, files, 10)
+			// A first pass lists the (empty) remote and writes the marker,
+			// so the pass under test ships without listing: the stop lands
+			// in the uploads, the part the patience judges. (A listing
+			// under a silent server ends the pass after one timeout.)
+			writeFile(t, filepath.Join(src, "first.txt"), "first")
 			args := append([]string{"--once", "--workers", "4", "--state", state, "--timeout", "2", "--server-patience", "5s", "--json"}, srv.args...)
+			if r := ferry(t, srv.env, nil, append(args, src, srv.target)...); r.code != 0 {
+				t.Fatalf("first pass: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			writeTree(t, src, files-1, 10)
 			cmd := exec.Command(os.Args[0], append(args, src, srv.target)...)
 			cmd.Env = append(os.Environ(), append([]string{"FERRY_TEST_MAIN=1", "SSH_AUTH_SOCK="}, srv.env...)...)
 			var out, errb syncbuf.Buffer
