@@ -29,7 +29,8 @@ func (p printSink) Put(e registry.Entry) error {
 	}
 }
 
-func (printSink) Forget(string) error { return nil }
+func (p printSink) Plan(e registry.Entry) error { return p.Put(e) }
+func (printSink) Forget(string) error           { return nil }
 
 // dryRun plans and prints; it changes nothing, neither on the remote nor in
 // the registry.

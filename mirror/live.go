@@ -208,7 +208,9 @@ func (l *Live) Changed(ctx context.Context, rel string, since time.Time) (bool, 
 	if !since.IsZero() && (planned.DirtySince == 0 || since.UnixNano() < planned.DirtySince) {
 		planned.DirtySince = since.UnixNano()
 	}
-	if err := r.w.Put(*planned); err != nil {
+	// Plan, not Put: an upload of this path may be under way, and its
+	// record of the new remote copy must stand when it lands first.
+	if err := r.w.Plan(*planned); err != nil {
 		return false, err
 	}
 	l.q.Push(queue.Item{Path: rel, Size: f.Size, DirtySince: planned.DirtySince, Data: *planned})
@@ -262,8 +264,9 @@ type captureSink struct {
 	w   *registry.Writer
 }
 
-func (c captureSink) Put(e registry.Entry) error { c.put(e); return nil }
-func (c captureSink) Forget(p string) error      { return c.w.Forget(p) }
+func (c captureSink) Put(e registry.Entry) error  { c.put(e); return nil }
+func (c captureSink) Plan(e registry.Entry) error { c.put(e); return nil }
+func (c captureSink) Forget(p string) error       { return c.w.Forget(p) }
 
 // move renames the remote copy of m.from to m.to after checking that it is
 // still what ferry shipped; anything unexpected falls back to an upload.

@@ -25,6 +25,10 @@ import (
 // printer for --dry-run.
 type Sink interface {
 	Put(e registry.Entry) error
+	// Plan records an upload or a touch whose remote side was read from
+	// the registry: what a worker records of the remote copy meanwhile
+	// must not be undone by it (registry.Writer.Plan).
+	Plan(e registry.Entry) error
 	Forget(path string) error
 }
 
@@ -269,7 +273,7 @@ func (p *Planner) file(rel string, f scanner.File, e registry.Entry, known bool,
 			out.Action, out.Lane = registry.Touch, 0
 			p.Stats.Touches++
 			out.Recheck = true
-			return p.sink.Put(out)
+			return p.sink.Plan(out)
 		}
 	}
 	switch {
@@ -296,7 +300,7 @@ func (p *Planner) file(rel string, f scanner.File, e registry.Entry, known bool,
 	}
 	p.Stats.Uploads++
 	p.Stats.UploadSize += f.Size
-	return p.sink.Put(out)
+	return p.sink.Plan(out)
 }
 
 // File settles one file the watcher reported, as Dir settles each file of

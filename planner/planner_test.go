@@ -40,7 +40,8 @@ func (s *sink) Put(e registry.Entry) error {
 	return nil
 }
 
-func (s *sink) Forget(p string) error { s.out = append(s.out, "forget "+p); return nil }
+func (s *sink) Plan(e registry.Entry) error { return s.Put(e) }
+func (s *sink) Forget(p string) error       { s.out = append(s.out, "forget "+p); return nil }
 
 var (
 	t0    = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -163,5 +164,6 @@ func TestPlanKeepsFirstOutOfSyncTime(t *testing.T) {
 
 type sinkFunc func(registry.Entry)
 
-func (f sinkFunc) Put(e registry.Entry) error { f(e); return nil }
-func (sinkFunc) Forget(string) error          { return nil }
+func (f sinkFunc) Put(e registry.Entry) error  { f(e); return nil }
+func (f sinkFunc) Plan(e registry.Entry) error { f(e); return nil }
+func (sinkFunc) Forget(string) error           { return nil }

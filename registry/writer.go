@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -38,6 +39,7 @@ type opKind int
 const (
 	opPut opKind = iota
 	opDelete
+	opPlan
 )
 
 type op struct {
@@ -65,6 +67,16 @@ func (j *Job) newWriter(interval time.Duration, max int, apply func([]op) error)
 
 // Put records e (insert or replace).
 func (w *Writer) Put(e Entry) error { return w.add(op{kind: opPut, e: e}) }
+
+// Plan records a planned upload or touch e whose remote side (size, mtime,
+// hash) the planner copied from the row it read. A worker may record a new
+// remote copy of the path between that read and this write (a file saved
+// again while its upload was under way); written blindly, the plan would
+// put the old remote side back, and the next upload would take ferry's own
+// copy for someone else's. So when the row's remote side is no longer the
+// plan's, the row's stands, the upload rechecks the remote first, and a
+// touch becomes an upload (the bytes it meant to keep are gone).
+func (w *Writer) Plan(e Entry) error { return w.add(op{kind: opPlan, e: e}) }
 
 // Forget removes the entry for path.
 func (w *Writer) Forget(path string) error { return w.add(op{kind: opDelete, e: Entry{Path: path}}) }
@@ -116,7 +128,7 @@ func (w *Writer) Flush(ctx context.Context) error {
 	return w.err
 }
 
-// Flushed returns a channel closed at the next completed flush.
+// Flushed returns a channel closed at the next flush that commits a change.
 func (w *Writer) Flushed() <-chan struct{} {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -152,8 +164,14 @@ func (w *Writer) flush() {
 		w.err = err
 	}
 	w.applied = upto
-	close(w.flushed)
-	w.flushed = make(chan struct{})
+	// Only a flush that committed something is news: waking the watchers
+	// of Flushed at every idle tick kept a busy queue from ever going idle
+	// (a daemon scan waiting for it to drain before its deletions waited
+	// for good). An empty batch leaves nothing for Flush to wait for either.
+	if len(batch) > 0 || err != nil {
+		close(w.flushed)
+		w.flushed = make(chan struct{})
+	}
 	w.mu.Unlock()
 }
 
@@ -181,12 +199,23 @@ func (j *Job) apply(batch []op) error {
 		return fmt.Errorf("registry: prepare: %w", err)
 	}
 	defer put.Close()
-	var del *sql.Stmt
+	var del, cur *sql.Stmt
 	for _, o := range batch {
 		e := o.e
 		dir, name := split(e.Path)
+		if o.kind == opPlan {
+			if cur == nil {
+				if cur, err = tx.PrepareContext(ctx, `SELECT is_dir, remote_size, remote_mtime, hash FROM entry WHERE job = ? AND dir = ? AND name = ?`); err != nil {
+					return fmt.Errorf("registry: prepare: %w", err)
+				}
+				defer cur.Close()
+			}
+			if e, err = keepRemoteSide(ctx, cur, j.ID, dir, name, e); err != nil {
+				return err
+			}
+		}
 		switch o.kind {
-		case opPut:
+		case opPut, opPlan:
 			_, err = put.ExecContext(ctx, j.ID, dir, name, e.IsDir, e.LocalSize, e.LocalMtime, e.RemoteSize, e.RemoteMtime, e.Hash, e.State, e.Action, e.Lane, e.Attempts, e.LastError, e.DirtySince, e.Recheck)
 		case opDelete:
 			if del == nil {
@@ -205,4 +234,27 @@ func (j *Job) apply(batch []op) error {
 		return fmt.Errorf("registry: commit: %w", err)
 	}
 	return nil
+}
+
+// keepRemoteSide gives a plan the row's current remote side when a worker
+// recorded another one since the plan read it (see Writer.Plan).
+func keepRemoteSide(ctx context.Context, cur *sql.Stmt, job int64, dir, name string, e Entry) (Entry, error) {
+	var isDir bool
+	var size, mtime int64
+	var hash string
+	err := cur.QueryRowContext(ctx, job, dir, name).Scan(&isDir, &size, &mtime, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, nil
+	}
+	if err != nil {
+		return e, fmt.Errorf("registry: read %q: %w", e.Path, err)
+	}
+	if isDir || (size == e.RemoteSize && mtime == e.RemoteMtime && hash == e.Hash) {
+		return e, nil
+	}
+	e.RemoteSize, e.RemoteMtime, e.Hash, e.Recheck = size, mtime, hash, true
+	if e.Action == Touch {
+		e.Action = Upload
+	}
+	return e, nil
 }

@@ -95,3 +95,80 @@ func TestFlushWaitsForAFlushUnderWay(t *testing.T) {
 		})
 	}
 }
+
+// TestFlushedOnlyWhenSomethingCommitted: an idle writer's ticks are not
+// news. Waking Flushed's watchers at every tick told a daemon's queue
+// "more work may be here" forty times a second, and a queue told that never
+// counted as idle, so a scan waiting for it to drain waited for good.
+func TestFlushedOnlyWhenSomethingCommitted(t *testing.T) {
+	_, j := open(t)
+	w := j.NewWriter(2*time.Millisecond, 1000)
+	defer w.Close()
+	ch := w.Flushed()
+	select {
+	case <-ch:
+		t.Fatal("Flushed fired with nothing committed")
+	case <-time.After(100 * time.Millisecond): // fifty idle ticks
+	}
+	if err := w.Put(Entry{Path: "a", State: Done}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Flushed did not fire after a commit")
+	}
+	if err := w.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPlanKeepsAFresherRemoteSide: a plan written after a worker recorded a
+// new remote copy must not put the old one back (the next upload would
+// take ferry's own copy for someone else's); a plan that read the current
+// row is written as it is.
+func TestPlanKeepsAFresherRemoteSide(t *testing.T) {
+	ctx := context.Background()
+	old := Entry{Path: "d/f", LocalSize: 5, LocalMtime: 10, RemoteSize: 5, RemoteMtime: 10, Hash: "h1", State: Done, Action: Upload}
+	fresh := Entry{Path: "d/f", LocalSize: 6, LocalMtime: 20, RemoteSize: 6, RemoteMtime: 20, Hash: "h2", State: Done, Action: Upload}
+	plan := func(a Action) Entry { // read before fresh was recorded
+		return Entry{Path: "d/f", LocalSize: 7, LocalMtime: 30, RemoteSize: 5, RemoteMtime: 10, Hash: "h1", State: Pending, Action: a, Lane: 2}
+	}
+	for _, tc := range []struct {
+		name string
+		rows []Entry // recorded before the plan lands
+		plan Entry
+		want Entry
+	}{
+		{"row unchanged since the read", []Entry{old}, plan(Upload), plan(Upload)},
+		{"no row", nil, plan(Upload), plan(Upload)},
+		{"a worker recorded a new copy", []Entry{old, fresh}, plan(Upload),
+			Entry{Path: "d/f", LocalSize: 7, LocalMtime: 30, RemoteSize: 6, RemoteMtime: 20, Hash: "h2", State: Pending, Action: Upload, Lane: 2, Recheck: true}},
+		{"a touch of bytes no longer there", []Entry{old, fresh}, plan(Touch),
+			Entry{Path: "d/f", LocalSize: 7, LocalMtime: 30, RemoteSize: 6, RemoteMtime: 20, Hash: "h2", State: Pending, Action: Upload, Lane: 2, Recheck: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, j := open(t)
+			w := j.NewWriter(time.Hour, 1000)
+			defer w.Close()
+			for _, e := range tc.rows {
+				if err := w.Put(e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Plan(tc.plan); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			got, ok, err := j.Get(ctx, "d/f")
+			if err != nil || !ok {
+				t.Fatalf("Get: %v %v", ok, err)
+			}
+			if got != tc.want {
+				t.Fatalf("row = %+v\nwant  %+v", got, tc.want)
+			}
+		})
+	}
+}
