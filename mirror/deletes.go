@@ -39,7 +39,7 @@ func (r *runner) deletes(ctx context.Context, pl *planner.Planner) (int, error) 
 	for d := range pl.ErrDirs {
 		r.markFailedDir(d)
 	}
-	q := queue.New(deferredClaimer{r.job, registry.DeferredLane}, 256)
+	q := queue.New(deferredClaimer{r.job, r.w, registry.DeferredLane}, 256)
 	q.Close()
 	pool := r.newPool(q, r.o.Workers, func() int { _, low, _ := q.Depth(); return low })
 	if err := pool.Run(ctx); err != nil {
@@ -85,6 +85,7 @@ func (r *runner) deletes(ctx context.Context, pl *planner.Planner) (int, error) 
 // deferredClaimer serves one deferred lane as the queue's lane 0.
 type deferredClaimer struct {
 	job  *registry.Job
+	w    *registry.Writer
 	lane int
 }
 
@@ -92,7 +93,7 @@ func (d deferredClaimer) Claim(ctx context.Context, lane, n int) ([]queue.Item, 
 	if lane != 0 {
 		return nil, nil
 	}
-	return claimer{d.job}.claimLane(ctx, d.lane, n)
+	return claimer{d.job, d.w}.claimLane(ctx, d.lane, n)
 }
 
 // heldBack reports whether p lies under a directory where something failed

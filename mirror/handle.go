@@ -35,6 +35,13 @@ func (r *runner) handle(ctx context.Context, c remote.Conn, it queue.Item) error
 		return err
 	}
 	e := it.Data.(registry.Entry)
+	if it.Waited && (e.Action == registry.Upload || e.Action == registry.Touch) {
+		// Another item of this path shipped while this one waited (a
+		// live change and the scan of its new directory both planned the
+		// file): compare with the remote first, so what is already there
+		// is adopted, not sent twice.
+		e.Recheck = true
+	}
 	switch e.Action {
 	case registry.Upload:
 		return r.upload(ctx, c, e)

@@ -33,7 +33,7 @@ type Live struct {
 // Live prepares the session for the daemon. Serve must run for anything
 // to be shipped.
 func (s *Session) Live() *Live {
-	l := &Live{s: s, q: queue.New(claimer{s.r.job}, 256),
+	l := &Live{s: s, q: queue.New(claimer{s.r.job, s.r.w}, 256),
 		walk: scanner.NewWalker(s.o.Source, scanner.Options{Excludes: s.o.Excludes, Links: s.o.Links})}
 	if s.first != nil {
 		s.r.conns.give(s.first)
@@ -213,7 +213,11 @@ func (l *Live) Changed(ctx context.Context, rel string, since time.Time) (bool, 
 	if err := r.w.Plan(*planned); err != nil {
 		return false, err
 	}
-	l.q.Push(queue.Item{Path: rel, Size: f.Size, DirtySince: planned.DirtySince, Data: *planned})
+	// A bulk item of this path (a scan planned it) may be shipping this very
+	// save, or have shipped it between the read and the push: this item
+	// then compares with the remote first instead of sending it twice.
+	bulk := known && (e.State == registry.Transferring || e.State == registry.Pending && e.Lane != registry.LiveLane)
+	l.q.Push(queue.Item{Path: rel, Size: f.Size, DirtySince: planned.DirtySince, Data: *planned, Waited: bulk})
 	return true, nil
 }
 

@@ -328,7 +328,7 @@ func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (
 	if o.DryRun {
 		return r.dryRun(ctx, first, listRemote)
 	}
-	q := queue.New(claimer{r.job}, 256)
+	q := queue.New(claimer{r.job, r.w}, 256)
 	pl := planner.New(r.job, r.w, r.planOptions())
 	r.replace.reset()
 
@@ -427,7 +427,7 @@ func (r *runner) settleLate(ctx context.Context) (int, error) {
 		if left == 0 {
 			return ExitOK, nil
 		}
-		q := queue.New(claimer{r.job}, 256)
+		q := queue.New(claimer{r.job, r.w}, 256)
 		q.Close()
 		pool := r.newPool(q, min(r.o.Workers, left), nil)
 		if err := pool.Run(ctx); err != nil {
@@ -553,13 +553,22 @@ func (s *stash) close() {
 }
 
 // claimer adapts the registry to the queue's Source.
-type claimer struct{ job *registry.Job }
+type claimer struct {
+	job *registry.Job
+	w   *registry.Writer
+}
 
 func (c claimer) Claim(ctx context.Context, lane, n int) ([]queue.Item, error) {
 	return c.claimLane(ctx, lane, n)
 }
 
 func (c claimer) claimLane(ctx context.Context, lane, n int) ([]queue.Item, error) {
+	// A worker records its result, then lets the path go; the record may
+	// still sit in the writer's batch. Claimed from before the commit, a
+	// row done a moment ago would look pending and ship a second time.
+	if err := c.w.Flush(ctx); err != nil {
+		return nil, err
+	}
 	es, err := c.job.Claim(ctx, lane, n)
 	if err != nil {
 		return nil, err

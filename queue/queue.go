@@ -47,6 +47,10 @@ type Item struct {
 	Size       int64 // bytes to move; chooses the lane
 	DirtySince int64 // unix ns the path first went out of sync
 	High       bool  // live edit
+	// Waited says another item of this path was in flight while this one
+	// was queued: what that one shipped may be what this one means to
+	// ship, so the handler should compare with the remote first.
+	Waited bool
 	// Data is the caller's payload (the registry entry); the queue does not
 	// look at it.
 	Data any
@@ -79,8 +83,11 @@ type Queue struct {
 	again    map[string]Item // pushed while in flight: served after Done
 	closed   bool            // no more work will be produced
 	refill   bool            // a claim is running
-	gen      int             // bumped by More and Close: a claim that began before says nothing of new work
-	errs     error
+	// doneDuring are the paths finished while a claim ran: what it brings
+	// back of them may stand for what was just shipped (see markWaited).
+	doneDuring map[string]bool
+	gen        int // bumped by More and Close: a claim that began before says nothing of new work
+	errs       error
 	// paused classes are not handed out; what is in flight finishes.
 	pauseHigh, pauseLow bool
 	// admit, when set, decides whether a bulk item may start now.
@@ -126,6 +133,7 @@ func (q *Queue) Push(it Item) {
 		if prev, ok := q.again[it.Path]; ok && prev.DirtySince < it.DirtySince {
 			it.DirtySince = prev.DirtySince
 		}
+		it.Waited = true
 		q.again[it.Path] = it
 		return
 	}
@@ -265,6 +273,14 @@ func (q *Queue) claim(ctx context.Context) {
 	defer q.mu.Unlock()
 	q.refill = false
 	q.dropClaimed(&got)
+	for l := range got {
+		for i := range got[l] {
+			if q.doneDuring[got[l][i].Path] {
+				got[l][i].Waited = true
+			}
+		}
+	}
+	q.doneDuring = nil
 	if err != nil && ctx.Err() == nil {
 		q.errs = err
 	}
@@ -323,6 +339,7 @@ func (q *Queue) take() (Item, bool) {
 		}
 		delete(q.highIdx, p.Path)
 		if _, busy := q.inflight[p.Path]; busy {
+			p.Waited = true
 			q.again[p.Path] = *p
 			continue
 		}
@@ -373,6 +390,7 @@ func (q *Queue) Done(it Item, took time.Duration) {
 		q.vtime[f.lane] += took - f.est
 		q.avg[f.lane] = (q.avg[f.lane]*7 + took) / 8
 	}
+	q.markWaited(it.Path)
 	if again, ok := q.again[it.Path]; ok {
 		delete(q.again, it.Path)
 		p := &again
@@ -380,6 +398,28 @@ func (q *Queue) Done(it Item, took time.Duration) {
 		heap.Push(&q.high, p)
 	}
 	q.notify()
+}
+
+// markWaited marks every queued item of p as having waited for the one
+// that just finished: a live item and a bulk one claimed before it was
+// planned can both stand for the same save.
+func (q *Queue) markWaited(p string) {
+	if q.refill {
+		if q.doneDuring == nil {
+			q.doneDuring = map[string]bool{}
+		}
+		q.doneDuring[p] = true
+	}
+	if h, ok := q.highIdx[p]; ok {
+		h.Waited = true
+	}
+	for l := range q.low {
+		for i := range q.low[l] {
+			if q.low[l][i].Path == p {
+				q.low[l][i].Waited = true
+			}
+		}
+	}
 }
 
 // Requeue gives back an item that was not handled (its worker is going

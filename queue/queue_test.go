@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -137,7 +138,7 @@ func TestOneEntryPerPath(t *testing.T) {
 	}
 	q.Push(Item{Path: "other", DirtySince: 3})
 	it, _ := q.Next(ctx)
-	if it.Path != "edited" || it.DirtySince != 1 {
+	if it.Path != "edited" || it.DirtySince != 1 || it.Waited {
 		t.Fatalf("five pushes gave %+v, want one item keeping the earliest time", it)
 	}
 	// Pushed again while in flight: not handed out twice at once...
@@ -154,8 +155,8 @@ func TestOneEntryPerPath(t *testing.T) {
 	// ...but served again once the first upload is done.
 	q.Done(it, time.Millisecond)
 	again, err := q.Next(ctx)
-	if err != nil || again.Path != "edited" {
-		t.Fatalf("after Done: %+v %v", again, err)
+	if err != nil || again.Path != "edited" || !again.Waited {
+		t.Fatalf("after Done: %+v %v (want it marked as having waited for the first)", again, err)
 	}
 	q.Done(again, 0)
 	q.Done(o, 0)
@@ -163,6 +164,33 @@ func TestOneEntryPerPath(t *testing.T) {
 	if _, err := q.Next(ctx); !errors.Is(err, ErrClosed) {
 		t.Fatalf("drained queue: %v", err)
 	}
+}
+
+// TestBulkItemBehindALiveOne: a bulk item of a path a live item holds
+// waits for it, and is then marked as having waited, so its handler
+// compares with the remote instead of sending the file a second time.
+func TestBulkItemBehindALiveOne(t *testing.T) {
+	ctx := context.Background()
+	src := &fakeSource{}
+	// new/f comes after new/g in its lane: taking new/g never looks at it.
+	src.add(Item{Path: "new/g", Size: 10, DirtySince: 1}, Item{Path: "new/f", Size: 10, DirtySince: 2})
+	q := New(src, 8)
+	q.Push(Item{Path: "new/f", DirtySince: 5})
+	live, _ := q.Next(ctx)
+	if !live.High || live.Waited {
+		t.Fatalf("first: %+v, want the live item, not marked", live)
+	}
+	g, _ := q.Next(ctx)
+	if g.Path != "new/g" || g.Waited {
+		t.Fatalf("second: %+v, want new/g, not marked", g)
+	}
+	q.Done(live, 0)
+	f, _ := q.Next(ctx)
+	if f.Path != "new/f" || f.High || !f.Waited {
+		t.Fatalf("third: %+v, want the bulk new/f marked as having waited", f)
+	}
+	q.Done(f, 0)
+	q.Done(g, 0)
 }
 
 func TestCloseWaitsForInflightAndRequeue(t *testing.T) {
@@ -383,5 +411,70 @@ func TestMoreDuringClaim(t *testing.T) {
 	}
 	if err := q.WaitIdle(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// gatedSource blocks its claims of lane 0 while armed, to let a Done
+// arrive while a claim runs.
+type gatedSource struct {
+	fakeSource
+	armed   atomic.Bool
+	gate    chan struct{}
+	entered chan struct{}
+}
+
+func (s *gatedSource) Claim(ctx context.Context, lane, n int) ([]Item, error) {
+	out, err := s.fakeSource.Claim(ctx, lane, n)
+	if lane == 0 && s.armed.CompareAndSwap(true, false) {
+		close(s.entered)
+		<-s.gate
+	}
+	return out, err
+}
+
+// TestDoneDuringClaim: a path finished while a claim is running, and found
+// by that claim, comes back marked as having waited: the row was read
+// before the finished item's record was, and may stand for what it
+// shipped.
+func TestDoneDuringClaim(t *testing.T) {
+	src := &gatedSource{gate: make(chan struct{}), entered: make(chan struct{})}
+	q := New(src, 8)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	q.Push(Item{Path: "p", DirtySince: 0})
+	live, err := q.Next(ctx) // the live item; the source is empty yet
+	if err != nil || !live.High {
+		t.Fatalf("first: %+v %v", live, err)
+	}
+	src.add(Item{Path: "p", Size: 10, DirtySince: 1}, Item{Path: "q", Size: 10, DirtySince: 2})
+	src.armed.Store(true)
+	q.More()
+	got := make(chan Item, 2)
+	go func() {
+		for range 2 {
+			it, err := q.Next(ctx)
+			if err != nil {
+				return
+			}
+			got <- it
+		}
+	}()
+	select {
+	case <-src.entered: // the claim has read p and q and waits at the gate
+	case <-ctx.Done():
+		t.Fatal("no claim after More")
+	}
+	q.Done(live, 0) // p finishes meanwhile
+	close(src.gate)
+	for range 2 {
+		select {
+		case it := <-got:
+			if want := it.Path == "p"; it.Waited != want {
+				t.Errorf("%s: Waited = %v, want %v", it.Path, it.Waited, want)
+			}
+			q.Done(it, 0)
+		case <-ctx.Done():
+			t.Fatal("claimed items never handed out")
+		}
 	}
 }

@@ -75,7 +75,10 @@ func (w *Writer) Put(e Entry) error { return w.add(op{kind: opPut, e: e}) }
 // put the old remote side back, and the next upload would take ferry's own
 // copy for someone else's. So when the row's remote side is no longer the
 // plan's, the row's stands, the upload rechecks the remote first, and a
-// touch becomes an upload (the bytes it meant to keep are gone).
+// touch becomes an upload (the bytes it meant to keep are gone). A plan
+// for a bulk lane is dropped when the row is queued live by then: the live
+// queue ships the file as it is when its turn comes, and a bulk copy of
+// the same item would send it twice.
 func (w *Writer) Plan(e Entry) error { return w.add(op{kind: opPlan, e: e}) }
 
 // Forget removes the entry for path.
@@ -205,13 +208,17 @@ func (j *Job) apply(batch []op) error {
 		dir, name := split(e.Path)
 		if o.kind == opPlan {
 			if cur == nil {
-				if cur, err = tx.PrepareContext(ctx, `SELECT is_dir, remote_size, remote_mtime, hash FROM entry WHERE job = ? AND dir = ? AND name = ?`); err != nil {
+				if cur, err = tx.PrepareContext(ctx, `SELECT is_dir, remote_size, remote_mtime, hash, state, lane FROM entry WHERE job = ? AND dir = ? AND name = ?`); err != nil {
 					return fmt.Errorf("registry: prepare: %w", err)
 				}
 				defer cur.Close()
 			}
-			if e, err = keepRemoteSide(ctx, cur, j.ID, dir, name, e); err != nil {
+			var skip bool
+			if e, skip, err = keepRemoteSide(ctx, cur, j.ID, dir, name, e); err != nil {
 				return err
+			}
+			if skip {
+				continue
 			}
 		}
 		switch o.kind {
@@ -237,24 +244,33 @@ func (j *Job) apply(batch []op) error {
 }
 
 // keepRemoteSide gives a plan the row's current remote side when a worker
-// recorded another one since the plan read it (see Writer.Plan).
-func keepRemoteSide(ctx context.Context, cur *sql.Stmt, job int64, dir, name string, e Entry) (Entry, error) {
+// recorded another one since the plan read it, and says to skip a bulk
+// plan of a row queued live meanwhile (see Writer.Plan).
+func keepRemoteSide(ctx context.Context, cur *sql.Stmt, job int64, dir, name string, e Entry) (Entry, bool, error) {
 	var isDir bool
 	var size, mtime int64
 	var hash string
-	err := cur.QueryRowContext(ctx, job, dir, name).Scan(&isDir, &size, &mtime, &hash)
+	var state State
+	var lane int
+	err := cur.QueryRowContext(ctx, job, dir, name).Scan(&isDir, &size, &mtime, &hash, &state, &lane)
 	if errors.Is(err, sql.ErrNoRows) {
-		return e, nil
+		return e, false, nil
 	}
 	if err != nil {
-		return e, fmt.Errorf("registry: read %q: %w", e.Path, err)
+		return e, false, fmt.Errorf("registry: read %q: %w", e.Path, err)
 	}
-	if isDir || (size == e.RemoteSize && mtime == e.RemoteMtime && hash == e.Hash) {
-		return e, nil
+	if isDir {
+		return e, false, nil
+	}
+	if state == Pending && lane == LiveLane && e.Lane != LiveLane {
+		return e, true, nil
+	}
+	if size == e.RemoteSize && mtime == e.RemoteMtime && hash == e.Hash {
+		return e, false, nil
 	}
 	e.RemoteSize, e.RemoteMtime, e.Hash, e.Recheck = size, mtime, hash, true
 	if e.Action == Touch {
 		e.Action = Upload
 	}
-	return e, nil
+	return e, false, nil
 }
