@@ -37,6 +37,11 @@ var layerRules = []struct {
 		why:    "stages reach a backend through remote's interfaces only",
 	},
 	{
+		pkgs:   []string{"ferry/config"},
+		banned: []string{"ferry/..."},
+		why:    "config only decodes the file; the stages' own checks come from its caller (cli)",
+	},
+	{
 		pkgs:   []string{"ferry/daemon", "ferry/control"},
 		banned: []string{"ferry/cli", "ferry/bench"},
 		why:    "the daemon is started by the command line, never the other way",

@@ -143,7 +143,7 @@ func (a *App) runConfig(ctx context.Context, f *onceFlags, pos []string) int {
 // --job), with the flags given overriding their keys. A reload calls it
 // again.
 func (a *App) loadJobs(f *onceFlags) (*config.Config, []daemon.Job, error) {
-	cfg, err := config.Load(f.config)
+	cfg, err := config.Load(f.config, checkJob)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -224,7 +224,7 @@ func (a *App) options(j config.Job, state, regName string, dryRun bool) (mirror.
 	if err != nil {
 		return o, err
 	}
-	links, err := j.LinkMode()
+	links, err := linkMode(j)
 	if err != nil {
 		return o, err
 	}

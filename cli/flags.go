@@ -169,7 +169,7 @@ func flagName(key string) string { return "--" + strings.ReplaceAll(key, "_", "-
 
 // checkFlags judges the job flags as the config would judge its keys.
 func checkFlags(j *config.Job) error {
-	for _, fe := range j.Check("") {
+	for _, fe := range append(j.Check(""), checkJob(j)...) {
 		if fe.Key == "name" || fe.Key == "source" || fe.Key == "target" {
 			continue // positional, checked by the caller
 		}

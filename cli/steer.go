@@ -36,7 +36,7 @@ func (a *App) steer(ctx context.Context, cmd string, args []string) int {
 	}
 	dir := *state
 	if dir == "" && *cfgPath != "" {
-		cfg, err := config.Load(*cfgPath)
+		cfg, err := config.Load(*cfgPath, checkJob)
 		if err != nil {
 			for line := range strings.SplitSeq(err.Error(), "\n") {
 				fmt.Fprintf(a.Stderr, "ferry: %s\n", line)

@@ -1,8 +1,11 @@
-// Package config owns ferry's configuration: the TOML file of `ferry
+// Package config owns ferry's configuration file: the TOML of `ferry
 // --config` (global keys, then one [[job]] table per mirrored tree), the
 // defaults every job starts from — the command-line flags of `ferry --once`
-// start from the same ones — and the checks that turn a mistake into an
-// error naming the file, the line and the key.
+// start from the same ones — and the mapping of every mistake to an error
+// naming the file, the line and the key. It only decodes: a value only a
+// stage can judge (a target URL, a conflict policy, a timetable) is judged
+// by the Checker its caller passes, which knows the stages; config knows
+// none of them.
 package config
 
 import (
@@ -18,11 +21,6 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
-
-	"ferry/mirror"
-	"ferry/remote"
-	"ferry/scanner"
-	"ferry/schedule"
 )
 
 // Config is a whole config file.
@@ -53,7 +51,7 @@ type Job struct {
 	TLSCAFile    string   `toml:"tls_ca_file"`
 	Timeout      Duration `toml:"timeout"`
 	// ServerPatience: how long a --once pass waits while no connection
-	// makes progress; 0 = derived from Timeout (mirror.DefaultPatience).
+	// makes progress; 0 = derived from Timeout (four timeouts, at least 1m).
 	ServerPatience Duration `toml:"server_patience"`
 
 	Workers  int      `toml:"workers"`
@@ -103,7 +101,7 @@ func Defaults() Job {
 		Workers:      4,
 		Links:        "skip",
 		Conflict:     "keep-both",
-		Marker:       mirror.DefaultMarker,
+		Marker:       DefaultMarker,
 		Watch:        true,
 		SettleDelay:  Duration{50 * time.Millisecond},
 		MaxDelay:     Duration{5 * time.Second},
@@ -114,6 +112,10 @@ func Defaults() Job {
 		ProtectedLive:  true,
 	}
 }
+
+// DefaultMarker is the marker file's default name (the mirror's own
+// default; a test in cli keeps the two equal).
+const DefaultMarker = ".ferry-marker"
 
 // GlobalDefaults are the defaults of the keys above the jobs.
 func GlobalDefaults() Globals {
@@ -143,19 +145,24 @@ func (e *Error) Unwrap() error { return e.Err }
 
 var jobName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
+// Checker judges the values of a job that only the stages can judge; each
+// mistake names its key, and config places it at its file and line.
+type Checker func(j *Job) []FieldError
+
 // Load reads and checks a config file. Every mistake found is reported,
-// each as an *Error, joined.
-func Load(path string) (*Config, error) {
+// each as an *Error, joined; check (nil for none) judges what config
+// cannot.
+func Load(path string, check Checker) (*Config, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(path, src)
+	return Parse(path, src, check)
 }
 
 // Parse reads and checks a config file's contents; file names it in errors
 // and relative paths in it are relative to file's directory.
-func Parse(file string, src []byte) (*Config, error) {
+func Parse(file string, src []byte, check Checker) (*Config, error) {
 	lines := keyLines(src)
 	raw := struct {
 		Globals
@@ -192,7 +199,11 @@ func Parse(file string, src []byte) (*Config, error) {
 			failures = append(failures, decodeFailure{i, err})
 			checks = append(checks, nil) // its values are not all there to judge
 		} else {
-			checks = append(checks, j.Check(filepath.Dir(file)))
+			fes := j.Check(filepath.Dir(file))
+			if check != nil {
+				fes = append(fes, check(&j)...)
+			}
+			checks = append(checks, fes)
 		}
 		cfg.Jobs = append(cfg.Jobs, j)
 	}
@@ -354,8 +365,6 @@ func (j *Job) Check(base string) []FieldError {
 	}
 	if j.Target == "" {
 		bad("target", "missing: a URL such as sftp://user@host/path, ftp://..., ftps://... or file:///path")
-	} else if _, err := remote.ParseURL(j.Target); err != nil {
-		bad("target", "%v", err)
 	}
 	for _, p := range []struct {
 		key string
@@ -377,18 +386,6 @@ func (j *Job) Check(base string) []FieldError {
 	if _, err := ParseRate(j.BwLimit); err != nil {
 		bad("bwlimit", "%v", err)
 	}
-	if _, err := j.LinkMode(); err != nil {
-		bad("links", "%v", err)
-	}
-	if _, err := mirror.ParseConflict(j.Conflict); err != nil {
-		bad("conflict", "%v", err)
-	}
-	if _, err := mirror.ParseMaxDelete(j.MaxDelete); err != nil {
-		bad("max_delete", "%v", err)
-	}
-	if err := mirror.CheckMarkerName(j.Marker); err != nil {
-		bad("marker", "%v", err)
-	}
 	if j.DeleteExcluded && !j.Delete {
 		bad("delete_excluded", "is on but delete is not: excluded remote paths are only deleted along with the rest (turn delete on too)")
 	}
@@ -400,9 +397,6 @@ func (j *Job) Check(base string) []FieldError {
 	}
 	if j.ScanInterval.Duration < 0 {
 		bad("scan_interval", "%v: want a duration, or 0 for a scan at start only", j.ScanInterval.Duration)
-	}
-	if _, err := j.Protected(); err != nil {
-		bad("protected_hours", "%v", err)
 	}
 	return out
 }
@@ -417,30 +411,6 @@ func absUnder(base, p string) string {
 		return p
 	}
 	return filepath.Join(base, p)
-}
-
-// LinkMode reads the links key.
-func (j *Job) LinkMode() (scanner.Links, error) {
-	switch j.Links {
-	case "skip", "":
-		return scanner.SkipLinks, nil
-	case "follow":
-		return scanner.FollowLinks, nil
-	}
-	return 0, fmt.Errorf("%q: want skip or follow", j.Links)
-}
-
-// Protected reads the protected_hours key.
-func (j *Job) Protected() (schedule.Windows, error) {
-	var ws schedule.Windows
-	for _, s := range j.ProtectedHours {
-		w, err := schedule.Parse(s)
-		if err != nil {
-			return nil, err
-		}
-		ws = append(ws, w)
-	}
-	return ws, nil
 }
 
 // ParseRate reads a bandwidth: bytes per second with an optional K, M or G

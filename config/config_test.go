@@ -17,7 +17,7 @@ func TestExampleMatchesDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Parse(path, src)
+	cfg, err := Parse(path, src, nil)
 	if err != nil {
 		t.Fatalf("the example does not load: %v", err)
 	}
@@ -77,7 +77,7 @@ max_delete = "5%"
 `
 
 func TestParseGood(t *testing.T) {
-	cfg, err := Parse("/etc/ferry/ferry.toml", []byte(good))
+	cfg, err := Parse("/etc/ferry/ferry.toml", []byte(good), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,20 +109,16 @@ func TestBadConfig(t *testing.T) {
 		{"wrong type", job + "workers = \"four\"\n", 5, `job "site": workers`, "type string"},
 		{"bad duration", job + "settle_delay = \"soon\"\n", 5, `job "site": settle_delay`, "soon"},
 		{"out of range", job + "workers = 0\n", 5, `job "site": workers`, "want 1 to 256"},
-		{"bad policy", job + "conflict = \"ours\"\n", 5, `job "site": conflict`, "keep-both, overwrite or skip"},
-		{"bad url", "[[job]]\nname = \"a\"\nsource = \"/s\"\ntarget = \"gopher://h/x\"\n", 4, `job "a": target`, "gopher"},
 		{"missing name", "[[job]]\nsource = \"/s\"\ntarget = \"file:///x\"\n", 1, "job[1].name", "missing"},
 		{"missing target", "[[job]]\nname = \"a\"\nsource = \"/s\"\n", 1, `job "a": target`, "missing"},
 		{"duplicate name", job + "\n" + job, 7, `job "site": name`, "already the name of job 1 (line 2)"},
-		{"bad protected hours", job + "protected_hours = [\"Mon-Fry 08:00-18:00\"]\n", 5, `job "site": protected_hours`, `unknown day "Fry"`},
-		{"bad max_delete", job + "max_delete = \"lots\"\n", 5, `job "site": max_delete`, "lots"},
 		{"max_delay below settle_delay", job + "settle_delay = \"2s\"\nmax_delay = \"1s\"\n", 6, `job "site": max_delay`, "shorter than settle_delay"},
 		{"bad log format", "log_format = \"xml\"\n" + job, 1, "log_format", "text or json"},
 		{"syntax error", job + "workers = = 3\n", 5, "", ""},
 		{"no job", "state_dir = \"/x\"\n", 0, "", "no [[job]] table"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse("ferry.toml", []byte(tc.src))
+			_, err := Parse("ferry.toml", []byte(tc.src), nil)
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -137,9 +133,11 @@ func TestBadConfig(t *testing.T) {
 	}
 }
 
+// TestBadConfigReportsAll: every mistake config judges itself is reported
+// at once (cli's TestBadConfigReportsAll adds those of its Checker).
 func TestBadConfigReportsAll(t *testing.T) {
-	src := "[[job]]\nname = \"a\"\nsource = \"/s\"\ntarget = \"file:///x\"\nworkers = 0\nconflict = \"x\"\nfoo = 1\n"
-	_, err := Parse("f.toml", []byte(src))
+	src := "[[job]]\nname = \"a\"\nsource = \"/s\"\ntarget = \"file:///x\"\nworkers = 0\ntimeout = \"0s\"\nfoo = 1\n"
+	_, err := Parse("f.toml", []byte(src), nil)
 	if err == nil {
 		t.Fatal("accepted")
 	}
@@ -186,7 +184,7 @@ func FuzzParse(f *testing.F) {
 	f.Add("[[job]]\nname = \"a\"\nsource = \"/s\"\ntarget = \"file:///x\"\n")
 	f.Add("a = \"\"\"\n[[job]]\n")
 	f.Fuzz(func(t *testing.T, src string) {
-		cfg, err := Parse("fuzz.toml", []byte(src))
+		cfg, err := Parse("fuzz.toml", []byte(src), nil)
 		if err != nil {
 			return
 		}

@@ -73,7 +73,7 @@ type job struct {
 }
 
 func newJob(cfg config.Job, mo mirror.Options, log *slog.Logger) (*job, error) {
-	prot, err := cfg.Protected()
+	prot, err := schedule.ParseWindows(cfg.ProtectedHours)
 	if err != nil {
 		return nil, err
 	}
@@ -506,7 +506,7 @@ func (j *job) refreshState() {
 // workers (the pool is resized), the settle and maximum delays, the scan
 // interval and the protected hours.
 func (j *job) retune(c config.Job) error {
-	prot, err := c.Protected()
+	prot, err := schedule.ParseWindows(c.ProtectedHours)
 	if err != nil {
 		return err
 	}

@@ -102,6 +102,20 @@ func clock(s string, end bool) (int, error) {
 // Windows is a job's list of protected windows.
 type Windows []Window
 
+// ParseWindows reads a list of windows as Parse reads one (a config's
+// protected_hours); the first bad one is the error.
+func ParseWindows(specs []string) (Windows, error) {
+	var ws Windows
+	for _, s := range specs {
+		w, err := Parse(s)
+		if err != nil {
+			return nil, err
+		}
+		ws = append(ws, w)
+	}
+	return ws, nil
+}
+
 // span is one occurrence of a window in absolute time.
 type span struct{ from, to time.Time }
 
