@@ -185,10 +185,10 @@ func (p *Pool) Run(ctx context.Context) error {
 		wg.Wait()
 	}()
 	nextID := 0
-	var dialAvg time.Duration
 	var fatal error
 	drained := false
-	var growAt time.Time
+	// The sizing policy starts from the published sizes; Run writes back.
+	g := growth{workers: p.o.Workers, target: p.target, cooldown: p.o.Cooldown}
 	spawn := func() {
 		nextID++
 		w := &worker{id: nextID, p: p, goCh: make(chan bool, 1)}
@@ -218,29 +218,21 @@ func (p *Pool) Run(ctx context.Context) error {
 		}
 		return n
 	}
-	// wantMore applies the growth rule: another connection is worth
-	// opening only while the backlog would take longer to drain with the
-	// workers there are than a new connection takes to open.
+	// wantMore asks the sizing policy whether to dial another connection;
+	// the backlog is looked at only when the target leaves room.
 	wantMore := func() bool {
 		live := liveCount()
-		if drained || fatal != nil || live+startingCount() >= p.target || time.Now().Before(growAt) {
+		if drained || fatal != nil || !g.room(live+startingCount(), time.Now()) {
 			return false
 		}
 		if p.o.Backlog == nil {
 			return true
 		}
 		backlog := p.o.Backlog()
-		if backlog <= live {
-			return false // no work for another connection (a no-op run dials once)
-		}
 		p.mu.Lock()
 		serviceAvg := p.serviceAvg
 		p.mu.Unlock()
-		if serviceAvg == 0 || live == 0 {
-			return true
-		}
-		drain := time.Duration(backlog) * serviceAvg / time.Duration(live)
-		return drain > dialAvg
+		return g.worth(live, backlog, serviceAvg)
 	}
 	spawn()
 	// The growth rule is looked at on every handshake and on this tick,
@@ -283,10 +275,8 @@ func (p *Pool) Run(ctx context.Context) error {
 		case ev := <-p.events:
 			switch ev.kind {
 			case evReady:
-				if ev.took > 0 {
-					dialAvg = avg(dialAvg, ev.took)
-				}
-				if liveCount() >= p.target {
+				g.dialed(ev.took)
+				if !g.admit(liveCount()) {
 					ev.w.goCh <- false
 					continue
 				}
@@ -299,8 +289,7 @@ func (p *Pool) Run(ctx context.Context) error {
 				}
 			case evTooMany:
 				live := liveCount()
-				p.setTarget(max(1, live))
-				growAt = time.Now().Add(p.o.Cooldown)
+				p.setTarget(g.refused(live, time.Now()))
 				p.o.Logf("server refused connection %d: pool shrinks to %d for %v", live+1, p.target, p.o.Cooldown)
 			case evExit:
 				p.mu.Lock()
@@ -311,8 +300,7 @@ func (p *Pool) Run(ctx context.Context) error {
 				case errors.Is(ev.err, queue.ErrClosed):
 					drained = true
 				case errors.Is(ev.err, errTooManyLive):
-					p.setTarget(max(1, liveCount()))
-					growAt = time.Now().Add(p.o.Cooldown)
+					p.setTarget(g.refused(liveCount(), time.Now()))
 					p.o.Logf("server refused work on a connection: pool shrinks to %d for %v", p.target, p.o.Cooldown)
 				case ev.err != nil && !errors.Is(ev.err, errStopped) && !errors.Is(ev.err, errIdle) && ctx.Err() == nil:
 					if fatal == nil {
@@ -321,9 +309,8 @@ func (p *Pool) Run(ctx context.Context) error {
 					cancel(fatal)
 				}
 			}
-			if !time.Now().Before(growAt) && p.target < p.o.Workers && !growAt.IsZero() {
-				p.setTarget(p.target + 1)
-				growAt = time.Now().Add(p.o.Cooldown)
+			if g.regrow(time.Now()) {
+				p.setTarget(g.target)
 			}
 		case <-p.resized:
 			p.mu.Lock()
@@ -331,7 +318,7 @@ func (p *Pool) Run(ctx context.Context) error {
 			p.want = 0
 			p.mu.Unlock()
 			if n > 0 {
-				p.setTarget(n)
+				p.setTarget(g.resize(n))
 				p.o.Workers = n
 				p.retireExcess()
 				for wantMore() {
@@ -342,8 +329,8 @@ func (p *Pool) Run(ctx context.Context) error {
 	}
 }
 
-// setTarget changes the size the pool aims for. Only Run's loop writes
-// it; the lock is for the readers (Size, retireExcess).
+// setTarget publishes the size the sizing policy aims for. Only Run's loop
+// writes it; the lock is for the readers (Size, retireExcess).
 func (p *Pool) setTarget(n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
