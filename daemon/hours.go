@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"time"
 
 	"ferry/queue"
@@ -27,6 +28,30 @@ func (j *job) applyPause() {
 		}
 	}
 	j.refreshState()
+}
+
+// protectedClock re-applies the pause every 15 seconds until ctx ends, so
+// protected hours start and end on the clock, not only on a command.
+func (j *job) protectedClock(ctx context.Context) error {
+	t := time.NewTicker(15 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			j.applyPause()
+		}
+	}
+}
+
+// refuse stops all shipping until a restart: another registry wrote the
+// target, and shipping on would make two registries write one target.
+func (j *job) refuse() {
+	j.mu.Lock()
+	j.refused, j.state = true, StateFailed
+	j.mu.Unlock()
+	j.applyPause()
 }
 
 // assumedRate is the upload rate per connection taken for the admission

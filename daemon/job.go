@@ -102,8 +102,7 @@ func (j *job) run(ctx, hard context.Context, drain time.Duration, ready func()) 
 	j.mu.Unlock()
 	var w *watcher.Watcher
 	if j.cfg.Watch {
-		w, err = watcher.New(j.mo.Source, watcher.Options{Excluded: j.excluded(), Settle: j.cfg.SettleDelay.Duration,
-			MaxDelay: j.cfg.MaxDelay.Duration, Logf: warnf})
+		w, err = j.newWatcher(warnf)
 		if err != nil {
 			j.setState(StateFailed)
 			j.noteErr(err)
@@ -140,40 +139,34 @@ func (j *job) run(ctx, hard context.Context, drain time.Duration, ready func()) 
 
 	// Drain: once ctx ends, nothing new is handed out; what is in flight
 	// gets until the drain timeout to finish, then hard cancels it.
-	g.Go(func() error {
-		select {
-		case <-ctx.Done():
-		case <-gctx.Done():
-			return nil
-		}
-		j.setState(StateDraining)
-		j.live.Queue().Pause(true, true)
-		began := time.Now()
-		if j.waitInFlight(gctx, drain) {
-			j.log.Info("drained", "took", time.Since(began).Round(time.Millisecond))
-		} else if gctx.Err() == nil {
-			_, _, n := j.live.Queue().Depth()
-			j.log.Warn("drain timeout: abandoning the transfers in flight (their temporary files are removed; the next start sends them)", "in_flight", n)
-		}
-		return errDrained // stops the pool and the watcher
-	})
-	g.Go(func() error { // protected hours start and end on the clock
-		t := time.NewTicker(15 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-loopCtx.Done():
-				return nil
-			case <-t.C:
-				j.applyPause()
-			}
-		}
-	})
+	g.Go(func() error { return j.drainOnStop(ctx, gctx, drain) })
+	g.Go(func() error { return j.protectedClock(loopCtx) })
 	err = g.Wait()
 	if errors.Is(err, errDrained) {
 		err = nil
 	}
 	return err
+}
+
+// drainOnStop is run's drain. Its errDrained ends the group, which stops
+// the pool and the watcher; gctx ending first (a failed pool or watcher)
+// leaves nothing to drain.
+func (j *job) drainOnStop(ctx, gctx context.Context, drain time.Duration) error {
+	select {
+	case <-ctx.Done():
+	case <-gctx.Done():
+		return nil
+	}
+	j.setState(StateDraining)
+	j.live.Queue().Pause(true, true)
+	began := time.Now()
+	if j.waitInFlight(gctx, drain) {
+		j.log.Info("drained", "took", time.Since(began).Round(time.Millisecond))
+	} else if gctx.Err() == nil {
+		_, _, n := j.live.Queue().Depth()
+		j.log.Warn("drain timeout: abandoning the transfers in flight (their temporary files are removed; the next start sends them)", "in_flight", n)
+	}
+	return errDrained // stops the pool and the watcher
 }
 
 var errDrained = errors.New("drained")

@@ -9,6 +9,12 @@ import (
 	"ferry/watcher"
 )
 
+// newWatcher watches the job's source with the job's excludes and delays.
+func (j *job) newWatcher(logf func(string, ...any)) (*watcher.Watcher, error) {
+	return watcher.New(j.mo.Source, watcher.Options{Excluded: j.excluded(), Settle: j.cfg.SettleDelay.Duration,
+		MaxDelay: j.cfg.MaxDelay.Duration, Logf: logf})
+}
+
 // excluded applies the job's exclude patterns the way the scans do.
 func (j *job) excluded() func(string, bool) bool {
 	return scanner.NewWalker(j.mo.Source, scanner.Options{Excludes: j.mo.Excludes, Links: j.mo.Links}).Excluded

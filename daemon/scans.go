@@ -118,11 +118,7 @@ func (j *job) scan(ctx context.Context, dir string) {
 		j.noteErr(res.Err)
 		j.log.Error("scan failed", append(attrs, "error", res.Err)...)
 		if errors.Is(res.Err, mirror.ErrNotOurs) {
-			// Shipping on would make two registries write one target.
-			j.mu.Lock()
-			j.refused, j.state = true, StateFailed
-			j.mu.Unlock()
-			j.applyPause()
+			j.refuse()
 		}
 		return
 	}
