@@ -61,23 +61,32 @@ func (j *job) scanner(ctx context.Context) error {
 			return nil
 		case <-time.After(100 * time.Millisecond):
 		}
-		j.wantMu.Lock()
-		dirs := j.wants
-		j.wants = map[string]bool{}
-		j.wantMu.Unlock()
-		if dirs[""] {
-			dirs = map[string]bool{"": true}
-		}
-		for dir := range dirs {
-			if covered(dir, dirs) {
-				continue
-			}
+		for _, dir := range j.takeWants() {
 			j.scan(ctx, dir)
 			if ctx.Err() != nil {
 				return nil
 			}
 		}
 	}
+}
+
+// takeWants empties the wanted subtrees and returns those no other one
+// covers: everything alone when a full scan is wanted.
+func (j *job) takeWants() []string {
+	j.wantMu.Lock()
+	dirs := j.wants
+	j.wants = map[string]bool{}
+	j.wantMu.Unlock()
+	if dirs[""] {
+		return []string{""}
+	}
+	var out []string
+	for dir := range dirs {
+		if !covered(dir, dirs) {
+			out = append(out, dir)
+		}
+	}
+	return out
 }
 
 // covered reports whether an ancestor of dir is also to be scanned.
