@@ -3,6 +3,13 @@
 // live changes ahead of bulk work, scans at start and on a schedule, and
 // protected hours; and around the jobs, the drain on SIGTERM. It wires the
 // stages; what a change or a scan does is package mirror's.
+//
+// daemon.go runs the set of jobs (start, reload, heartbeat) and control.go
+// answers the control socket, metrics.go the Prometheus scrape. One job's
+// life and state are in job.go; its watcher feeding the live side in
+// live.go; the scans asked for and the periodic one in scans.go; the
+// user's pause, protected hours and admission in hours.go; what a reload
+// changes without a restart in retune.go.
 package daemon
 
 import (

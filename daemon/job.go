@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,8 +13,6 @@ import (
 
 	"ferry/config"
 	"ferry/mirror"
-	"ferry/queue"
-	"ferry/scanner"
 	"ferry/schedule"
 	"ferry/watcher"
 )
@@ -105,8 +102,7 @@ func (j *job) run(ctx, hard context.Context, drain time.Duration, ready func()) 
 	j.mu.Unlock()
 	var w *watcher.Watcher
 	if j.cfg.Watch {
-		w, err = watcher.New(j.mo.Source, watcher.Options{Excluded: j.excluded(), Settle: j.cfg.SettleDelay.Duration,
-			MaxDelay: j.cfg.MaxDelay.Duration, Logf: warnf})
+		w, err = j.newWatcher(warnf)
 		if err != nil {
 			j.setState(StateFailed)
 			j.noteErr(err)
@@ -143,40 +139,34 @@ func (j *job) run(ctx, hard context.Context, drain time.Duration, ready func()) 
 
 	// Drain: once ctx ends, nothing new is handed out; what is in flight
 	// gets until the drain timeout to finish, then hard cancels it.
-	g.Go(func() error {
-		select {
-		case <-ctx.Done():
-		case <-gctx.Done():
-			return nil
-		}
-		j.setState(StateDraining)
-		j.live.Queue().Pause(true, true)
-		began := time.Now()
-		if j.waitInFlight(gctx, drain) {
-			j.log.Info("drained", "took", time.Since(began).Round(time.Millisecond))
-		} else if gctx.Err() == nil {
-			_, _, n := j.live.Queue().Depth()
-			j.log.Warn("drain timeout: abandoning the transfers in flight (their temporary files are removed; the next start sends them)", "in_flight", n)
-		}
-		return errDrained // stops the pool and the watcher
-	})
-	g.Go(func() error { // protected hours start and end on the clock
-		t := time.NewTicker(15 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-loopCtx.Done():
-				return nil
-			case <-t.C:
-				j.applyPause()
-			}
-		}
-	})
+	g.Go(func() error { return j.drainOnStop(ctx, gctx, drain) })
+	g.Go(func() error { return j.protectedClock(loopCtx) })
 	err = g.Wait()
 	if errors.Is(err, errDrained) {
 		err = nil
 	}
 	return err
+}
+
+// drainOnStop is run's drain. Its errDrained ends the group, which stops
+// the pool and the watcher; gctx ending first (a failed pool or watcher)
+// leaves nothing to drain.
+func (j *job) drainOnStop(ctx, gctx context.Context, drain time.Duration) error {
+	select {
+	case <-ctx.Done():
+	case <-gctx.Done():
+		return nil
+	}
+	j.setState(StateDraining)
+	j.live.Queue().Pause(true, true)
+	began := time.Now()
+	if j.waitInFlight(gctx, drain) {
+		j.log.Info("drained", "took", time.Since(began).Round(time.Millisecond))
+	} else if gctx.Err() == nil {
+		_, _, n := j.live.Queue().Depth()
+		j.log.Warn("drain timeout: abandoning the transfers in flight (their temporary files are removed; the next start sends them)", "in_flight", n)
+	}
+	return errDrained // stops the pool and the watcher
 }
 
 var errDrained = errors.New("drained")
@@ -202,281 +192,6 @@ func ignoreCancel(err error) error {
 	return err
 }
 
-// excluded applies the job's exclude patterns the way the scans do.
-func (j *job) excluded() func(string, bool) bool {
-	return scanner.NewWalker(j.mo.Source, scanner.Options{Excludes: j.mo.Excludes, Links: j.mo.Links}).Excluded
-}
-
-// loop turns watcher changes into live work and scan requests.
-func (j *job) loop(ctx context.Context, changes <-chan watcher.Change) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case c := <-changes:
-			// A burst is settled as a batch: one registry flush for all.
-			batch := []watcher.Change{c}
-		more:
-			for len(batch) < 1024 {
-				select {
-				case c := <-changes:
-					batch = append(batch, c)
-				default:
-					break more
-				}
-			}
-			if err := j.live.Sync(ctx); err != nil {
-				j.noteErr(err)
-				continue
-			}
-			for _, c := range batch {
-				j.change(ctx, c)
-			}
-		}
-	}
-}
-
-func (j *job) change(ctx context.Context, c watcher.Change) {
-	switch c.Kind {
-	case watcher.Changed:
-		queued, err := j.live.Changed(ctx, c.Path, c.Since)
-		if err != nil {
-			j.noteErr(err)
-			return
-		}
-		if queued {
-			j.liveQueued.Add(1)
-			j.lastLive.Store(j.now().UnixNano())
-		}
-	case watcher.Moved:
-		if c.Dir {
-			j.movedDir(ctx, c)
-			return
-		}
-		if _, err := j.live.Moved(ctx, c.From, c.Path, c.Since); err != nil {
-			j.noteErr(err)
-		}
-		if j.cfg.Delete {
-			// If the rename cannot be made (or was not queued), the old
-			// name is deleted by a scan of its directory; if it was, the
-			// scan finds nothing to do.
-			j.want(parent(c.From))
-		}
-	case watcher.Removed:
-		if j.cfg.Delete {
-			j.want(parent(c.Path))
-		}
-	case watcher.Rescan:
-		j.want(c.Path)
-	}
-}
-
-// movedDir handles a directory moved inside the tree. It runs in the
-// loop, before the changes that follow: a file edited in the directory
-// just after the move must be settled against the rows the move re-keyed,
-// or it would be planned as new and the rename given up for it.
-func (j *job) movedDir(ctx context.Context, c watcher.Change) {
-	began := time.Now()
-	renamed, files, err := j.live.MovedDir(ctx, c.From, c.Path)
-	if err != nil {
-		j.noteErr(err)
-	}
-	if renamed {
-		j.log.Info("dir moved", "from", c.From, "to", c.Path, "files", files, "took", time.Since(began).Round(time.Millisecond))
-	} else if j.cfg.Delete {
-		j.want(parent(c.From)) // the old name goes as any removed directory
-	}
-	// What differs from what was shipped (or everything, when the remote
-	// was not renamed) is sent by a scan of the new name.
-	j.want(c.Path)
-}
-
-func parent(p string) string {
-	d := path.Dir(p)
-	if d == "." {
-		return ""
-	}
-	return d
-}
-
-// want asks for a scan of dir ("" = everything, with a remote listing).
-func (j *job) want(dir string) {
-	j.wantMu.Lock()
-	j.wants[dir] = true
-	j.wantMu.Unlock()
-	select {
-	case j.wake <- struct{}{}:
-	default:
-	}
-}
-
-// scanner runs the scans asked for, one at a time, and the periodic full
-// scan; wanted subtrees are merged (a full scan covers them all).
-func (j *job) scanner(ctx context.Context) error {
-	var t *time.Ticker
-	var tick <-chan time.Time
-	arm := func() {
-		if t != nil {
-			t.Stop()
-			t, tick = nil, nil
-		}
-		j.mu.Lock()
-		iv := j.cfg.ScanInterval.Duration
-		j.mu.Unlock()
-		if iv > 0 {
-			t = time.NewTicker(iv)
-			tick = t.C
-		}
-	}
-	arm()
-	defer func() {
-		if t != nil {
-			t.Stop()
-		}
-	}()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-j.retuned:
-			arm()
-			continue
-		case <-tick:
-			j.want("")
-			continue
-		case <-j.wake:
-		}
-		// Let a burst of removals arrive before scanning their directories.
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(100 * time.Millisecond):
-		}
-		j.wantMu.Lock()
-		dirs := j.wants
-		j.wants = map[string]bool{}
-		j.wantMu.Unlock()
-		if dirs[""] {
-			dirs = map[string]bool{"": true}
-		}
-		for dir := range dirs {
-			if covered(dir, dirs) {
-				continue
-			}
-			j.scan(ctx, dir)
-			if ctx.Err() != nil {
-				return nil
-			}
-		}
-	}
-}
-
-// covered reports whether an ancestor of dir is also to be scanned.
-func covered(dir string, dirs map[string]bool) bool {
-	for d := dir; d != ""; {
-		d = parent(d)
-		if dirs[d] {
-			return true
-		}
-	}
-	return false
-}
-
-func (j *job) scan(ctx context.Context, dir string) {
-	full := dir == ""
-	began := time.Now()
-	if full {
-		j.progress.reset()
-	}
-	j.mu.Lock()
-	j.scanning, j.scanSince = true, began
-	j.mu.Unlock()
-	j.refreshState()
-	res := j.live.Scan(ctx, dir, full)
-	j.mu.Lock()
-	j.scanning, j.scanSince = false, time.Time{}
-	if full {
-		j.lastScan, j.lastScanAt, j.lastScanTook = &res, began, time.Since(began)
-	}
-	j.mu.Unlock()
-	j.refreshState()
-	if ctx.Err() != nil {
-		return
-	}
-	attrs := []any{"dir", dir, "took", time.Since(began).Round(time.Millisecond), "uploads", res.Plan.Uploads,
-		"touches", res.Plan.Touches, "deletes", res.Plan.Deletes, "unchanged", res.Plan.Unchanged}
-	if res.Err != nil {
-		j.noteErr(res.Err)
-		j.log.Error("scan failed", append(attrs, "error", res.Err)...)
-		if errors.Is(res.Err, mirror.ErrNotOurs) {
-			// Shipping on would make two registries write one target.
-			j.mu.Lock()
-			j.refused, j.state = true, StateFailed
-			j.mu.Unlock()
-			j.applyPause()
-		}
-		return
-	}
-	if res.MarkerWritten {
-		attrs = append(attrs, "marker", "written")
-	}
-	if full || res.Plan.Uploads+res.Plan.Deletes > 0 {
-		j.log.Info("scan done", attrs...)
-	}
-}
-
-// applyPause sets the queue's classes from the user's pause and the
-// protected hours.
-func (j *job) applyPause() {
-	j.mu.Lock()
-	inProt, _ := j.prot.Active(j.now())
-	changed := inProt != j.protected
-	j.protected = inProt
-	user, liveOK, live := j.paused || j.refused, j.cfg.ProtectedLive, j.live
-	j.mu.Unlock()
-	if live != nil {
-		live.Queue().Pause(user || (inProt && !liveOK), user || inProt)
-	}
-	if changed {
-		if inProt {
-			j.log.Info("protected hours: bulk work paused", "live_allowed", liveOK)
-		} else {
-			j.log.Info("protected hours over: bulk work resumes")
-		}
-	}
-	j.refreshState()
-}
-
-// assumedRate is the upload rate per connection taken for the admission
-// check until one is measured: low, so a big file is not started into a
-// window on optimism.
-const assumedRate = 1 << 20
-
-// admit lets a bulk item start unless, at the rate measured so far, it
-// would still be running when the next protected window opens.
-func (j *job) admit(it queue.Item) bool {
-	j.mu.Lock()
-	prot, live := j.prot, j.live
-	j.mu.Unlock()
-	rate := 0.0
-	if live != nil {
-		rate = live.Rate()
-	}
-	return admits(prot, j.now(), it.Size, rate)
-}
-
-// admits is admit's arithmetic.
-func admits(prot schedule.Windows, now time.Time, size int64, rate float64) bool {
-	if len(prot) == 0 {
-		return true
-	}
-	if rate <= 0 {
-		rate = assumedRate
-	}
-	est := time.Duration(float64(size) / rate * float64(time.Second))
-	return prot.Fits(now, est)
-}
-
 // refreshState derives the state shown from what the job is doing.
 func (j *job) refreshState() {
 	j.mu.Lock()
@@ -500,38 +215,6 @@ func (j *job) refreshState() {
 	if !j.paused && !j.silence(j.live).IsZero() {
 		j.state = StateWaiting
 	}
-}
-
-// retune applies the keys a reload can change without restarting the job:
-// workers (the pool is resized), the settle and maximum delays, the scan
-// interval and the protected hours.
-func (j *job) retune(c config.Job) error {
-	prot, err := schedule.ParseWindows(c.ProtectedHours)
-	if err != nil {
-		return err
-	}
-	j.mu.Lock()
-	old := j.cfg
-	j.cfg.Workers, j.cfg.SettleDelay, j.cfg.MaxDelay = c.Workers, c.SettleDelay, c.MaxDelay
-	j.cfg.ScanInterval, j.cfg.ProtectedHours, j.cfg.ProtectedLive = c.ScanInterval, c.ProtectedHours, c.ProtectedLive
-	j.prot = prot
-	live, w := j.live, j.watcher
-	j.mu.Unlock()
-	if live != nil && c.Workers != old.Workers {
-		live.Pool().Resize(c.Workers)
-		j.log.Info("workers resized", "from", old.Workers, "to", c.Workers)
-	}
-	if w != nil {
-		w.SetDelays(c.SettleDelay.Duration, c.MaxDelay.Duration)
-	}
-	if c.ScanInterval != old.ScanInterval {
-		select {
-		case j.retuned <- struct{}{}:
-		default:
-		}
-	}
-	j.applyPause()
-	return nil
 }
 
 // liveNow is the job's live side once its session is open, else nil.
