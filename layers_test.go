@@ -43,8 +43,8 @@ var layerRules = []struct {
 	},
 	{
 		pkgs:   []string{"ferry/daemon", "ferry/control"},
-		banned: []string{"ferry/cli", "ferry/bench"},
-		why:    "the daemon is started by the command line, never the other way",
+		banned: []string{"ferry/cli", "ferry/bench", "ferry/config"},
+		why:    "the daemon is started by the command line with typed options, never the other way, and never reads the config file",
 	},
 }
 

@@ -176,7 +176,11 @@ func (a *App) loadJobs(f *onceFlags) (*config.Config, []daemon.Job, error) {
 			return nil, nil, fmt.Errorf("%s: job %q: %w", f.config, j.Name, err)
 		}
 		o.Takeover = f.takeover
-		out = append(out, daemon.Job{Config: j, Options: o})
+		dj, err := daemonJob(j, o)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: job %q: %w", f.config, j.Name, err)
+		}
+		out = append(out, dj)
 	}
 	return cfg, out, nil
 }

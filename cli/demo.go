@@ -161,7 +161,12 @@ func (a *App) demoLive(ctx context.Context, o mirror.Options, src, dst string) i
 	jc := config.Defaults()
 	jc.Name, jc.Source, jc.Target = o.Job, src, o.Target.String()
 	log := slog.New(slog.NewTextHandler(a.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	d, err := daemon.New(daemon.Options{Jobs: []daemon.Job{{Config: jc, Options: o}}, Log: log, StateDir: o.StateDir, Version: a.Version})
+	dj, err := daemonJob(jc, o)
+	if err != nil {
+		fmt.Fprintf(a.Stderr, "ferry demo: %v\n", err)
+		return mirror.ExitUsage
+	}
+	d, err := daemon.New(daemon.Options{Jobs: []daemon.Job{dj}, Log: log, StateDir: o.StateDir, Version: a.Version})
 	if err != nil {
 		fmt.Fprintf(a.Stderr, "ferry demo: %v\n", err)
 		return mirror.ExitUsage

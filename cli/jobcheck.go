@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"ferry/config"
+	"ferry/daemon"
 	"ferry/mirror"
 	"ferry/remote"
 	"ferry/scanner"
@@ -51,4 +52,17 @@ func linkMode(j config.Job) (scanner.Links, error) {
 		return scanner.FollowLinks, nil
 	}
 	return 0, fmt.Errorf("%q: want skip or follow", j.Links)
+}
+
+// daemonJob types what the daemon needs of a job: the mirror options o
+// built from it, and its own settings (watching, delays, scans, hours).
+func daemonJob(j config.Job, o mirror.Options) (daemon.Job, error) {
+	prot, err := schedule.ParseWindows(j.ProtectedHours)
+	if err != nil {
+		return daemon.Job{}, err
+	}
+	return daemon.Job{Name: j.Name, Options: o, Watch: j.Watch, Tuning: daemon.Tuning{
+		SettleDelay: j.SettleDelay.Duration, MaxDelay: j.MaxDelay.Duration, ScanInterval: j.ScanInterval.Duration,
+		Protected: prot, ProtectedLive: j.ProtectedLive,
+	}}, nil
 }

@@ -24,17 +24,34 @@ import (
 	"sync/atomic"
 	"time"
 
-	"ferry/config"
 	"ferry/control"
 	"ferry/mirror"
 	"ferry/remote"
+	"ferry/schedule"
 	"ferry/transfer"
 )
 
-// Job is one job to run: its config and the mirror options built from it.
+// Job is one job to run, typed: the options of its mirror session and the
+// daemon's own settings for it. cli builds it from the config file; the
+// daemon never reads the file's values itself.
 type Job struct {
-	Config  config.Job
+	Name    string
 	Options mirror.Options
+	// Watch follows local changes live; without it only scans ship.
+	Watch  bool
+	Tuning Tuning
+}
+
+// Tuning is what a reload changes in place, without restarting the job
+// (with Options.Workers, which resizes the pool).
+type Tuning struct {
+	SettleDelay  time.Duration // a changed file waits this long to settle
+	MaxDelay     time.Duration // ...but never longer than this
+	ScanInterval time.Duration // between full scans; 0 = at start only
+	Protected    schedule.Windows
+	// ProtectedLive lets live changes ship inside protected hours (bulk
+	// work waits either way).
+	ProtectedLive bool
 }
 
 // Options configure the daemon.
@@ -94,11 +111,7 @@ func New(o Options) (*Daemon, error) {
 	}
 	d := &Daemon{o: o, running: map[string]*running{}}
 	for _, jc := range o.Jobs {
-		j, err := newJob(jc.Config, jc.Options, o.Log)
-		if err != nil {
-			return nil, fmt.Errorf("job %q: %w", jc.Config.Name, err)
-		}
-		d.jobs = append(d.jobs, j)
+		d.jobs = append(d.jobs, newJob(jc, o.Log))
 	}
 	return d, nil
 }
@@ -259,21 +272,14 @@ func (d *Daemon) Reload(jobs []Job) error {
 	var stopping []*running
 	keep := map[string]bool{}
 	for _, jc := range jobs {
-		keep[jc.Config.Name] = true
-		r := d.running[jc.Config.Name]
+		keep[jc.Name] = true
+		r := d.running[jc.Name]
 		if r != nil && !needsRestart(r.j, jc) {
-			if err := r.j.retune(jc.Config); err != nil {
-				d.mu.Unlock()
-				return fmt.Errorf("job %q: %w", jc.Config.Name, err)
-			}
+			r.j.retune(jc)
 			next = append(next, r.j)
 			continue
 		}
-		j, err := newJob(jc.Config, jc.Options, d.o.Log)
-		if err != nil {
-			d.mu.Unlock()
-			return fmt.Errorf("job %q: %w", jc.Config.Name, err)
-		}
+		j := newJob(jc, d.o.Log)
 		if r != nil {
 			j.restart = r // stopped below, before its successor starts
 		}
@@ -324,15 +330,17 @@ func (d *Daemon) startAfter(j *job, done <-chan struct{}) {
 	})
 }
 
-// needsRestart tells whether a job's change goes beyond what retune does.
+// needsRestart tells whether a job's change goes beyond what retune does:
+// its session's options are compared whole but for the worker count and the
+// functions a reload builds anew, so an option added later restarts the job
+// rather than being ignored.
 func needsRestart(j *job, jc Job) bool {
-	tunable := func(c config.Job) config.Job {
-		c.Workers, c.SettleDelay, c.MaxDelay, c.ScanInterval = 0, config.Duration{}, config.Duration{}, config.Duration{}
-		c.ProtectedHours, c.ProtectedLive = nil, false
-		return c
+	session := func(o mirror.Options) mirror.Options {
+		o.Workers = 0
+		o.Open, o.Logf, o.Progress, o.Now, o.DryRunOut, o.RemoteOpts.Warnf = nil, nil, nil, nil, nil, nil
+		return o
 	}
-	return !reflect.DeepEqual(tunable(j.cfg), tunable(jc.Config)) ||
-		j.mo.RemoteOpts.Password != jc.Options.RemoteOpts.Password || j.mo.StateDir != jc.Options.StateDir
+	return j.watch != jc.Watch || !reflect.DeepEqual(session(j.given), session(jc.Options))
 }
 
 // heartbeat reports a summary every HeartbeatEvery while the jobs answer.

@@ -12,10 +12,10 @@ import (
 // protected hours.
 func (j *job) applyPause() {
 	j.mu.Lock()
-	inProt, _ := j.prot.Active(j.now())
+	inProt, _ := j.tune.Protected.Active(j.now())
 	changed := inProt != j.protected
 	j.protected = inProt
-	user, liveOK, live := j.paused || j.refused, j.cfg.ProtectedLive, j.live
+	user, liveOK, live := j.paused || j.refused, j.tune.ProtectedLive, j.live
 	j.mu.Unlock()
 	if live != nil {
 		live.Queue().Pause(user || (inProt && !liveOK), user || inProt)
@@ -63,7 +63,7 @@ const assumedRate = 1 << 20
 // would still be running when the next protected window opens.
 func (j *job) admit(it queue.Item) bool {
 	j.mu.Lock()
-	prot, live := j.prot, j.live
+	prot, live := j.tune.Protected, j.live
 	j.mu.Unlock()
 	rate := 0.0
 	if live != nil {

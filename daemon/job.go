@@ -11,9 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"ferry/config"
 	"ferry/mirror"
-	"ferry/schedule"
 	"ferry/watcher"
 )
 
@@ -33,11 +31,13 @@ const (
 // job runs one [[job]] of the config for the daemon's life.
 type job struct {
 	name string
-	cfg  config.Job
-	mo   mirror.Options
-	log  *slog.Logger
-	prot schedule.Windows
-	now  func() time.Time
+	// given are the options the job was started with, never written
+	// after: a reload compares them; mo is the session's own copy.
+	given mirror.Options
+	mo    mirror.Options
+	watch bool
+	log   *slog.Logger
+	now   func() time.Time
 
 	live    *mirror.Live
 	watcher *watcher.Watcher
@@ -46,6 +46,8 @@ type job struct {
 	retuned chan struct{} // the scan interval changed
 
 	mu        sync.Mutex
+	tune      Tuning // what a reload retunes, with the worker count
+	workers   int
 	state     string
 	paused    bool // by the user
 	refused   bool // another registry wrote the target: nothing is shipped until a restart with --takeover
@@ -69,17 +71,14 @@ type job struct {
 	lastLive   atomic.Int64 // unix ns of the last live change queued
 }
 
-func newJob(cfg config.Job, mo mirror.Options, log *slog.Logger) (*job, error) {
-	prot, err := schedule.ParseWindows(cfg.ProtectedHours)
-	if err != nil {
-		return nil, err
-	}
-	now := mo.Now
+func newJob(jc Job, log *slog.Logger) *job {
+	now := jc.Options.Now
 	if now == nil {
 		now = time.Now
 	}
-	return &job{name: cfg.Name, cfg: cfg, mo: mo, log: log.With("job", cfg.Name), prot: prot, now: now,
-		state: StateStarting, wants: map[string]bool{}, wake: make(chan struct{}, 1), retuned: make(chan struct{}, 1)}, nil
+	return &job{name: jc.Name, given: jc.Options, mo: jc.Options, watch: jc.Watch, tune: jc.Tuning, workers: jc.Options.Workers,
+		log: log.With("job", jc.Name), now: now,
+		state: StateStarting, wants: map[string]bool{}, wake: make(chan struct{}, 1), retuned: make(chan struct{}, 1)}
 }
 
 // run opens the job's session and keeps it in sync until ctx ends. hard is
@@ -101,7 +100,7 @@ func (j *job) run(ctx, hard context.Context, drain time.Duration, ready func()) 
 	j.live = live
 	j.mu.Unlock()
 	var w *watcher.Watcher
-	if j.cfg.Watch {
+	if j.watch {
 		w, err = j.newWatcher(warnf)
 		if err != nil {
 			j.setState(StateFailed)
@@ -135,7 +134,7 @@ func (j *job) run(ctx, hard context.Context, drain time.Duration, ready func()) 
 	g.Go(func() error { return j.loop(loopCtx, changes) })
 	j.want("")
 	j.readyOnce.Do(ready)
-	j.log.Info("started", "source", j.mo.Source, "target", j.mo.Target.String(), "workers", j.mo.Workers, "watch", j.cfg.Watch)
+	j.log.Info("started", "source", j.mo.Source, "target", j.mo.Target.String(), "workers", j.mo.Workers, "watch", j.watch)
 
 	// Drain: once ctx ends, nothing new is handed out; what is in flight
 	// gets until the drain timeout to finish, then hard cancels it.

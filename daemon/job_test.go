@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -64,5 +65,45 @@ func TestPermanent(t *testing.T) {
 		if got := permanent(tc.err); got != tc.want {
 			t.Errorf("%s: permanent = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestNeedsRestart: a reload restarts a job only when its session's
+// options changed; the worker count and the tuning are retuned in place,
+// and the functions a reload builds anew are not a change.
+func TestNeedsRestart(t *testing.T) {
+	base := Job{Name: "site", Watch: true, Options: mirror.Options{
+		Source: "/src", Target: &remote.Target{Scheme: "sftp", Host: "127.0.0.1", Path: "/x"}, StateDir: "/state",
+		Workers: 4, Excludes: []string{"*.tmp"}, RemoteOpts: remote.Options{Password: "pw"},
+	}}
+	running := newJob(base, slog.New(slog.DiscardHandler))
+	running.mo.Logf = func(string, ...any) {} // as run sets it
+	for _, tc := range []struct {
+		name string
+		edit func(*Job)
+		want bool
+	}{
+		{"nothing", func(*Job) {}, false},
+		{"workers", func(j *Job) { j.Options.Workers = 8 }, false},
+		{"tuning", func(j *Job) { j.Tuning.ScanInterval, j.Tuning.ProtectedLive = time.Minute, true }, false},
+		{"fresh functions", func(j *Job) {
+			j.Options.Logf, j.Options.Now = func(string, ...any) {}, time.Now
+			j.Options.RemoteOpts.Warnf = func(string, ...any) {}
+		}, false},
+		{"excludes", func(j *Job) { j.Options.Excludes = []string{"*.log"} }, true},
+		{"password", func(j *Job) { j.Options.RemoteOpts.Password = "new" }, true},
+		{"target", func(j *Job) { j.Options.Target = &remote.Target{Scheme: "sftp", Host: "127.0.0.1", Path: "/y"} }, true},
+		{"state dir", func(j *Job) { j.Options.StateDir = "/other" }, true},
+		{"watch", func(j *Job) { j.Watch = false }, true},
+		{"delete", func(j *Job) { j.Options.Delete = true }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			next := base
+			next.Options.Excludes = append([]string(nil), base.Options.Excludes...)
+			tc.edit(&next)
+			if got := needsRestart(running, next); got != tc.want {
+				t.Errorf("needsRestart = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -11,8 +11,10 @@ import (
 
 // newWatcher watches the job's source with the job's excludes and delays.
 func (j *job) newWatcher(logf func(string, ...any)) (*watcher.Watcher, error) {
-	return watcher.New(j.mo.Source, watcher.Options{Excluded: j.excluded(), Settle: j.cfg.SettleDelay.Duration,
-		MaxDelay: j.cfg.MaxDelay.Duration, Logf: logf})
+	j.mu.Lock()
+	settle, most := j.tune.SettleDelay, j.tune.MaxDelay
+	j.mu.Unlock()
+	return watcher.New(j.mo.Source, watcher.Options{Excluded: j.excluded(), Settle: settle, MaxDelay: most, Logf: logf})
 }
 
 // excluded applies the job's exclude patterns the way the scans do.
@@ -69,14 +71,14 @@ func (j *job) change(ctx context.Context, c watcher.Change) {
 		if _, err := j.live.Moved(ctx, c.From, c.Path, c.Since); err != nil {
 			j.noteErr(err)
 		}
-		if j.cfg.Delete {
+		if j.mo.Delete {
 			// If the rename cannot be made (or was not queued), the old
 			// name is deleted by a scan of its directory; if it was, the
 			// scan finds nothing to do.
 			j.want(parent(c.From))
 		}
 	case watcher.Removed:
-		if j.cfg.Delete {
+		if j.mo.Delete {
 			j.want(parent(c.Path))
 		}
 	case watcher.Rescan:
@@ -96,7 +98,7 @@ func (j *job) movedDir(ctx context.Context, c watcher.Change) {
 	}
 	if renamed {
 		j.log.Info("dir moved", "from", c.From, "to", c.Path, "files", files, "took", time.Since(began).Round(time.Millisecond))
-	} else if j.cfg.Delete {
+	} else if j.mo.Delete {
 		j.want(parent(c.From)) // the old name goes as any removed directory
 	}
 	// What differs from what was shipped (or everything, when the remote

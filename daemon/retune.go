@@ -1,38 +1,27 @@
 package daemon
 
-import (
-	"ferry/config"
-	"ferry/schedule"
-)
-
-// retune applies the keys a reload can change without restarting the job:
-// workers (the pool is resized), the settle and maximum delays, the scan
-// interval and the protected hours.
-func (j *job) retune(c config.Job) error {
-	prot, err := schedule.ParseWindows(c.ProtectedHours)
-	if err != nil {
-		return err
-	}
+// retune applies what a reload can change without restarting the job: the
+// worker count (the pool is resized), the settle and maximum delays, the
+// scan interval and the protected hours.
+func (j *job) retune(jc Job) {
+	t := jc.Tuning
 	j.mu.Lock()
-	old := j.cfg
-	j.cfg.Workers, j.cfg.SettleDelay, j.cfg.MaxDelay = c.Workers, c.SettleDelay, c.MaxDelay
-	j.cfg.ScanInterval, j.cfg.ProtectedHours, j.cfg.ProtectedLive = c.ScanInterval, c.ProtectedHours, c.ProtectedLive
-	j.prot = prot
+	old, workers := j.tune, j.workers
+	j.tune, j.workers = t, jc.Options.Workers
 	live, w := j.live, j.watcher
 	j.mu.Unlock()
-	if live != nil && c.Workers != old.Workers {
-		live.Pool().Resize(c.Workers)
-		j.log.Info("workers resized", "from", old.Workers, "to", c.Workers)
+	if live != nil && jc.Options.Workers != workers {
+		live.Pool().Resize(jc.Options.Workers)
+		j.log.Info("workers resized", "from", workers, "to", jc.Options.Workers)
 	}
 	if w != nil {
-		w.SetDelays(c.SettleDelay.Duration, c.MaxDelay.Duration)
+		w.SetDelays(t.SettleDelay, t.MaxDelay)
 	}
-	if c.ScanInterval != old.ScanInterval {
+	if t.ScanInterval != old.ScanInterval {
 		select {
 		case j.retuned <- struct{}{}:
 		default:
 		}
 	}
 	j.applyPause()
-	return nil
 }

@@ -30,7 +30,7 @@ func (j *job) scanner(ctx context.Context) error {
 			t, tick = nil, nil
 		}
 		j.mu.Lock()
-		iv := j.cfg.ScanInterval.Duration
+		iv := j.tune.ScanInterval
 		j.mu.Unlock()
 		if iv > 0 {
 			t = time.NewTicker(iv)
