@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"ferry/entry"
 	"ferry/planner"
 	"ferry/queue"
 	"ferry/registry"
@@ -149,7 +150,7 @@ func (r *runner) remove(ctx context.Context, c remote.Conn, e registry.Entry) er
 	if e.LocalSize < 0 { // known from a listing only
 		prec = r.caps.ListModTimePrecision
 	}
-	if st.IsDir || st.Size != e.RemoteSize || (r.caps.SetModTime && e.RemoteMtime != 0 && !remote.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), prec)) {
+	if st.IsDir || st.Size != e.RemoteSize || (r.caps.SetModTime && e.RemoteMtime != 0 && !entry.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), prec)) {
 		r.conflicts.Add(1)
 		return remote.Errorf(remote.KindOther, "delete", e.Path, errors.New("changed on the remote since ferry recorded it; not deleted"))
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"ferry/entry"
 	"ferry/internal/digest"
 	"ferry/queue"
 	"ferry/registry"
@@ -182,7 +183,7 @@ func (r *runner) recheck(ctx context.Context, c remote.Conn, e *registry.Entry) 
 			ours = true
 		}
 	}
-	if st.Size == lfi.Size() && r.caps.SetModTime && remote.MtimeMatch(st.ModTime, lfi.ModTime(), prec) {
+	if st.Size == lfi.Size() && r.caps.SetModTime && entry.MtimeMatch(st.ModTime, lfi.ModTime(), prec) {
 		// Already there (sent by a run that died before recording it,
 		// or by another tool with the same mtime): record, do not send.
 		// If it is the copy ferry shipped, size and mtime are not proof
@@ -212,7 +213,7 @@ func (r *runner) recheck(ctx context.Context, c remote.Conn, e *registry.Entry) 
 	case Skip:
 		return false, remote.Errorf(remote.KindOther, "upload", e.Path, errConflictSkipped)
 	}
-	aside := remote.ConflictName(e.Path, r.o.Now())
+	aside := entry.ConflictName(e.Path, r.o.Now())
 	if err := c.Rename(ctx, e.Path, aside); err != nil {
 		return false, err
 	}
@@ -221,9 +222,9 @@ func (r *runner) recheck(ctx context.Context, c remote.Conn, e *registry.Entry) 
 }
 
 // describes reports whether e records st as the copy ferry shipped.
-func (r *runner) describes(st remote.FileInfo, e registry.Entry) bool {
+func (r *runner) describes(st entry.FileInfo, e registry.Entry) bool {
 	return e.Shipped() && st.Size == e.RemoteSize &&
-		(!r.caps.SetModTime || remote.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), r.caps.ModTimePrecision))
+		(!r.caps.SetModTime || entry.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), r.caps.ModTimePrecision))
 }
 
 // lastRecord reads what the registry holds for p once everything recorded
@@ -245,7 +246,7 @@ func (r *runner) touch(ctx context.Context, c remote.Conn, e registry.Entry) err
 		return r.upload(ctx, c, e)
 	}
 	st, err := c.Stat(ctx, e.Path)
-	if err != nil || st.Size != e.RemoteSize || !remote.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), r.caps.ModTimePrecision) {
+	if err != nil || st.Size != e.RemoteSize || !entry.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), r.caps.ModTimePrecision) {
 		// Gone or changed on the remote: a full upload settles it.
 		e.Action = registry.Upload
 		return r.upload(ctx, c, e)

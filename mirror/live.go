@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"ferry/entry"
 	"ferry/internal/digest"
 	"ferry/planner"
 	"ferry/queue"
@@ -278,7 +279,7 @@ func (r *runner) move(ctx context.Context, c remote.Conn, m liveMove) error {
 	st, err := c.Stat(ctx, m.from.Path)
 	prec := r.caps.ModTimePrecision
 	same := err == nil && !st.IsDir && st.Size == m.from.RemoteSize &&
-		(!r.caps.SetModTime || m.from.RemoteMtime == 0 || remote.MtimeMatch(st.ModTime, time.Unix(0, m.from.RemoteMtime), prec))
+		(!r.caps.SetModTime || m.from.RemoteMtime == 0 || entry.MtimeMatch(st.ModTime, time.Unix(0, m.from.RemoteMtime), prec))
 	if same {
 		if _, err := c.Stat(ctx, m.to.Path); err == nil {
 			same = false // something is at the new name: the upload path handles it (conflict policy)

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"ferry/entry"
 	"ferry/registry"
-	"ferry/remote"
 	"ferry/scanner"
 )
 
@@ -27,15 +27,15 @@ func TestPlanLeavesExcluded(t *testing.T) {
 	tests := []struct {
 		name      string
 		rec       fakeRec
-		listed    []remote.FileInfo
+		listed    []entry.FileInfo
 		deleteExc bool
 		want      string
 		deletes   int64
 	}{
-		{name: "listed excluded file", listed: []remote.FileInfo{{Name: "error.log", Size: 3}}, want: ""},
-		{name: "listed excluded directory", listed: []remote.FileInfo{{Name: "cache", IsDir: true}}, want: ""},
-		{name: "a file named like a directory pattern is ferry's", listed: []remote.FileInfo{{Name: "cache", Size: 1}}, want: "delete+recheck cache", deletes: 1},
-		{name: "listed, --delete-excluded", listed: []remote.FileInfo{{Name: "error.log", Size: 3}}, deleteExc: true, want: "delete+recheck error.log", deletes: 1},
+		{name: "listed excluded file", listed: []entry.FileInfo{{Name: "error.log", Size: 3}}, want: ""},
+		{name: "listed excluded directory", listed: []entry.FileInfo{{Name: "cache", IsDir: true}}, want: ""},
+		{name: "a file named like a directory pattern is ferry's", listed: []entry.FileInfo{{Name: "cache", Size: 1}}, want: "delete+recheck cache", deletes: 1},
+		{name: "listed, --delete-excluded", listed: []entry.FileInfo{{Name: "error.log", Size: 3}}, deleteExc: true, want: "delete+recheck error.log", deletes: 1},
 		{name: "shipped before the pattern", rec: fakeRec{"": {done("notes.log", 1, t0, hello)}}, want: ""},
 		{name: "shipped before, --delete-excluded", rec: fakeRec{"": {done("notes.log", 1, t0, hello)}}, deleteExc: true, want: "delete+recheck notes.log", deletes: 1},
 		{name: "excluded directory recorded", rec: fakeRec{"": {dir("cache")}, "cache": {done("cache/a", 1, t0, "")}}, want: ""},
@@ -74,7 +74,7 @@ func TestPlanLeavesExcluded(t *testing.T) {
 // directories that hold it; the rest is planned for deletion, and an
 // excluded directory is never listed.
 func TestPlanRemoteOnlyKeepsWhatStays(t *testing.T) {
-	tree := map[string][]remote.FileInfo{
+	tree := map[string][]entry.FileInfo{
 		"old":           {{Name: "a.txt", Size: 1}, {Name: "logs", IsDir: true}, {Name: "cache", IsDir: true}, {Name: "empty", IsDir: true}},
 		"old/logs":      {{Name: "x.log", Size: 1}, {Name: "y.txt", Size: 1}},
 		"old/empty":     {},
@@ -85,9 +85,9 @@ func TestPlanRemoteOnlyKeepsWhatStays(t *testing.T) {
 		"unlisted/deep": {},
 	}
 	var listedDirs []string
-	list := func(_ context.Context, dir string) ([]remote.FileInfo, error) {
+	list := func(_ context.Context, dir string) ([]entry.FileInfo, error) {
 		listedDirs = append(listedDirs, dir)
-		return append([]remote.FileInfo(nil), tree[dir]...), nil
+		return append([]entry.FileInfo(nil), tree[dir]...), nil
 	}
 	s := &sink{}
 	p := New(fakeRec{}, s, Options{Delete: true, Excluded: scanner.Excluder([]string{"*.log", "cache/"})})
@@ -138,7 +138,7 @@ func TestPlanTypeChange(t *testing.T) {
 	// listing of y (a file) says nothing of the directory y.
 	got = nil
 	p = New(fakeRec{}, s, Options{Delete: true, ListPrecision: time.Second, Now: func() time.Time { return t1 }})
-	pair := &scanner.Pair{Local: local, Listed: true, Remote: []remote.FileInfo{{Name: "x", IsDir: true}, {Name: "y", Size: 9, ModTime: t0}}}
+	pair := &scanner.Pair{Local: local, Listed: true, Remote: []entry.FileInfo{{Name: "x", IsDir: true}, {Name: "y", Size: 9, ModTime: t0}}}
 	if err := p.Dir(context.Background(), pair); err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestPlanTypeChange(t *testing.T) {
 	}
 	got = nil
 	sub := &scanner.Pair{Local: &scanner.Dir{Path: "y", Files: []scanner.File{{Name: "c", Size: 1, Mtime: t1}}}, Listed: true,
-		Remote: []remote.FileInfo{{Name: "y", Size: 9}}} // FTP lists a file as itself
+		Remote: []entry.FileInfo{{Name: "y", Size: 9}}} // FTP lists a file as itself
 	if err := p.Dir(context.Background(), sub); err != nil {
 		t.Fatal(err)
 	}

@@ -14,10 +14,10 @@ import (
 	"sync"
 	"time"
 
+	"ferry/entry"
 	"ferry/internal/digest"
 	"ferry/queue"
 	"ferry/registry"
-	"ferry/remote"
 	"ferry/scanner"
 )
 
@@ -108,9 +108,9 @@ func (p *Planner) Dir(ctx context.Context, pr *scanner.Pair) error {
 		p.ErrDirs[d.Path] = true
 		return nil // without the local content, nothing here can be settled
 	}
-	var listed map[string]remote.FileInfo
+	var listed map[string]entry.FileInfo
 	if pr.Listed && (pr.RemoteErr == nil || p.RemoteNotDir(d.Path)) {
-		listed = make(map[string]remote.FileInfo, len(pr.Remote))
+		listed = make(map[string]entry.FileInfo, len(pr.Remote))
 		if !p.RemoteNotDir(d.Path) {
 			for _, fi := range pr.Remote {
 				listed[fi.Name] = fi
@@ -167,12 +167,12 @@ func (p *Planner) Dir(ctx context.Context, pr *scanner.Pair) error {
 		}
 		rel := path.Join(d.Path, name)
 		switch {
-		case remote.IsTemp(name):
+		case entry.IsTemp(name):
 			p.Stats.Cleanups++
 			if err := p.sink.Put(registry.Entry{Path: rel, LocalSize: -1, RemoteSize: fi.Size, State: registry.Pending, Action: registry.Cleanup, DirtySince: now}); err != nil {
 				return err
 			}
-		case remote.IsConflictCopy(name):
+		case entry.IsConflictCopy(name):
 			// Kept: it holds someone else's version.
 		case p.notOurs(rel, fi.IsDir):
 			// Excluded: not ferry's to delete.
@@ -188,7 +188,7 @@ func (p *Planner) Dir(ctx context.Context, pr *scanner.Pair) error {
 	return nil
 }
 
-func (p *Planner) dir(rel string, e registry.Entry, known bool, rf remote.FileInfo, onRemote, listed bool, now int64) error {
+func (p *Planner) dir(rel string, e registry.Entry, known bool, rf entry.FileInfo, onRemote, listed bool, now int64) error {
 	if known && e.IsDir && e.State == registry.Done && (!listed || (onRemote && rf.IsDir)) {
 		return nil
 	}
@@ -241,7 +241,7 @@ func (p *Planner) RemoteNotDir(dir string) bool {
 	return false
 }
 
-func (p *Planner) file(rel string, f scanner.File, e registry.Entry, known bool, rf remote.FileInfo, onRemote, listed bool, now int64) error {
+func (p *Planner) file(rel string, f scanner.File, e registry.Entry, known bool, rf entry.FileInfo, onRemote, listed bool, now int64) error {
 	mtime := f.Mtime.UnixNano()
 	same := known && !e.IsDir && e.State == registry.Done && e.LocalSize == f.Size && e.LocalMtime == mtime
 	if same && p.o.Checksum {
@@ -289,7 +289,7 @@ func (p *Planner) file(rel string, f scanner.File, e registry.Entry, known bool,
 		// row may be claimed before this write lands, and the worker's
 		// stat adopts it then (once).
 		owned := !known || e.State == registry.Stale
-		if owned && rf.Size == f.Size && p.o.ListPrecision > 0 && p.o.ListPrecision <= time.Second && remote.MtimeMatch(rf.ModTime, f.Mtime, p.o.ListPrecision) {
+		if owned && rf.Size == f.Size && p.o.ListPrecision > 0 && p.o.ListPrecision <= time.Second && entry.MtimeMatch(rf.ModTime, f.Mtime, p.o.ListPrecision) {
 			p.Stats.Adopted++
 			return p.sink.Put(registry.Entry{Path: rel, LocalSize: f.Size, LocalMtime: mtime, RemoteSize: rf.Size, RemoteMtime: rf.ModTime.UnixNano(), State: registry.Done})
 		}
@@ -308,7 +308,7 @@ func (p *Planner) file(rel string, f scanner.File, e registry.Entry, known bool,
 // (known false when nothing).
 func (p *Planner) File(rel string, f scanner.File, e registry.Entry, known bool) error {
 	p.Stats.Files++
-	return p.file(rel, f, e, known, remote.FileInfo{}, false, false, p.o.Now().UnixNano())
+	return p.file(rel, f, e, known, entry.FileInfo{}, false, false, p.o.Now().UnixNano())
 }
 
 // gone handles a recorded path that is no longer on disk; for a directory,
@@ -412,11 +412,11 @@ func (p *Planner) RemoteOnly(ctx context.Context, list scanner.ListFunc, paralle
 		keep := map[string]bool{}
 		// The listing itself drops what is kept, so the walk never
 		// descends into an excluded directory.
-		filtered := func(ctx context.Context, dir string) ([]remote.FileInfo, error) {
+		filtered := func(ctx context.Context, dir string) ([]entry.FileInfo, error) {
 			ents, err := list(ctx, dir)
 			out := ents[:0]
 			for _, fi := range ents {
-				if remote.IsConflictCopy(fi.Name) || p.notOurs(dir+"/"+fi.Name, fi.IsDir) {
+				if entry.IsConflictCopy(fi.Name) || p.notOurs(dir+"/"+fi.Name, fi.IsDir) {
 					mu.Lock()
 					for d := dir; !keep[d]; d = path.Dir(d) {
 						keep[d] = true
@@ -432,7 +432,7 @@ func (p *Planner) RemoteOnly(ctx context.Context, list scanner.ListFunc, paralle
 			return out, err
 		}
 		var dirs []string
-		err := scanner.RemoteWalk(ctx, filtered, top, parallel, func(d string, ents []remote.FileInfo) error {
+		err := scanner.RemoteWalk(ctx, filtered, top, parallel, func(d string, ents []entry.FileInfo) error {
 			for _, fi := range ents {
 				rel := d + "/" + fi.Name
 				if fi.IsDir {
@@ -452,7 +452,7 @@ func (p *Planner) RemoteOnly(ctx context.Context, list scanner.ListFunc, paralle
 			if keep[d] {
 				continue
 			}
-			if err := p.PlanRemoteDelete(d, remote.FileInfo{IsDir: true}, now); err != nil {
+			if err := p.PlanRemoteDelete(d, entry.FileInfo{IsDir: true}, now); err != nil {
 				return err
 			}
 		}
@@ -463,7 +463,7 @@ func (p *Planner) RemoteOnly(ctx context.Context, list scanner.ListFunc, paralle
 // PlanRemoteDelete plans the deletion of a remote file or directory that
 // ferry never recorded and that is not on disk. The size listed is
 // recorded so the worker can check it has not changed before deleting.
-func (p *Planner) PlanRemoteDelete(rel string, fi remote.FileInfo, now int64) error {
+func (p *Planner) PlanRemoteDelete(rel string, fi entry.FileInfo, now int64) error {
 	p.Stats.Deletes++
 	return p.sink.Put(registry.Entry{Path: rel, IsDir: fi.IsDir, LocalSize: -1, RemoteSize: fi.Size, RemoteMtime: fi.ModTime.UnixNano(),
 		State: registry.Pending, Action: registry.Delete, Lane: deferredLane(fi.IsDir), DirtySince: now, Recheck: true})

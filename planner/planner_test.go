@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"ferry/entry"
 	"ferry/registry"
-	"ferry/remote"
 	"ferry/scanner"
 )
 
@@ -69,7 +69,7 @@ func TestPlanDirectory(t *testing.T) {
 		name   string
 		local  []scanner.File
 		rec    []registry.Entry
-		listed []remote.FileInfo // nil: the remote was not listed
+		listed []entry.FileInfo // nil: the remote was not listed
 		delete bool
 		want   string
 	}{
@@ -83,24 +83,24 @@ func TestPlanDirectory(t *testing.T) {
 		{name: "gone, never shipped", rec: []registry.Entry{{Path: "p", RemoteSize: -1, State: registry.Pending}}, delete: true, want: "forget p"},
 		{name: "new dir", local: []scanner.File{{Name: "d", IsDir: true}}, want: "mkdir d"},
 		{name: "known dir", local: []scanner.File{{Name: "d", IsDir: true}}, rec: []registry.Entry{{Path: "d", IsDir: true, RemoteSize: -1, State: registry.Done}}, want: ""},
-		{name: "listed dir is adopted", local: []scanner.File{{Name: "d", IsDir: true}}, listed: []remote.FileInfo{{Name: "d", IsDir: true}}, want: "done d"},
-		{name: "listed identical file is adopted", local: []scanner.File{file("a", 5, t0)}, listed: []remote.FileInfo{{Name: "a", Size: 5, ModTime: t0}}, want: "done a"},
-		{name: "listed other file is rechecked", local: []scanner.File{file("a", 5, t0)}, listed: []remote.FileInfo{{Name: "a", Size: 9, ModTime: t0}}, want: "upload+recheck a"},
-		{name: "remote copy deleted behind our back", local: []scanner.File{file("a", 5, t0)}, rec: []registry.Entry{done("a", 5, t0, hello)}, listed: []remote.FileInfo{}, want: "upload+recheck a"},
-		{name: "leftover temp file", listed: []remote.FileInfo{{Name: remote.TempPrefix + "0123456789ab-x"}}, want: "cleanup .ferry-tmp-0123456789ab-x"},
-		{name: "extra remote file, no --delete", listed: []remote.FileInfo{{Name: "theirs"}}, want: ""},
-		{name: "extra remote file, --delete", listed: []remote.FileInfo{{Name: "theirs", Size: 3}}, delete: true, want: "delete+recheck theirs"},
-		{name: "conflict copy is kept", listed: []remote.FileInfo{{Name: "a.ferry-conflict-20250601-120000.txt"}}, delete: true, want: ""},
+		{name: "listed dir is adopted", local: []scanner.File{{Name: "d", IsDir: true}}, listed: []entry.FileInfo{{Name: "d", IsDir: true}}, want: "done d"},
+		{name: "listed identical file is adopted", local: []scanner.File{file("a", 5, t0)}, listed: []entry.FileInfo{{Name: "a", Size: 5, ModTime: t0}}, want: "done a"},
+		{name: "listed other file is rechecked", local: []scanner.File{file("a", 5, t0)}, listed: []entry.FileInfo{{Name: "a", Size: 9, ModTime: t0}}, want: "upload+recheck a"},
+		{name: "remote copy deleted behind our back", local: []scanner.File{file("a", 5, t0)}, rec: []registry.Entry{done("a", 5, t0, hello)}, listed: []entry.FileInfo{}, want: "upload+recheck a"},
+		{name: "leftover temp file", listed: []entry.FileInfo{{Name: entry.TempPrefix + "0123456789ab-x"}}, want: "cleanup .ferry-tmp-0123456789ab-x"},
+		{name: "extra remote file, no --delete", listed: []entry.FileInfo{{Name: "theirs"}}, want: ""},
+		{name: "extra remote file, --delete", listed: []entry.FileInfo{{Name: "theirs", Size: 3}}, delete: true, want: "delete+recheck theirs"},
+		{name: "conflict copy is kept", listed: []entry.FileInfo{{Name: "a.ferry-conflict-20250601-120000.txt"}}, delete: true, want: ""},
 		// What an earlier session left unfinished (registry.Job.Recover
 		// made it Stale) is settled again, and only here.
-		{name: "stale in flight, complete on the remote, is adopted", local: []scanner.File{file("a", 5, t0)}, rec: []registry.Entry{stale("a", 5, t0, registry.Upload)}, listed: []remote.FileInfo{{Name: "a", Size: 5, ModTime: t0}}, want: "done a"},
+		{name: "stale in flight, complete on the remote, is adopted", local: []scanner.File{file("a", 5, t0)}, rec: []registry.Entry{stale("a", 5, t0, registry.Upload)}, listed: []entry.FileInfo{{Name: "a", Size: 5, ModTime: t0}}, want: "done a"},
 		{name: "stale in flight, not listed, is rechecked", local: []scanner.File{file("a", 5, t0)}, rec: []registry.Entry{stale("a", 5, t0, registry.Upload)}, want: "upload+recheck a"},
 		{name: "stale touch stays a touch", local: []scanner.File{file("touched.txt", 5, t1)}, rec: []registry.Entry{{Path: "touched.txt", LocalSize: 5, LocalMtime: t1.UnixNano(), RemoteSize: 5, RemoteMtime: t0.UnixNano(), Hash: hello, State: registry.Stale, Action: registry.Touch}}, want: "touch+recheck touched.txt"},
 		{name: "stale, gone, no --delete: the record stays, done", rec: []registry.Entry{{Path: "old", LocalSize: 2, RemoteSize: 1, State: registry.Stale}}, want: "done old"},
 		{name: "stale, gone, never shipped", rec: []registry.Entry{stale("p", 1, t0, registry.Upload)}, want: "forget p"},
 		// A row pending from an earlier scan of this session may be claimed
 		// before the plan's write lands: a worker's stat adopts it, once.
-		{name: "pending, complete on the remote, is left to the worker", local: []scanner.File{file("a", 5, t0)}, rec: []registry.Entry{{Path: "a", LocalSize: 5, LocalMtime: t0.UnixNano(), RemoteSize: -1, State: registry.Pending}}, listed: []remote.FileInfo{{Name: "a", Size: 5, ModTime: t0}}, want: "upload+recheck a"},
+		{name: "pending, complete on the remote, is left to the worker", local: []scanner.File{file("a", 5, t0)}, rec: []registry.Entry{{Path: "a", LocalSize: 5, LocalMtime: t0.UnixNano(), RemoteSize: -1, State: registry.Pending}}, listed: []entry.FileInfo{{Name: "a", Size: 5, ModTime: t0}}, want: "upload+recheck a"},
 		{name: "queued by a live change: left to the live queue", local: []scanner.File{file("a", 5, t1)}, rec: []registry.Entry{{Path: "a", LocalSize: 5, LocalMtime: t0.UnixNano(), RemoteSize: -1, State: registry.Pending, Lane: registry.LiveLane}}, want: ""},
 		{name: "skipped link keeps what was shipped", local: []scanner.File{{Name: "l", Link: true}}, rec: []registry.Entry{done("l", 1, t0, "")}, delete: true, want: ""},
 	}
