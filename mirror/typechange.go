@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"ferry/entry"
-	"ferry/registry"
 	"ferry/remote"
 	"ferry/scanner"
 )
@@ -156,7 +155,7 @@ func (r *runner) clearFile(ctx context.Context, c remote.Conn, p string) error {
 type oldEntry struct {
 	path string
 	fi   entry.FileInfo
-	rec  *registry.Entry // what ferry recorded of it, if anything
+	rec  *entry.Entry // what ferry recorded of it, if anything
 }
 
 // clearDir removes the remote directory p, and all it holds, that stands
@@ -277,7 +276,7 @@ func (r *runner) reserveLocked(ctx context.Context, op, p string, n int64) error
 	if !r.o.MaxDelete.Set {
 		return nil
 	}
-	total, err := r.job.Count(ctx, registry.Done)
+	total, err := r.job.Count(ctx, entry.Done)
 	if err != nil {
 		return err
 	}
@@ -302,13 +301,13 @@ func (r *runner) failedUnder(p string) string {
 }
 
 // recordedUnder returns what the registry holds under directory p.
-func (r *runner) recordedUnder(ctx context.Context, p string) (map[string]registry.Entry, error) {
-	out := map[string]registry.Entry{}
+func (r *runner) recordedUnder(ctx context.Context, p string) (map[string]entry.Entry, error) {
+	out := map[string]entry.Entry{}
 	todo := []string{p}
 	for len(todo) > 0 {
 		d := todo[len(todo)-1]
 		todo = todo[:len(todo)-1]
-		if err := r.job.Dir(ctx, d, func(e registry.Entry) error {
+		if err := r.job.Dir(ctx, d, func(e entry.Entry) error {
 			out[e.Path] = e
 			if e.IsDir {
 				todo = append(todo, e.Path)

@@ -17,11 +17,11 @@ import (
 // DeleteExcluded; what an earlier run planned for it is undone.
 func TestPlanLeavesExcluded(t *testing.T) {
 	excl := scanner.Excluder([]string{"*.log", "cache/"})
-	dir := func(p string) registry.Entry {
-		return registry.Entry{Path: p, IsDir: true, LocalSize: -1, RemoteSize: -1, State: registry.Done}
+	dir := func(p string) entry.Entry {
+		return entry.Entry{Path: p, IsDir: true, LocalSize: -1, RemoteSize: -1, State: entry.Done}
 	}
-	planned := func(e registry.Entry) registry.Entry {
-		e.State, e.Action, e.Lane = registry.Pending, registry.Delete, registry.DeferredLane
+	planned := func(e entry.Entry) entry.Entry {
+		e.State, e.Action, e.Lane = entry.Pending, entry.Delete, registry.DeferredLane
 		return e
 	}
 	tests := []struct {
@@ -44,7 +44,7 @@ func TestPlanLeavesExcluded(t *testing.T) {
 			want: "delete+recheck old/a.txt", deletes: 1},
 		{name: "deletion planned before the pattern is undone", rec: fakeRec{"": {planned(done("notes.log", 1, t0, hello))}}, want: "done notes.log"},
 		{name: "deletion of a listed file planned before the pattern is forgotten",
-			rec:  fakeRec{"": {planned(registry.Entry{Path: "error.log", LocalSize: -1, RemoteSize: 3})}},
+			rec:  fakeRec{"": {planned(entry.Entry{Path: "error.log", LocalSize: -1, RemoteSize: 3})}},
 			want: "forget error.log"},
 	}
 	for _, tc := range tests {
@@ -112,10 +112,10 @@ func TestPlanRemoteOnlyKeepsWhatStays(t *testing.T) {
 // what the old file was, so the worker can tell whether someone changed it
 // before removing it.
 func TestPlanTypeChange(t *testing.T) {
-	var got []registry.Entry
-	s := sinkFunc(func(e registry.Entry) { got = append(got, e) })
+	var got []entry.Entry
+	s := sinkFunc(func(e entry.Entry) { got = append(got, e) })
 	rec := fakeRec{"": {
-		{Path: "x", IsDir: true, LocalSize: -1, RemoteSize: -1, State: registry.Done},
+		{Path: "x", IsDir: true, LocalSize: -1, RemoteSize: -1, State: entry.Done},
 		done("y", 7, t0, hello),
 	}}
 	p := New(rec, s, Options{Delete: true, Now: func() time.Time { return t1 }})
@@ -127,10 +127,10 @@ func TestPlanTypeChange(t *testing.T) {
 		t.Fatalf("planned %+v", got)
 	}
 	x, y := got[0], got[1]
-	if x.Path != "x" || x.Action != registry.Upload || !x.Recheck || x.IsDir {
+	if x.Path != "x" || x.Action != entry.Upload || !x.Recheck || x.IsDir {
 		t.Fatalf("dir → file: %+v", x)
 	}
-	if y.Path != "y" || y.Action != registry.Mkdir || !y.IsDir || !y.Recheck || y.RemoteSize != 7 || y.RemoteMtime != t0.UnixNano() || y.Hash != hello {
+	if y.Path != "y" || y.Action != entry.Mkdir || !y.IsDir || !y.Recheck || y.RemoteSize != 7 || y.RemoteMtime != t0.UnixNano() || y.Hash != hello {
 		t.Fatalf("file → dir: %+v", y)
 	}
 
@@ -152,7 +152,7 @@ func TestPlanTypeChange(t *testing.T) {
 	if err := p.Dir(context.Background(), sub); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].Path != "y/c" || got[0].Action != registry.Upload || p.Stats.Deletes != 0 {
+	if len(got) != 1 || got[0].Path != "y/c" || got[0].Action != entry.Upload || p.Stats.Deletes != 0 {
 		t.Fatalf("inside y: %+v, %d deletes", got, p.Stats.Deletes)
 	}
 }
