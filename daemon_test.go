@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"ferry/entry"
 	"ferry/internal/syncbuf"
 	"ferry/internal/testrig"
-	"ferry/remote"
 )
 
 // daemonProc is a running `ferry --config`.
@@ -195,7 +195,7 @@ func noTemps(t *testing.T, disk string) {
 		if err != nil {
 			return err
 		}
-		if remote.IsTemp(d.Name()) {
+		if entry.IsTemp(d.Name()) {
 			t.Errorf("temporary file left: %s", p)
 		}
 		return nil
@@ -320,7 +320,7 @@ func waitTemp(t *testing.T, disk string, limit time.Duration) {
 	for time.Now().Before(deadline) {
 		found := false
 		filepath.WalkDir(disk, func(p string, d os.DirEntry, err error) error {
-			if err == nil && remote.IsTemp(d.Name()) {
+			if err == nil && entry.IsTemp(d.Name()) {
 				found = true
 			}
 			return nil

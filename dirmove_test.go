@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"ferry/entry"
 	"ferry/internal/testrig"
-	"ferry/remote"
 )
 
 // opsServer is a real server whose log tells each upload and rename.
@@ -46,8 +46,8 @@ var (
 // finalName maps a temporary upload name to the file it becomes.
 func finalName(p string) string {
 	dir, base := path.Split(p)
-	if remote.IsTemp(base) {
-		base = base[len(remote.TempPrefix)+13:] // .ferry-tmp-<12 hex>-<final name>
+	if entry.IsTemp(base) {
+		base = base[len(entry.TempPrefix)+13:] // .ferry-tmp-<12 hex>-<final name>
 	}
 	return dir + base
 }

@@ -21,8 +21,8 @@ import (
 
 	_ "modernc.org/sqlite"
 
+	"ferry/entry"
 	"ferry/internal/testrig"
-	"ferry/remote"
 )
 
 // killTarget is a real server the kill loop mirrors to, with the log in
@@ -102,11 +102,11 @@ func (k *killTarget) next(t *testing.T) []string {
 			t.Fatalf("%s logged an upload outside the mirror: %s", k.name, line)
 		}
 		dir, base := path.Split(rel)
-		if !remote.IsTemp(base) {
+		if !entry.IsTemp(base) {
 			t.Fatalf("%s logged an upload to a final name, not a temporary one: %s", k.name, line)
 		}
 		// .ferry-tmp-<12 hex>-<final name>
-		final := dir + base[len(remote.TempPrefix)+13:]
+		final := dir + base[len(entry.TempPrefix)+13:]
 		if final == testrig.DefaultMarker {
 			continue // ferry's marker, written at the end of a run: not a mirrored file
 		}
@@ -173,9 +173,9 @@ func uploadsSince(t *testing.T, log string, skip int) ([]string, int) {
 			continue
 		}
 		dir, base := path.Split(strings.TrimPrefix(m[1], "/mirror/"))
-		if remote.IsTemp(base) {
+		if entry.IsTemp(base) {
 			// .ferry-tmp-<12 hex>-<final name>
-			base = base[len(remote.TempPrefix)+13:]
+			base = base[len(entry.TempPrefix)+13:]
 		}
 		out = append(out, dir+base)
 	}
@@ -373,7 +373,7 @@ func killLoop(t *testing.T, k *killTarget, src string, files, kills int) {
 		if err != nil || d.IsDir() || p == filepath.Join(k.disk, testrig.DefaultMarker) {
 			return err // the marker is ferry's bookkeeping, not a mirrored file
 		}
-		if remote.IsTemp(d.Name()) {
+		if entry.IsTemp(d.Name()) {
 			t.Errorf("temporary file left: %s", p)
 		}
 		extra++

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"ferry/entry"
 	"ferry/internal/syncbuf"
 	"ferry/internal/testrig"
-	"ferry/remote"
 )
 
 // stoppable is a real server a test can stop (SIGSTOP) under ferry.
@@ -65,7 +65,7 @@ func sameAsSource(t *testing.T, src, disk string) int {
 	n := 0
 	_ = filepath.WalkDir(disk, func(p string, d os.DirEntry, err error) error {
 		// ferry's marker at the root is bookkeeping, not a mirrored file.
-		if err != nil || !d.Type().IsRegular() || remote.IsTemp(d.Name()) || p == filepath.Join(disk, testrig.DefaultMarker) {
+		if err != nil || !d.Type().IsRegular() || entry.IsTemp(d.Name()) || p == filepath.Join(disk, testrig.DefaultMarker) {
 			return nil
 		}
 		rel, _ := filepath.Rel(disk, p)

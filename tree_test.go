@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"testing"
 
-	"ferry/remote"
+	"ferry/entry"
 )
 
 // files returns every regular file under root by its slash path, failing
@@ -62,7 +62,7 @@ func sameTree(t *testing.T, src, disk string) {
 			continue
 		}
 		base := p[strings.LastIndex(p, "/")+1:]
-		if !strings.Contains(p, "/") && strings.HasPrefix(base, ".ferry-") && !remote.IsTemp(base) {
+		if !strings.Contains(p, "/") && strings.HasPrefix(base, ".ferry-") && !entry.IsTemp(base) {
 			continue
 		}
 		diffs = append(diffs, "only on the remote: "+p)
@@ -113,7 +113,7 @@ func arrived(t *testing.T, root string) int {
 			return nil
 		case err != nil:
 			return err
-		case d.Type().IsRegular() && !remote.IsTemp(d.Name()):
+		case d.Type().IsRegular() && !entry.IsTemp(d.Name()):
 			n++
 		}
 		return nil

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"ferry/entry"
 	"ferry/planner"
 	"ferry/queue"
 	"ferry/registry"
@@ -27,7 +28,7 @@ func (r *runner) deletes(ctx context.Context, pl *planner.Planner) (int, error) 
 	if n == 0 {
 		return ExitOK, nil
 	}
-	total, err := r.job.Count(ctx, registry.Done)
+	total, err := r.job.Count(ctx, entry.Done)
 	if err != nil {
 		return ExitUsage, err
 	}
@@ -49,7 +50,7 @@ func (r *runner) deletes(ctx context.Context, pl *planner.Planner) (int, error) 
 		return ExitUsage, r.poolErr(err)
 	}
 	// Directories, deepest first, on one connection.
-	var dirs []registry.Entry
+	var dirs []entry.Entry
 	for {
 		batch, err := r.job.Claim(ctx, registry.DeferredDirLane, 1000)
 		if err != nil {
@@ -116,9 +117,9 @@ func (r *runner) heldBack(p string) bool {
 
 // remove deletes one remote path, after checking that it is still what
 // ferry recorded: a file someone changed since is not deleted.
-func (r *runner) remove(ctx context.Context, c remote.Conn, e registry.Entry) error {
+func (r *runner) remove(ctx context.Context, c remote.Conn, e entry.Entry) error {
 	if r.heldBack(e.Path) {
-		e.State = registry.Pending
+		e.State = entry.Pending
 		r.o.Logf("not deleting %s: something under %s failed this run", e.Path, path.Dir(e.Path))
 		return r.w.Put(e)
 	}
@@ -139,7 +140,7 @@ func (r *runner) remove(ctx context.Context, c remote.Conn, e registry.Entry) er
 			}
 			// Not empty: it holds something ferry keeps (a conflict copy).
 			r.o.Logf("kept remote directory %s: it is not empty (%v)", e.Path, err)
-			e.State, e.Action, e.Lane = registry.Done, registry.Mkdir, 0
+			e.State, e.Action, e.Lane = entry.Done, entry.Mkdir, 0
 			return r.w.Put(e)
 		}
 		r.deleted.Add(1)
@@ -149,7 +150,7 @@ func (r *runner) remove(ctx context.Context, c remote.Conn, e registry.Entry) er
 	if e.LocalSize < 0 { // known from a listing only
 		prec = r.caps.ListModTimePrecision
 	}
-	if st.IsDir || st.Size != e.RemoteSize || (r.caps.SetModTime && e.RemoteMtime != 0 && !remote.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), prec)) {
+	if st.IsDir || st.Size != e.RemoteSize || (r.caps.SetModTime && e.RemoteMtime != 0 && !entry.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), prec)) {
 		r.conflicts.Add(1)
 		return remote.Errorf(remote.KindOther, "delete", e.Path, errors.New("changed on the remote since ferry recorded it; not deleted"))
 	}

@@ -7,6 +7,7 @@ import (
 	"path"
 	"strings"
 
+	"ferry/entry"
 	"ferry/queue"
 	"ferry/registry"
 	"ferry/remote"
@@ -50,7 +51,7 @@ func (l *Live) MovedDir(ctx context.Context, from, to string) (renamed bool, fil
 		return false, 0, err
 	}
 	old, known, err := r.job.Get(ctx, from)
-	if err != nil || !known || !old.IsDir || old.State != registry.Done {
+	if err != nil || !known || !old.IsDir || old.State != entry.Done {
 		return false, 0, err // never made on the remote by ferry
 	}
 	if _, taken, err := r.job.Get(ctx, to); err != nil || taken {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"ferry/entry"
 	"ferry/remote"
 	"ferry/scanner"
 	"ferry/transfer"
@@ -109,7 +110,7 @@ func (l *listers) parallel() int { return l.limit }
 
 // list lists dir on a free listing connection, dialing another while fewer
 // than the limit exist.
-func (l *listers) list(ctx context.Context, dir string) ([]remote.FileInfo, error) {
+func (l *listers) list(ctx context.Context, dir string) ([]entry.FileInfo, error) {
 	var c remote.Conn
 	select {
 	case c = <-l.pool:
@@ -139,7 +140,7 @@ func (l *listers) list(ctx context.Context, dir string) ([]remote.FileInfo, erro
 	if dir == "" {
 		// The marker is ferry's, not the mirror's: never a remote-only
 		// file to delete, never a conflict.
-		ents = slices.DeleteFunc(ents, func(fi remote.FileInfo) bool { return fi.Name == l.o.Marker })
+		ents = slices.DeleteFunc(ents, func(fi entry.FileInfo) bool { return fi.Name == l.o.Marker })
 	}
 	return ents, err
 }
@@ -158,7 +159,7 @@ func (l *listers) close() {
 // a 421, vsftpd's "500 OOPS"). A server that does not answer at all is not
 // retried here: each attempt would wait out a timeout, and the pass's
 // patience is the judge of a silent server.
-func listRetrying(ctx context.Context, c remote.Conn, dir string, lost func()) ([]remote.FileInfo, error) {
+func listRetrying(ctx context.Context, c remote.Conn, dir string, lost func()) ([]entry.FileInfo, error) {
 	for attempt := 1; ; attempt++ {
 		ents, err := scanner.ListWith(c)(ctx, dir)
 		if err == nil || attempt >= listAttempts || !remote.SessionLost(err) || remote.Unreachable(err) || ctx.Err() != nil {

@@ -6,8 +6,8 @@ import (
 	"io"
 	"os"
 
+	"ferry/entry"
 	"ferry/planner"
-	"ferry/registry"
 	"ferry/remote"
 	"ferry/scanner"
 )
@@ -15,12 +15,12 @@ import (
 // printSink prints a plan instead of recording it.
 type printSink struct{ w io.Writer }
 
-func (p printSink) Put(e registry.Entry) error {
-	if e.State != registry.Pending {
+func (p printSink) Put(e entry.Entry) error {
+	if e.State != entry.Pending {
 		return nil
 	}
 	switch e.Action {
-	case registry.Upload:
+	case entry.Upload:
 		_, err := fmt.Fprintf(p.w, "upload  %s (%s)\n", e.Path, remote.Bytes(e.LocalSize))
 		return err
 	default:
@@ -29,8 +29,8 @@ func (p printSink) Put(e registry.Entry) error {
 	}
 }
 
-func (p printSink) Plan(e registry.Entry) error { return p.Put(e) }
-func (printSink) Forget(string) error           { return nil }
+func (p printSink) Plan(e entry.Entry) error { return p.Put(e) }
+func (printSink) Forget(string) error        { return nil }
 
 // dryRun plans and prints; it changes nothing, neither on the remote nor in
 // the registry.
@@ -63,7 +63,7 @@ func (r *runner) dryRun(ctx context.Context, first remote.Conn, listRemote bool)
 		return ExitUsage, err
 	}
 	if r.o.Delete && pl.Stats.Deletes > 0 {
-		total, _ := r.job.Count(ctx, registry.Done)
+		total, _ := r.job.Count(ctx, entry.Done)
 		if limit := r.o.MaxDelete.Limit(total); limit >= 0 && pl.Stats.Deletes > limit {
 			return ExitRefused, fmt.Errorf("refused: %d deletions planned, more than --max-delete allows (%d)", pl.Stats.Deletes, limit)
 		}

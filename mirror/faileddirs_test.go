@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"ferry/entry"
 	"ferry/remote"
 )
 
@@ -34,7 +35,7 @@ func (c refusing) Put(ctx context.Context, p string, r io.Reader, mtime time.Tim
 	return c.Conn.Put(ctx, p, r, mtime)
 }
 
-func (c refusing) List(ctx context.Context, dir string, fn func(remote.FileInfo) error) error {
+func (c refusing) List(ctx context.Context, dir string, fn func(entry.FileInfo) error) error {
 	if c.listDir != "" && dir == c.listDir {
 		select {
 		case <-c.refused:
@@ -133,7 +134,7 @@ func TestFailureDuringRemoteOnlyWalk(t *testing.T) {
 			e.write(filepath.Join(e.src, "a", "good.txt"), 10)
 			e.mustRun(nil) // the server makes the target, as its user
 			e.write(filepath.Join(e.src, "a", "bad.txt"), 10)
-			copyName := remote.ConflictName("x.txt", time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+			copyName := entry.ConflictName("x.txt", time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 			e.write(filepath.Join(e.disk, "gone", copyName), 5)
 			e.write(filepath.Join(e.disk, "gone", "y.txt"), 5)
 			e.chownRemote() // someone else's files, but the account may delete them

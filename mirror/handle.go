@@ -11,9 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"ferry/entry"
 	"ferry/internal/digest"
 	"ferry/queue"
-	"ferry/registry"
 	"ferry/remote"
 	"ferry/transfer"
 )
@@ -34,8 +34,8 @@ func (r *runner) handle(ctx context.Context, c remote.Conn, it queue.Item) error
 		}
 		return err
 	}
-	e := it.Data.(registry.Entry)
-	if it.Waited && (e.Action == registry.Upload || e.Action == registry.Touch) {
+	e := it.Data.(entry.Entry)
+	if it.Waited && (e.Action == entry.Upload || e.Action == entry.Touch) {
 		// Another item of this path shipped while this one waited (a
 		// live change and the scan of its new directory both planned the
 		// file): compare with the remote first, so what is already there
@@ -43,24 +43,24 @@ func (r *runner) handle(ctx context.Context, c remote.Conn, it queue.Item) error
 		e.Recheck = true
 	}
 	switch e.Action {
-	case registry.Upload:
+	case entry.Upload:
 		return r.upload(ctx, c, e)
-	case registry.Mkdir:
+	case entry.Mkdir:
 		if err := r.ensureDir(ctx, c, e.Path); err != nil {
 			return err
 		}
-		e.State, e.LastError, e.Attempts, e.DirtySince, e.Recheck = registry.Done, "", 0, 0, false
+		e.State, e.LastError, e.Attempts, e.DirtySince, e.Recheck = entry.Done, "", 0, 0, false
 		e.RemoteSize, e.RemoteMtime, e.Hash = -1, 0, "" // what a file in the way was, if one was
 		return r.record(e, 0)
-	case registry.Touch:
+	case entry.Touch:
 		return r.touch(ctx, c, e)
-	case registry.Cleanup:
+	case entry.Cleanup:
 		if err := c.Remove(ctx, e.Path); err != nil && !errors.Is(err, remote.ErrNotExist) {
 			return err
 		}
 		r.cleaned.Add(1)
 		return r.forget(e.Path)
-	case registry.Delete:
+	case entry.Delete:
 		return r.remove(ctx, c, e)
 	}
 	return fmt.Errorf("%s: unknown action %v", e.Path, e.Action)
@@ -75,7 +75,7 @@ func (r *runner) local(rel string) string {
 // while sending it), the remote copy is stat-ed first: identical means
 // adopt it without sending; changed by someone else means the conflict
 // policy decides.
-func (r *runner) upload(ctx context.Context, c remote.Conn, e registry.Entry) error {
+func (r *runner) upload(ctx context.Context, c remote.Conn, e entry.Entry) error {
 	if e.Recheck {
 		done, err := r.recheck(ctx, c, &e)
 		if err != nil || done {
@@ -113,7 +113,7 @@ func (r *runner) upload(ctx context.Context, c remote.Conn, e registry.Entry) er
 	}
 	e.LocalSize, e.LocalMtime = shipped.Size, shipped.LocalMtime.UnixNano()
 	e.RemoteSize, e.RemoteMtime, e.Hash = shipped.Size, shipped.RemoteMtime.UnixNano(), shipped.Hash
-	e.State, e.LastError, e.Attempts, e.DirtySince, e.Recheck = registry.Done, "", 0, 0, false
+	e.State, e.LastError, e.Attempts, e.DirtySince, e.Recheck = entry.Done, "", 0, 0, false
 	r.transferred.Add(1)
 	r.bytes.Add(shipped.Size)
 	if err := r.record(e, shipped.Size); err != nil {
@@ -142,13 +142,13 @@ func (r *runner) dirInTheWay(ctx context.Context, c remote.Conn, p string, err e
 func (r *runner) noteLeftover(err error) {
 	var tl *remote.TempLeftError
 	if errors.As(err, &tl) {
-		_ = r.w.Put(registry.Entry{Path: tl.Temp, LocalSize: -1, RemoteSize: -1, State: registry.Pending, Action: registry.Cleanup, DirtySince: r.o.Now().UnixNano()})
+		_ = r.w.Put(entry.Entry{Path: tl.Temp, LocalSize: -1, RemoteSize: -1, State: entry.Pending, Action: entry.Cleanup, DirtySince: r.o.Now().UnixNano()})
 	}
 }
 
 // recheck settles a path against its remote copy before sending. It returns
 // done when nothing needs sending.
-func (r *runner) recheck(ctx context.Context, c remote.Conn, e *registry.Entry) (bool, error) {
+func (r *runner) recheck(ctx context.Context, c remote.Conn, e *entry.Entry) (bool, error) {
 	st, err := c.Stat(ctx, e.Path)
 	if errors.Is(err, remote.ErrNotExist) {
 		return false, nil
@@ -182,7 +182,7 @@ func (r *runner) recheck(ctx context.Context, c remote.Conn, e *registry.Entry) 
 			ours = true
 		}
 	}
-	if st.Size == lfi.Size() && r.caps.SetModTime && remote.MtimeMatch(st.ModTime, lfi.ModTime(), prec) {
+	if st.Size == lfi.Size() && r.caps.SetModTime && entry.MtimeMatch(st.ModTime, lfi.ModTime(), prec) {
 		// Already there (sent by a run that died before recording it,
 		// or by another tool with the same mtime): record, do not send.
 		// If it is the copy ferry shipped, size and mtime are not proof
@@ -196,7 +196,7 @@ func (r *runner) recheck(ctx context.Context, c remote.Conn, e *registry.Entry) 
 		}
 		e.LocalSize, e.LocalMtime = lfi.Size(), lfi.ModTime().UnixNano()
 		e.RemoteSize, e.RemoteMtime, e.Hash = st.Size, st.ModTime.UnixNano(), sum
-		e.State, e.LastError, e.Attempts, e.DirtySince, e.Recheck = registry.Done, "", 0, 0, false
+		e.State, e.LastError, e.Attempts, e.DirtySince, e.Recheck = entry.Done, "", 0, 0, false
 		r.adopted.Add(1)
 		return true, r.record(*e, 0)
 	}
@@ -212,7 +212,7 @@ func (r *runner) recheck(ctx context.Context, c remote.Conn, e *registry.Entry) 
 	case Skip:
 		return false, remote.Errorf(remote.KindOther, "upload", e.Path, errConflictSkipped)
 	}
-	aside := remote.ConflictName(e.Path, r.o.Now())
+	aside := entry.ConflictName(e.Path, r.o.Now())
 	if err := c.Rename(ctx, e.Path, aside); err != nil {
 		return false, err
 	}
@@ -221,33 +221,33 @@ func (r *runner) recheck(ctx context.Context, c remote.Conn, e *registry.Entry) 
 }
 
 // describes reports whether e records st as the copy ferry shipped.
-func (r *runner) describes(st remote.FileInfo, e registry.Entry) bool {
+func (r *runner) describes(st entry.FileInfo, e entry.Entry) bool {
 	return e.Shipped() && st.Size == e.RemoteSize &&
-		(!r.caps.SetModTime || remote.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), r.caps.ModTimePrecision))
+		(!r.caps.SetModTime || entry.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), r.caps.ModTimePrecision))
 }
 
 // lastRecord reads what the registry holds for p once everything recorded
 // so far is committed: an upload of p that ended before this item began
 // recorded its result before letting p go (the queue never has one path in
 // flight twice).
-func (r *runner) lastRecord(ctx context.Context, p string) (registry.Entry, bool, error) {
+func (r *runner) lastRecord(ctx context.Context, p string) (entry.Entry, bool, error) {
 	if err := r.w.Flush(ctx); err != nil {
-		return registry.Entry{}, false, err
+		return entry.Entry{}, false, err
 	}
 	return r.job.Get(ctx, p)
 }
 
 // touch sets the remote mtime of a file whose bytes did not change.
-func (r *runner) touch(ctx context.Context, c remote.Conn, e registry.Entry) error {
+func (r *runner) touch(ctx context.Context, c remote.Conn, e entry.Entry) error {
 	lfi, err := os.Stat(r.local(e.Path))
 	if err != nil || !r.caps.SetModTime {
-		e.Action = registry.Upload
+		e.Action = entry.Upload
 		return r.upload(ctx, c, e)
 	}
 	st, err := c.Stat(ctx, e.Path)
-	if err != nil || st.Size != e.RemoteSize || !remote.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), r.caps.ModTimePrecision) {
+	if err != nil || st.Size != e.RemoteSize || !entry.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), r.caps.ModTimePrecision) {
 		// Gone or changed on the remote: a full upload settles it.
-		e.Action = registry.Upload
+		e.Action = entry.Upload
 		return r.upload(ctx, c, e)
 	}
 	if err := c.Chtimes(ctx, e.Path, lfi.ModTime()); err != nil {
@@ -255,14 +255,14 @@ func (r *runner) touch(ctx context.Context, c remote.Conn, e registry.Entry) err
 	}
 	e.LocalSize, e.LocalMtime = lfi.Size(), lfi.ModTime().UnixNano()
 	e.RemoteMtime = lfi.ModTime().Truncate(max(r.caps.ModTimePrecision, time.Nanosecond)).UnixNano()
-	e.State, e.LastError, e.Attempts, e.DirtySince, e.Recheck = registry.Done, "", 0, 0, false
+	e.State, e.LastError, e.Attempts, e.DirtySince, e.Recheck = entry.Done, "", 0, 0, false
 	r.touched.Add(1)
 	return r.record(e, 0)
 }
 
 // moveDone removes the local file once its upload is recorded durably and
 // only if it is still what was shipped.
-func (r *runner) moveDone(ctx context.Context, e registry.Entry, s transfer.Shipped) error {
+func (r *runner) moveDone(ctx context.Context, e entry.Entry, s transfer.Shipped) error {
 	if err := r.w.Flush(ctx); err != nil {
 		return err
 	}
@@ -277,7 +277,7 @@ func (r *runner) moveDone(ctx context.Context, e registry.Entry, s transfer.Ship
 	return nil
 }
 
-func (r *runner) record(e registry.Entry, bytes int64) error {
+func (r *runner) record(e entry.Entry, bytes int64) error {
 	r.prog.Done(e.Path, bytes)
 	return r.w.Put(e)
 }
@@ -306,7 +306,7 @@ func (r *runner) result(it queue.Item, err error, attempts int) {
 		if !e.Shipped() {
 			_ = r.w.Forget(e.Path)
 		} else {
-			e.State = registry.Done
+			e.State = entry.Done
 			_ = r.w.Put(e)
 		}
 		r.prog.Done(e.Path, 0)
@@ -314,18 +314,18 @@ func (r *runner) result(it queue.Item, err error, attempts int) {
 	}
 	r.failed.Add(1)
 	r.markFailedDir(path.Dir(e.Path))
-	e.State, e.Attempts, e.LastError = registry.Failed, e.Attempts+attempts, err.Error()
+	e.State, e.Attempts, e.LastError = entry.Failed, e.Attempts+attempts, err.Error()
 	_ = r.w.Put(e)
 	r.prog.Failed(e.Path, err)
 	r.o.Logf("failed: %v", err)
 }
 
 // entryOf is the registry entry an item stands for.
-func entryOf(it queue.Item) registry.Entry {
+func entryOf(it queue.Item) entry.Entry {
 	if m, ok := it.Data.(liveMove); ok {
 		return m.to
 	}
-	return it.Data.(registry.Entry)
+	return it.Data.(entry.Entry)
 }
 
 func (r *runner) markFailedDir(d string) {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"ferry/entry"
 	"ferry/internal/digest"
 	"ferry/planner"
 	"ferry/queue"
@@ -175,8 +176,8 @@ func (l *Live) Scan(ctx context.Context, dir string, listRemote bool) ScanResult
 // liveMove is the payload of a queued local move: rename the remote copy
 // instead of sending the bytes again.
 type liveMove struct {
-	from registry.Entry
-	to   registry.Entry
+	from entry.Entry
+	to   entry.Entry
 }
 
 // Sync makes what the workers recorded so far readable: call it before a
@@ -195,8 +196,8 @@ func (l *Live) Changed(ctx context.Context, rel string, since time.Time) (bool, 
 	if err != nil {
 		return false, err
 	}
-	var planned *registry.Entry
-	pl := planner.New(r.job, captureSink{put: func(e registry.Entry) { planned = &e }, w: r.w},
+	var planned *entry.Entry
+	pl := planner.New(r.job, captureSink{put: func(e entry.Entry) { planned = &e }, w: r.w},
 		planner.Options{Source: l.s.o.Source, Checksum: l.s.o.Checksum, Now: l.s.o.Now})
 	if err := pl.File(rel, f, e, known); err != nil {
 		return false, err
@@ -216,7 +217,7 @@ func (l *Live) Changed(ctx context.Context, rel string, since time.Time) (bool, 
 	// A bulk item of this path (a scan planned it) may be shipping this very
 	// save, or have shipped it between the read and the push: this item
 	// then compares with the remote first instead of sending it twice.
-	bulk := known && (e.State == registry.Transferring || e.State == registry.Pending && e.Lane != registry.LiveLane)
+	bulk := known && (e.State == entry.Transferring || e.State == entry.Pending && e.Lane != registry.LiveLane)
 	l.q.Push(queue.Item{Path: rel, Size: f.Size, DirtySince: planned.DirtySince, Data: *planned, Waited: bulk})
 	return true, nil
 }
@@ -242,12 +243,12 @@ func (l *Live) Moved(ctx context.Context, from, to string, since time.Time) (boo
 	if err != nil || !ok || f.IsDir || f.Link {
 		return false, err
 	}
-	if known && !old.IsDir && old.State == registry.Done && old.Hash != "" && old.LocalSize == f.Size {
+	if known && !old.IsDir && old.State == entry.Done && old.Hash != "" && old.LocalSize == f.Size {
 		if sum, err := digest.File(filepath.Join(l.s.o.Source, filepath.FromSlash(to))); err == nil && sum == old.Hash {
 			now := l.s.o.Now().UnixNano()
 			dst := old
 			dst.Path, dst.LocalSize, dst.LocalMtime = to, f.Size, f.Mtime.UnixNano()
-			dst.State, dst.Action, dst.Lane, dst.DirtySince = registry.Pending, registry.Upload, registry.LiveLane, now
+			dst.State, dst.Action, dst.Lane, dst.DirtySince = entry.Pending, entry.Upload, registry.LiveLane, now
 			// Recorded as an upload: after a crash mid-rename the next scan
 			// settles it like any other change.
 			if err := r.w.Put(dst); err != nil {
@@ -264,13 +265,13 @@ func (l *Live) Moved(ctx context.Context, from, to string, since time.Time) (boo
 // captureSink keeps the entry a one-file plan puts, and forgets paths for
 // real (a file that replaced a directory).
 type captureSink struct {
-	put func(registry.Entry)
+	put func(entry.Entry)
 	w   *registry.Writer
 }
 
-func (c captureSink) Put(e registry.Entry) error  { c.put(e); return nil }
-func (c captureSink) Plan(e registry.Entry) error { c.put(e); return nil }
-func (c captureSink) Forget(p string) error       { return c.w.Forget(p) }
+func (c captureSink) Put(e entry.Entry) error  { c.put(e); return nil }
+func (c captureSink) Plan(e entry.Entry) error { c.put(e); return nil }
+func (c captureSink) Forget(p string) error    { return c.w.Forget(p) }
 
 // move renames the remote copy of m.from to m.to after checking that it is
 // still what ferry shipped; anything unexpected falls back to an upload.
@@ -278,7 +279,7 @@ func (r *runner) move(ctx context.Context, c remote.Conn, m liveMove) error {
 	st, err := c.Stat(ctx, m.from.Path)
 	prec := r.caps.ModTimePrecision
 	same := err == nil && !st.IsDir && st.Size == m.from.RemoteSize &&
-		(!r.caps.SetModTime || m.from.RemoteMtime == 0 || remote.MtimeMatch(st.ModTime, time.Unix(0, m.from.RemoteMtime), prec))
+		(!r.caps.SetModTime || m.from.RemoteMtime == 0 || entry.MtimeMatch(st.ModTime, time.Unix(0, m.from.RemoteMtime), prec))
 	if same {
 		if _, err := c.Stat(ctx, m.to.Path); err == nil {
 			same = false // something is at the new name: the upload path handles it (conflict policy)
@@ -301,7 +302,7 @@ func (r *runner) move(ctx context.Context, c remote.Conn, m liveMove) error {
 		return err
 	}
 	e := m.to
-	e.State, e.LastError, e.Attempts, e.DirtySince, e.Recheck = registry.Done, "", 0, 0, false
+	e.State, e.LastError, e.Attempts, e.DirtySince, e.Recheck = entry.Done, "", 0, 0, false
 	r.moved.Add(1)
 	return r.record(e, 0)
 }
@@ -329,7 +330,7 @@ func (l *Live) Backlog(ctx context.Context) (pending, failed int64, err error) {
 	for _, n := range lanes {
 		pending += int64(n)
 	}
-	failed, err = l.s.r.job.Count(ctx, registry.Failed)
+	failed, err = l.s.r.job.Count(ctx, entry.Failed)
 	return pending, failed, err
 }
 
@@ -345,7 +346,7 @@ func (l *Live) RetryFailed(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	for _, e := range fails {
-		e.State, e.Attempts = registry.Pending, 0
+		e.State, e.Attempts = entry.Pending, 0
 		if e.Lane == registry.LiveLane { // not claimable: give it its weight lane
 			e.Lane = queue.LaneOf(max(e.LocalSize, 0))
 		}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"ferry/entry"
 	"ferry/registry"
 	"ferry/remote"
 	"ferry/scanner"
@@ -30,7 +31,7 @@ var markerName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 
 // CheckMarkerName judges a marker name (the marker key and --marker).
 func CheckMarkerName(s string) error {
-	if !markerName.MatchString(s) || s == "." || s == ".." || remote.IsTemp(s) || remote.IsConflictCopy(s) {
+	if !markerName.MatchString(s) || s == "." || s == ".." || entry.IsTemp(s) || entry.IsConflictCopy(s) {
 		return fmt.Errorf("marker %q: want one file name at the target's root (letters, digits, '.', '_', '-'), such as %s", s, DefaultMarker)
 	}
 	return nil
@@ -154,7 +155,7 @@ func (s *Session) checkMarker(ctx context.Context, c remote.Conn, job *registry.
 	}
 	caps := c.Caps()
 	if rec.Token != "" && rec.Mtime != 0 && caps.SetModTime && st.Size == rec.Size &&
-		remote.MtimeMatch(st.ModTime, time.Unix(0, rec.Mtime), caps.ModTimePrecision) {
+		entry.MtimeMatch(st.ModTime, time.Unix(0, rec.Mtime), caps.ModTimePrecision) {
 		return markerCheck{kind: markerTrusted}, nil // the stamp this job set: no need to read
 	}
 	rd, ok := c.(remote.Reader)

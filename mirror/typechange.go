@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"ferry/registry"
+	"ferry/entry"
 	"ferry/remote"
 	"ferry/scanner"
 )
@@ -131,7 +131,7 @@ func (r *runner) clearFile(ctx context.Context, c remote.Conn, p string) error {
 		if e.Hash == "" {
 			prec = r.caps.ListModTimePrecision // known from a listing
 		}
-		if st.Size != e.RemoteSize || (r.caps.SetModTime && e.RemoteMtime != 0 && !remote.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), prec)) {
+		if st.Size != e.RemoteSize || (r.caps.SetModTime && e.RemoteMtime != 0 && !entry.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), prec)) {
 			r.conflicts.Add(1)
 			return remote.Errorf(remote.KindOther, "mkdir", p, fmt.Errorf("%w: the remote file of that name was changed by someone else since ferry recorded it; not deleted", errKept))
 		}
@@ -154,8 +154,8 @@ func (r *runner) clearFile(ctx context.Context, c remote.Conn, p string) error {
 // oldEntry is one path of a remote directory a file replaces.
 type oldEntry struct {
 	path string
-	fi   remote.FileInfo
-	rec  *registry.Entry // what ferry recorded of it, if anything
+	fi   entry.FileInfo
+	rec  *entry.Entry // what ferry recorded of it, if anything
 }
 
 // clearDir removes the remote directory p, and all it holds, that stands
@@ -177,7 +177,7 @@ func (r *runner) clearDir(ctx context.Context, c remote.Conn, p string) error {
 		return err
 	}
 	var files, dirs []oldEntry
-	err = scanner.RemoteWalk(ctx, scanner.ListWith(c), p, 1, func(dir string, ents []remote.FileInfo) error {
+	err = scanner.RemoteWalk(ctx, scanner.ListWith(c), p, 1, func(dir string, ents []entry.FileInfo) error {
 		for _, fi := range ents {
 			o := oldEntry{path: dir + "/" + fi.Name, fi: fi}
 			if e, ok := recorded[o.path]; ok {
@@ -204,7 +204,7 @@ func (r *runner) clearDir(ctx context.Context, c remote.Conn, p string) error {
 	}
 	n := int64(len(dirs)) + 1
 	for _, o := range files {
-		if !remote.IsTemp(o.fi.Name) {
+		if !entry.IsTemp(o.fi.Name) {
 			n++
 		}
 	}
@@ -215,11 +215,11 @@ func (r *runner) clearDir(ctx context.Context, c remote.Conn, p string) error {
 	sort.SliceStable(dirs, func(i, j int) bool {
 		return strings.Count(dirs[i].path, "/") > strings.Count(dirs[j].path, "/")
 	})
-	for _, o := range append(append(files, dirs...), oldEntry{path: p, fi: remote.FileInfo{IsDir: true}}) {
+	for _, o := range append(append(files, dirs...), oldEntry{path: p, fi: entry.FileInfo{IsDir: true}}) {
 		if err := c.Remove(ctx, o.path); err != nil && !errors.Is(err, remote.ErrNotExist) {
 			return fmt.Errorf("replace the remote directory %q with a file: %w", p, err)
 		}
-		if remote.IsTemp(o.fi.Name) {
+		if entry.IsTemp(o.fi.Name) {
 			r.cleaned.Add(1)
 		} else {
 			r.deleted.Add(1)
@@ -242,9 +242,9 @@ func (r *runner) clearDir(ctx context.Context, c remote.Conn, p string) error {
 // mayRemove says why one entry of a directory a file replaces must stay.
 func (r *runner) mayRemove(ctx context.Context, c remote.Conn, o oldEntry) error {
 	switch {
-	case remote.IsConflictCopy(o.fi.Name):
+	case entry.IsConflictCopy(o.fi.Name):
 		return fmt.Errorf("holds the conflict copy %s (someone else's version, kept)", o.path)
-	case remote.IsTemp(o.fi.Name):
+	case entry.IsTemp(o.fi.Name):
 		return nil // a dead run's temporary file
 	case r.excluded != nil && !r.o.DeleteExcluded && r.excluded(o.path, o.fi.IsDir):
 		return fmt.Errorf("holds %s, which the excludes leave alone (--delete-excluded would delete it)", o.path)
@@ -263,7 +263,7 @@ func (r *runner) mayRemove(ctx context.Context, c remote.Conn, o oldEntry) error
 	if e.LocalSize < 0 {
 		prec = r.caps.ListModTimePrecision
 	}
-	if st.IsDir || st.Size != e.RemoteSize || (r.caps.SetModTime && e.RemoteMtime != 0 && !remote.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), prec)) {
+	if st.IsDir || st.Size != e.RemoteSize || (r.caps.SetModTime && e.RemoteMtime != 0 && !entry.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), prec)) {
 		r.conflicts.Add(1)
 		return fmt.Errorf("holds %s, changed on the remote since ferry recorded it", o.path)
 	}
@@ -276,7 +276,7 @@ func (r *runner) reserveLocked(ctx context.Context, op, p string, n int64) error
 	if !r.o.MaxDelete.Set {
 		return nil
 	}
-	total, err := r.job.Count(ctx, registry.Done)
+	total, err := r.job.Count(ctx, entry.Done)
 	if err != nil {
 		return err
 	}
@@ -301,13 +301,13 @@ func (r *runner) failedUnder(p string) string {
 }
 
 // recordedUnder returns what the registry holds under directory p.
-func (r *runner) recordedUnder(ctx context.Context, p string) (map[string]registry.Entry, error) {
-	out := map[string]registry.Entry{}
+func (r *runner) recordedUnder(ctx context.Context, p string) (map[string]entry.Entry, error) {
+	out := map[string]entry.Entry{}
 	todo := []string{p}
 	for len(todo) > 0 {
 		d := todo[len(todo)-1]
 		todo = todo[:len(todo)-1]
-		if err := r.job.Dir(ctx, d, func(e registry.Entry) error {
+		if err := r.job.Dir(ctx, d, func(e entry.Entry) error {
 			out[e.Path] = e
 			if e.IsDir {
 				todo = append(todo, e.Path)

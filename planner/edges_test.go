@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"ferry/entry"
 	"ferry/registry"
-	"ferry/remote"
 	"ferry/scanner"
 )
 
@@ -17,25 +17,25 @@ import (
 // DeleteExcluded; what an earlier run planned for it is undone.
 func TestPlanLeavesExcluded(t *testing.T) {
 	excl := scanner.Excluder([]string{"*.log", "cache/"})
-	dir := func(p string) registry.Entry {
-		return registry.Entry{Path: p, IsDir: true, LocalSize: -1, RemoteSize: -1, State: registry.Done}
+	dir := func(p string) entry.Entry {
+		return entry.Entry{Path: p, IsDir: true, LocalSize: -1, RemoteSize: -1, State: entry.Done}
 	}
-	planned := func(e registry.Entry) registry.Entry {
-		e.State, e.Action, e.Lane = registry.Pending, registry.Delete, registry.DeferredLane
+	planned := func(e entry.Entry) entry.Entry {
+		e.State, e.Action, e.Lane = entry.Pending, entry.Delete, registry.DeferredLane
 		return e
 	}
 	tests := []struct {
 		name      string
 		rec       fakeRec
-		listed    []remote.FileInfo
+		listed    []entry.FileInfo
 		deleteExc bool
 		want      string
 		deletes   int64
 	}{
-		{name: "listed excluded file", listed: []remote.FileInfo{{Name: "error.log", Size: 3}}, want: ""},
-		{name: "listed excluded directory", listed: []remote.FileInfo{{Name: "cache", IsDir: true}}, want: ""},
-		{name: "a file named like a directory pattern is ferry's", listed: []remote.FileInfo{{Name: "cache", Size: 1}}, want: "delete+recheck cache", deletes: 1},
-		{name: "listed, --delete-excluded", listed: []remote.FileInfo{{Name: "error.log", Size: 3}}, deleteExc: true, want: "delete+recheck error.log", deletes: 1},
+		{name: "listed excluded file", listed: []entry.FileInfo{{Name: "error.log", Size: 3}}, want: ""},
+		{name: "listed excluded directory", listed: []entry.FileInfo{{Name: "cache", IsDir: true}}, want: ""},
+		{name: "a file named like a directory pattern is ferry's", listed: []entry.FileInfo{{Name: "cache", Size: 1}}, want: "delete+recheck cache", deletes: 1},
+		{name: "listed, --delete-excluded", listed: []entry.FileInfo{{Name: "error.log", Size: 3}}, deleteExc: true, want: "delete+recheck error.log", deletes: 1},
 		{name: "shipped before the pattern", rec: fakeRec{"": {done("notes.log", 1, t0, hello)}}, want: ""},
 		{name: "shipped before, --delete-excluded", rec: fakeRec{"": {done("notes.log", 1, t0, hello)}}, deleteExc: true, want: "delete+recheck notes.log", deletes: 1},
 		{name: "excluded directory recorded", rec: fakeRec{"": {dir("cache")}, "cache": {done("cache/a", 1, t0, "")}}, want: ""},
@@ -44,7 +44,7 @@ func TestPlanLeavesExcluded(t *testing.T) {
 			want: "delete+recheck old/a.txt", deletes: 1},
 		{name: "deletion planned before the pattern is undone", rec: fakeRec{"": {planned(done("notes.log", 1, t0, hello))}}, want: "done notes.log"},
 		{name: "deletion of a listed file planned before the pattern is forgotten",
-			rec:  fakeRec{"": {planned(registry.Entry{Path: "error.log", LocalSize: -1, RemoteSize: 3})}},
+			rec:  fakeRec{"": {planned(entry.Entry{Path: "error.log", LocalSize: -1, RemoteSize: 3})}},
 			want: "forget error.log"},
 	}
 	for _, tc := range tests {
@@ -74,7 +74,7 @@ func TestPlanLeavesExcluded(t *testing.T) {
 // directories that hold it; the rest is planned for deletion, and an
 // excluded directory is never listed.
 func TestPlanRemoteOnlyKeepsWhatStays(t *testing.T) {
-	tree := map[string][]remote.FileInfo{
+	tree := map[string][]entry.FileInfo{
 		"old":           {{Name: "a.txt", Size: 1}, {Name: "logs", IsDir: true}, {Name: "cache", IsDir: true}, {Name: "empty", IsDir: true}},
 		"old/logs":      {{Name: "x.log", Size: 1}, {Name: "y.txt", Size: 1}},
 		"old/empty":     {},
@@ -85,9 +85,9 @@ func TestPlanRemoteOnlyKeepsWhatStays(t *testing.T) {
 		"unlisted/deep": {},
 	}
 	var listedDirs []string
-	list := func(_ context.Context, dir string) ([]remote.FileInfo, error) {
+	list := func(_ context.Context, dir string) ([]entry.FileInfo, error) {
 		listedDirs = append(listedDirs, dir)
-		return append([]remote.FileInfo(nil), tree[dir]...), nil
+		return append([]entry.FileInfo(nil), tree[dir]...), nil
 	}
 	s := &sink{}
 	p := New(fakeRec{}, s, Options{Delete: true, Excluded: scanner.Excluder([]string{"*.log", "cache/"})})
@@ -112,10 +112,10 @@ func TestPlanRemoteOnlyKeepsWhatStays(t *testing.T) {
 // what the old file was, so the worker can tell whether someone changed it
 // before removing it.
 func TestPlanTypeChange(t *testing.T) {
-	var got []registry.Entry
-	s := sinkFunc(func(e registry.Entry) { got = append(got, e) })
+	var got []entry.Entry
+	s := sinkFunc(func(e entry.Entry) { got = append(got, e) })
 	rec := fakeRec{"": {
-		{Path: "x", IsDir: true, LocalSize: -1, RemoteSize: -1, State: registry.Done},
+		{Path: "x", IsDir: true, LocalSize: -1, RemoteSize: -1, State: entry.Done},
 		done("y", 7, t0, hello),
 	}}
 	p := New(rec, s, Options{Delete: true, Now: func() time.Time { return t1 }})
@@ -127,10 +127,10 @@ func TestPlanTypeChange(t *testing.T) {
 		t.Fatalf("planned %+v", got)
 	}
 	x, y := got[0], got[1]
-	if x.Path != "x" || x.Action != registry.Upload || !x.Recheck || x.IsDir {
+	if x.Path != "x" || x.Action != entry.Upload || !x.Recheck || x.IsDir {
 		t.Fatalf("dir → file: %+v", x)
 	}
-	if y.Path != "y" || y.Action != registry.Mkdir || !y.IsDir || !y.Recheck || y.RemoteSize != 7 || y.RemoteMtime != t0.UnixNano() || y.Hash != hello {
+	if y.Path != "y" || y.Action != entry.Mkdir || !y.IsDir || !y.Recheck || y.RemoteSize != 7 || y.RemoteMtime != t0.UnixNano() || y.Hash != hello {
 		t.Fatalf("file → dir: %+v", y)
 	}
 
@@ -138,7 +138,7 @@ func TestPlanTypeChange(t *testing.T) {
 	// listing of y (a file) says nothing of the directory y.
 	got = nil
 	p = New(fakeRec{}, s, Options{Delete: true, ListPrecision: time.Second, Now: func() time.Time { return t1 }})
-	pair := &scanner.Pair{Local: local, Listed: true, Remote: []remote.FileInfo{{Name: "x", IsDir: true}, {Name: "y", Size: 9, ModTime: t0}}}
+	pair := &scanner.Pair{Local: local, Listed: true, Remote: []entry.FileInfo{{Name: "x", IsDir: true}, {Name: "y", Size: 9, ModTime: t0}}}
 	if err := p.Dir(context.Background(), pair); err != nil {
 		t.Fatal(err)
 	}
@@ -148,11 +148,11 @@ func TestPlanTypeChange(t *testing.T) {
 	}
 	got = nil
 	sub := &scanner.Pair{Local: &scanner.Dir{Path: "y", Files: []scanner.File{{Name: "c", Size: 1, Mtime: t1}}}, Listed: true,
-		Remote: []remote.FileInfo{{Name: "y", Size: 9}}} // FTP lists a file as itself
+		Remote: []entry.FileInfo{{Name: "y", Size: 9}}} // FTP lists a file as itself
 	if err := p.Dir(context.Background(), sub); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].Path != "y/c" || got[0].Action != registry.Upload || p.Stats.Deletes != 0 {
+	if len(got) != 1 || got[0].Path != "y/c" || got[0].Action != entry.Upload || p.Stats.Deletes != 0 {
 		t.Fatalf("inside y: %+v, %d deletes", got, p.Stats.Deletes)
 	}
 }

@@ -14,27 +14,27 @@ import (
 	"sync"
 	"time"
 
+	"ferry/entry"
 	"ferry/internal/digest"
 	"ferry/queue"
 	"ferry/registry"
-	"ferry/remote"
 	"ferry/scanner"
 )
 
 // Sink receives the planner's decisions: the registry's Writer, or a
 // printer for --dry-run.
 type Sink interface {
-	Put(e registry.Entry) error
+	Put(e entry.Entry) error
 	// Plan records an upload or a touch whose remote side was read from
 	// the registry: what a worker records of the remote copy meanwhile
 	// must not be undone by it (registry.Writer.Plan).
-	Plan(e registry.Entry) error
+	Plan(e entry.Entry) error
 	Forget(path string) error
 }
 
 // Recorded is what the planner reads of the registry.
 type Recorded interface {
-	Dir(ctx context.Context, dir string, fn func(registry.Entry) error) error
+	Dir(ctx context.Context, dir string, fn func(entry.Entry) error) error
 }
 
 // Options shape a plan.
@@ -96,8 +96,8 @@ func New(rec Recorded, sink Sink, o Options) *Planner {
 func (p *Planner) Dir(ctx context.Context, pr *scanner.Pair) error {
 	d := pr.Local
 	p.Stats.Dirs++
-	rec := map[string]registry.Entry{}
-	if err := p.rec.Dir(ctx, d.Path, func(e registry.Entry) error {
+	rec := map[string]entry.Entry{}
+	if err := p.rec.Dir(ctx, d.Path, func(e entry.Entry) error {
 		rec[path.Base(e.Path)] = e
 		return nil
 	}); err != nil {
@@ -108,9 +108,9 @@ func (p *Planner) Dir(ctx context.Context, pr *scanner.Pair) error {
 		p.ErrDirs[d.Path] = true
 		return nil // without the local content, nothing here can be settled
 	}
-	var listed map[string]remote.FileInfo
+	var listed map[string]entry.FileInfo
 	if pr.Listed && (pr.RemoteErr == nil || p.RemoteNotDir(d.Path)) {
-		listed = make(map[string]remote.FileInfo, len(pr.Remote))
+		listed = make(map[string]entry.FileInfo, len(pr.Remote))
 		if !p.RemoteNotDir(d.Path) {
 			for _, fi := range pr.Remote {
 				listed[fi.Name] = fi
@@ -134,7 +134,7 @@ func (p *Planner) Dir(ctx context.Context, pr *scanner.Pair) error {
 			}
 		default:
 			p.Stats.Files++
-			if known && !e.IsDir && e.State == registry.Pending && e.Lane == registry.LiveLane {
+			if known && !e.IsDir && e.State == entry.Pending && e.Lane == registry.LiveLane {
 				// A live change queued it: the daemon's live queue holds it
 				// in memory and ships the file as it is then. Planned again
 				// by a scan, it would be claimable by a bulk worker too, and
@@ -167,12 +167,12 @@ func (p *Planner) Dir(ctx context.Context, pr *scanner.Pair) error {
 		}
 		rel := path.Join(d.Path, name)
 		switch {
-		case remote.IsTemp(name):
+		case entry.IsTemp(name):
 			p.Stats.Cleanups++
-			if err := p.sink.Put(registry.Entry{Path: rel, LocalSize: -1, RemoteSize: fi.Size, State: registry.Pending, Action: registry.Cleanup, DirtySince: now}); err != nil {
+			if err := p.sink.Put(entry.Entry{Path: rel, LocalSize: -1, RemoteSize: fi.Size, State: entry.Pending, Action: entry.Cleanup, DirtySince: now}); err != nil {
 				return err
 			}
-		case remote.IsConflictCopy(name):
+		case entry.IsConflictCopy(name):
 			// Kept: it holds someone else's version.
 		case p.notOurs(rel, fi.IsDir):
 			// Excluded: not ferry's to delete.
@@ -188,15 +188,15 @@ func (p *Planner) Dir(ctx context.Context, pr *scanner.Pair) error {
 	return nil
 }
 
-func (p *Planner) dir(rel string, e registry.Entry, known bool, rf remote.FileInfo, onRemote, listed bool, now int64) error {
-	if known && e.IsDir && e.State == registry.Done && (!listed || (onRemote && rf.IsDir)) {
+func (p *Planner) dir(rel string, e entry.Entry, known bool, rf entry.FileInfo, onRemote, listed bool, now int64) error {
+	if known && e.IsDir && e.State == entry.Done && (!listed || (onRemote && rf.IsDir)) {
 		return nil
 	}
 	if listed && onRemote && rf.IsDir {
 		// There already: record it without a round trip.
-		return p.sink.Put(registry.Entry{Path: rel, IsDir: true, LocalSize: -1, RemoteSize: -1, State: registry.Done})
+		return p.sink.Put(entry.Entry{Path: rel, IsDir: true, LocalSize: -1, RemoteSize: -1, State: entry.Done})
 	}
-	out := registry.Entry{Path: rel, IsDir: true, LocalSize: -1, RemoteSize: -1, State: registry.Pending, Action: registry.Mkdir, DirtySince: now}
+	out := entry.Entry{Path: rel, IsDir: true, LocalSize: -1, RemoteSize: -1, State: entry.Pending, Action: entry.Mkdir, DirtySince: now}
 	// A file became a directory: the remote file in the way goes first
 	// (with --delete). The entry carries what the file should be so the
 	// worker can tell whether someone else changed it before removing it.
@@ -210,9 +210,9 @@ func (p *Planner) dir(rel string, e registry.Entry, known bool, rf remote.FileIn
 	case listed:
 	case known && !e.IsDir && e.RemoteSize >= 0:
 		out.RemoteSize, out.RemoteMtime, out.Hash, out.Recheck = e.RemoteSize, e.RemoteMtime, e.Hash, true
-	case known && e.IsDir && e.State != registry.Done && e.RemoteSize >= 0:
+	case known && e.IsDir && e.State != entry.Done && e.RemoteSize >= 0:
 		out = e // planned by an earlier run: keep what it carries
-		out.State, out.Lane = registry.Pending, 0
+		out.State, out.Lane = entry.Pending, 0
 	}
 	p.Stats.Mkdirs++
 	return p.sink.Put(out)
@@ -241,9 +241,9 @@ func (p *Planner) RemoteNotDir(dir string) bool {
 	return false
 }
 
-func (p *Planner) file(rel string, f scanner.File, e registry.Entry, known bool, rf remote.FileInfo, onRemote, listed bool, now int64) error {
+func (p *Planner) file(rel string, f scanner.File, e entry.Entry, known bool, rf entry.FileInfo, onRemote, listed bool, now int64) error {
 	mtime := f.Mtime.UnixNano()
-	same := known && !e.IsDir && e.State == registry.Done && e.LocalSize == f.Size && e.LocalMtime == mtime
+	same := known && !e.IsDir && e.State == entry.Done && e.LocalSize == f.Size && e.LocalMtime == mtime
 	if same && p.o.Checksum {
 		sum, err := digest.File(filepath.Join(p.o.Source, filepath.FromSlash(rel)))
 		same = err == nil && sum == e.Hash
@@ -255,22 +255,22 @@ func (p *Planner) file(rel string, f scanner.File, e registry.Entry, known bool,
 		p.Stats.Unchanged++
 		return nil
 	}
-	out := registry.Entry{Path: rel, LocalSize: f.Size, LocalMtime: mtime, RemoteSize: -1, State: registry.Pending,
-		Action: registry.Upload, Lane: queue.LaneOf(f.Size), DirtySince: now}
+	out := entry.Entry{Path: rel, LocalSize: f.Size, LocalMtime: mtime, RemoteSize: -1, State: entry.Pending,
+		Action: entry.Upload, Lane: queue.LaneOf(f.Size), DirtySince: now}
 	if known && !e.IsDir {
 		out.RemoteSize, out.RemoteMtime, out.Hash = e.RemoteSize, e.RemoteMtime, e.Hash
 		out.Attempts, out.LastError = e.Attempts, e.LastError
-		if e.State != registry.Done && e.DirtySince != 0 {
+		if e.State != entry.Done && e.DirtySince != 0 {
 			out.DirtySince = e.DirtySince // first out of sync, not last
 		}
 		out.Recheck = e.Recheck
 	}
 	// Touched but identical: set the mtime instead of sending the bytes. A
 	// touch an earlier session left unfinished (Stale) stays a touch.
-	wasTouch := e.State == registry.Done || e.State == registry.Stale && e.Action == registry.Touch
+	wasTouch := e.State == entry.Done || e.State == entry.Stale && e.Action == entry.Touch
 	if known && wasTouch && e.LocalSize == f.Size && e.Hash != "" && (!listed || onRemote) {
 		if sum, err := digest.File(filepath.Join(p.o.Source, filepath.FromSlash(rel))); err == nil && sum == e.Hash {
-			out.Action, out.Lane = registry.Touch, 0
+			out.Action, out.Lane = entry.Touch, 0
 			p.Stats.Touches++
 			out.Recheck = true
 			return p.sink.Plan(out)
@@ -288,10 +288,10 @@ func (p *Planner) file(rel string, f scanner.File, e registry.Entry, known bool,
 		// Adopted here only when no worker can hold the path: a pending
 		// row may be claimed before this write lands, and the worker's
 		// stat adopts it then (once).
-		owned := !known || e.State == registry.Stale
-		if owned && rf.Size == f.Size && p.o.ListPrecision > 0 && p.o.ListPrecision <= time.Second && remote.MtimeMatch(rf.ModTime, f.Mtime, p.o.ListPrecision) {
+		owned := !known || e.State == entry.Stale
+		if owned && rf.Size == f.Size && p.o.ListPrecision > 0 && p.o.ListPrecision <= time.Second && entry.MtimeMatch(rf.ModTime, f.Mtime, p.o.ListPrecision) {
 			p.Stats.Adopted++
-			return p.sink.Put(registry.Entry{Path: rel, LocalSize: f.Size, LocalMtime: mtime, RemoteSize: rf.Size, RemoteMtime: rf.ModTime.UnixNano(), State: registry.Done})
+			return p.sink.Put(entry.Entry{Path: rel, LocalSize: f.Size, LocalMtime: mtime, RemoteSize: rf.Size, RemoteMtime: rf.ModTime.UnixNano(), State: entry.Done})
 		}
 	case listed && onRemote && rf.IsDir, !listed && known && e.IsDir:
 		// A directory in the way: the worker replaces it (--delete) or
@@ -306,17 +306,17 @@ func (p *Planner) file(rel string, f scanner.File, e registry.Entry, known bool,
 // File settles one file the watcher reported, as Dir settles each file of
 // a directory but without a listing; e is what the registry holds for it
 // (known false when nothing).
-func (p *Planner) File(rel string, f scanner.File, e registry.Entry, known bool) error {
+func (p *Planner) File(rel string, f scanner.File, e entry.Entry, known bool) error {
 	p.Stats.Files++
-	return p.file(rel, f, e, known, remote.FileInfo{}, false, false, p.o.Now().UnixNano())
+	return p.file(rel, f, e, known, entry.FileInfo{}, false, false, p.o.Now().UnixNano())
 }
 
 // gone handles a recorded path that is no longer on disk; for a directory,
 // everything recorded under it goes first. It reports whether the path is
 // kept on the remote although --delete is on (excluded, or a directory
 // holding something kept), so its parent is kept too.
-func (p *Planner) gone(ctx context.Context, e registry.Entry, now int64) (kept bool, err error) {
-	if e.Action == registry.Cleanup {
+func (p *Planner) gone(ctx context.Context, e entry.Entry, now int64) (kept bool, err error) {
+	if e.Action == entry.Cleanup {
 		// A temporary file a failed upload left on the server (it is
 		// never on disk): its removal is still due, so the record stays.
 		p.Stats.Cleanups++
@@ -326,8 +326,8 @@ func (p *Planner) gone(ctx context.Context, e registry.Entry, now int64) (kept b
 		return true, p.leave(e)
 	}
 	if e.IsDir && p.o.Delete {
-		var kids []registry.Entry
-		if err := p.rec.Dir(ctx, e.Path, func(k registry.Entry) error {
+		var kids []entry.Entry
+		if err := p.rec.Dir(ctx, e.Path, func(k entry.Entry) error {
 			kids = append(kids, k)
 			return nil
 		}); err != nil {
@@ -344,7 +344,7 @@ func (p *Planner) gone(ctx context.Context, e registry.Entry, now int64) (kept b
 	if kept {
 		return true, p.leave(e) // it cannot be removed while it holds what stays
 	}
-	if e.State == registry.Pending && e.Action == registry.Delete {
+	if e.State == entry.Pending && e.Action == entry.Delete {
 		// Planned by an earlier run (refused by --max-delete, say). A
 		// directory's row is no longer "done" then, so this comes before
 		// the test of what was shipped.
@@ -357,15 +357,15 @@ func (p *Planner) gone(ctx context.Context, e registry.Entry, now int64) (kept b
 		return false, p.sink.Forget(e.Path) // never reached the remote: nothing to undo
 	}
 	if !p.o.Delete {
-		if e.State == registry.Stale {
+		if e.State == entry.Stale {
 			// No upload is coming: the record says what is on the remote.
-			e.State, e.Action, e.Recheck = registry.Done, registry.Upload, false
+			e.State, e.Action, e.Recheck = entry.Done, entry.Upload, false
 			return false, p.sink.Put(e)
 		}
 		return false, nil // the remote copy stays, and so does its record
 	}
 	p.Stats.Deletes++
-	e.State, e.Action, e.Lane, e.DirtySince, e.Recheck = registry.Pending, registry.Delete, deferredLane(e.IsDir), now, true
+	e.State, e.Action, e.Lane, e.DirtySince, e.Recheck = entry.Pending, entry.Delete, deferredLane(e.IsDir), now, true
 	return false, p.sink.Put(e)
 }
 
@@ -378,13 +378,13 @@ func (p *Planner) notOurs(rel string, isDir bool) bool {
 // nothing may stay planned for it (a deletion planned before the pattern
 // came, an upload an interrupted run left), and what it says of the
 // remote copy stays true.
-func (p *Planner) leave(e registry.Entry) error {
+func (p *Planner) leave(e entry.Entry) error {
 	switch {
-	case e.State == registry.Done:
+	case e.State == entry.Done:
 		return nil
-	case e.Action == registry.Delete && e.LocalSize < 0 && e.RemoteSize >= 0:
+	case e.Action == entry.Delete && e.LocalSize < 0 && e.RemoteSize >= 0:
 		return p.sink.Forget(e.Path) // known from a listing only: not ferry's record
-	case e.Action == registry.Delete:
+	case e.Action == entry.Delete:
 		// It was done before the deletion was planned.
 	case e.IsDir || e.RemoteSize < 0:
 		return p.sink.Forget(e.Path) // never made or never shipped
@@ -393,10 +393,10 @@ func (p *Planner) leave(e registry.Entry) error {
 		// was never sent, so a later run (without the pattern) sends it.
 		e.LocalMtime = 0
 	}
-	e.State, e.Lane, e.DirtySince, e.Recheck, e.Attempts, e.LastError = registry.Done, 0, 0, false, 0, ""
-	e.Action = registry.Upload
+	e.State, e.Lane, e.DirtySince, e.Recheck, e.Attempts, e.LastError = entry.Done, 0, 0, false, 0, ""
+	e.Action = entry.Upload
 	if e.IsDir {
-		e.Action = registry.Mkdir
+		e.Action = entry.Mkdir
 	}
 	return p.sink.Put(e)
 }
@@ -412,11 +412,11 @@ func (p *Planner) RemoteOnly(ctx context.Context, list scanner.ListFunc, paralle
 		keep := map[string]bool{}
 		// The listing itself drops what is kept, so the walk never
 		// descends into an excluded directory.
-		filtered := func(ctx context.Context, dir string) ([]remote.FileInfo, error) {
+		filtered := func(ctx context.Context, dir string) ([]entry.FileInfo, error) {
 			ents, err := list(ctx, dir)
 			out := ents[:0]
 			for _, fi := range ents {
-				if remote.IsConflictCopy(fi.Name) || p.notOurs(dir+"/"+fi.Name, fi.IsDir) {
+				if entry.IsConflictCopy(fi.Name) || p.notOurs(dir+"/"+fi.Name, fi.IsDir) {
 					mu.Lock()
 					for d := dir; !keep[d]; d = path.Dir(d) {
 						keep[d] = true
@@ -432,7 +432,7 @@ func (p *Planner) RemoteOnly(ctx context.Context, list scanner.ListFunc, paralle
 			return out, err
 		}
 		var dirs []string
-		err := scanner.RemoteWalk(ctx, filtered, top, parallel, func(d string, ents []remote.FileInfo) error {
+		err := scanner.RemoteWalk(ctx, filtered, top, parallel, func(d string, ents []entry.FileInfo) error {
 			for _, fi := range ents {
 				rel := d + "/" + fi.Name
 				if fi.IsDir {
@@ -452,7 +452,7 @@ func (p *Planner) RemoteOnly(ctx context.Context, list scanner.ListFunc, paralle
 			if keep[d] {
 				continue
 			}
-			if err := p.PlanRemoteDelete(d, remote.FileInfo{IsDir: true}, now); err != nil {
+			if err := p.PlanRemoteDelete(d, entry.FileInfo{IsDir: true}, now); err != nil {
 				return err
 			}
 		}
@@ -463,10 +463,10 @@ func (p *Planner) RemoteOnly(ctx context.Context, list scanner.ListFunc, paralle
 // PlanRemoteDelete plans the deletion of a remote file or directory that
 // ferry never recorded and that is not on disk. The size listed is
 // recorded so the worker can check it has not changed before deleting.
-func (p *Planner) PlanRemoteDelete(rel string, fi remote.FileInfo, now int64) error {
+func (p *Planner) PlanRemoteDelete(rel string, fi entry.FileInfo, now int64) error {
 	p.Stats.Deletes++
-	return p.sink.Put(registry.Entry{Path: rel, IsDir: fi.IsDir, LocalSize: -1, RemoteSize: fi.Size, RemoteMtime: fi.ModTime.UnixNano(),
-		State: registry.Pending, Action: registry.Delete, Lane: deferredLane(fi.IsDir), DirtySince: now, Recheck: true})
+	return p.sink.Put(entry.Entry{Path: rel, IsDir: fi.IsDir, LocalSize: -1, RemoteSize: fi.Size, RemoteMtime: fi.ModTime.UnixNano(),
+		State: entry.Pending, Action: entry.Delete, Lane: deferredLane(fi.IsDir), DirtySince: now, Recheck: true})
 }
 
 func deferredLane(isDir bool) int {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"unicode/utf8"
+
+	"ferry/entry"
 )
 
 // ErrMoveTarget reports that the registry already holds rows at or under
@@ -50,10 +52,10 @@ func (j *Job) MovePrefix(ctx context.Context, from, to string) (int64, error) {
 	fromDir, fromName := split(from)
 	var ok, deleting int64
 	err = tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM entry WHERE job = ? AND dir = ? AND name = ? AND is_dir = 1 AND state = ?`,
-		j.ID, fromDir, fromName, Done).Scan(&ok)
+		j.ID, fromDir, fromName, entry.Done).Scan(&ok)
 	if err == nil {
 		err = tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM entry WHERE job = ? AND action = ? AND state IN (?, ?) AND `+under,
-			j.ID, Delete, Pending, Transferring, from, fromN+1, from+"/").Scan(&deleting)
+			j.ID, entry.Delete, entry.Pending, entry.Transferring, from, fromN+1, from+"/").Scan(&deleting)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("registry: move %q to %q: %w", from, to, err)
@@ -72,7 +74,7 @@ func (j *Job) MovePrefix(ctx context.Context, from, to string) (int64, error) {
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE entry SET dir = ? || substr(dir, ?),
 		state = CASE WHEN state = ? THEN ? ELSE state END WHERE job = ? AND `+under,
-		to, fromN+1, Transferring, Pending, j.ID, from, fromN+1, from+"/"); err != nil {
+		to, fromN+1, entry.Transferring, entry.Pending, j.ID, from, fromN+1, from+"/"); err != nil {
 		return 0, fmt.Errorf("registry: move %q to %q: %w", from, to, err)
 	}
 	if err := tx.Commit(); err != nil {

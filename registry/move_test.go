@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"ferry/entry"
 )
 
 // TestMovePrefix re-keys a directory's rows (nested ones too) and nothing
@@ -14,15 +16,15 @@ func TestMovePrefix(t *testing.T) {
 	ctx := context.Background()
 	_, j := open(t)
 	w := j.NewWriter(time.Hour, 1000)
-	for _, e := range []Entry{
-		{Path: "docs", IsDir: true, LocalSize: -1, RemoteSize: -1, State: Done},
-		{Path: "docs/a.txt", LocalSize: 1, RemoteSize: 1, Hash: "h1", State: Done},
-		{Path: "docs/sub", IsDir: true, LocalSize: -1, RemoteSize: -1, State: Done},
-		{Path: "docs/sub/b.txt", LocalSize: 2, RemoteSize: 2, Hash: "h2", State: Transferring, Lane: 1},
-		{Path: "docs/sub/é/c.txt", LocalSize: 3, RemoteSize: -1, State: Pending},
-		{Path: "docsx/d.txt", LocalSize: 4, RemoteSize: 4, State: Done},
-		{Path: "other", IsDir: true, LocalSize: -1, RemoteSize: -1, State: Done},
-		{Path: "other/e.txt", LocalSize: 5, RemoteSize: 5, State: Done},
+	for _, e := range []entry.Entry{
+		{Path: "docs", IsDir: true, LocalSize: -1, RemoteSize: -1, State: entry.Done},
+		{Path: "docs/a.txt", LocalSize: 1, RemoteSize: 1, Hash: "h1", State: entry.Done},
+		{Path: "docs/sub", IsDir: true, LocalSize: -1, RemoteSize: -1, State: entry.Done},
+		{Path: "docs/sub/b.txt", LocalSize: 2, RemoteSize: 2, Hash: "h2", State: entry.Transferring, Lane: 1},
+		{Path: "docs/sub/é/c.txt", LocalSize: 3, RemoteSize: -1, State: entry.Pending},
+		{Path: "docsx/d.txt", LocalSize: 4, RemoteSize: 4, State: entry.Done},
+		{Path: "other", IsDir: true, LocalSize: -1, RemoteSize: -1, State: entry.Done},
+		{Path: "other/e.txt", LocalSize: 5, RemoteSize: 5, State: entry.Done},
 	} {
 		w.Put(e)
 	}
@@ -36,19 +38,19 @@ func TestMovePrefix(t *testing.T) {
 	tests := []struct {
 		path  string
 		want  bool
-		state State
+		state entry.State
 		hash  string
 	}{
 		{"docs", false, 0, ""},
 		{"docs/a.txt", false, 0, ""},
 		{"docs/sub/b.txt", false, 0, ""},
-		{"manual/v1", true, Done, ""},
-		{"manual/v1/a.txt", true, Done, "h1"},
-		{"manual/v1/sub", true, Done, ""},
-		{"manual/v1/sub/b.txt", true, Pending, "h2"},
-		{"manual/v1/sub/é/c.txt", true, Pending, ""},
-		{"docsx/d.txt", true, Done, ""},
-		{"other/e.txt", true, Done, ""},
+		{"manual/v1", true, entry.Done, ""},
+		{"manual/v1/a.txt", true, entry.Done, "h1"},
+		{"manual/v1/sub", true, entry.Done, ""},
+		{"manual/v1/sub/b.txt", true, entry.Pending, "h2"},
+		{"manual/v1/sub/é/c.txt", true, entry.Pending, ""},
+		{"docsx/d.txt", true, entry.Done, ""},
+		{"other/e.txt", true, entry.Done, ""},
 	}
 	for _, tc := range tests {
 		e, ok, err := j.Get(ctx, tc.path)
@@ -60,7 +62,7 @@ func TestMovePrefix(t *testing.T) {
 		t.Fatalf("move onto recorded rows: %v, want ErrMoveTarget", err)
 	}
 	w = j.NewWriter(time.Hour, 1000)
-	w.Put(Entry{Path: "other/gone.txt", LocalSize: 1, RemoteSize: 1, State: Pending, Action: Delete, Lane: DeferredLane})
+	w.Put(entry.Entry{Path: "other/gone.txt", LocalSize: 1, RemoteSize: 1, State: entry.Pending, Action: entry.Delete, Lane: DeferredLane})
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -25,51 +25,6 @@ import (
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver: the binary stays static
 )
 
-// State is where a path stands.
-type State int
-
-// The states of a path. A path moves pending → transferring → done, or to
-// failed with its attempts and last error.
-const (
-	Pending      State = 1 // out of sync: an action is waiting
-	Transferring State = 2 // claimed by a worker
-	Done         State = 3 // verified on the remote
-	Failed       State = 4 // gave up; retried by the next run
-	// Stale is an upload or touch an earlier session left unfinished
-	// (pending, in flight or failed). No claim takes it: it waits until
-	// this session's planner settles the path again and makes it pending,
-	// so a path is planned, shipped and counted once per pass.
-	Stale State = 5
-)
-
-func (s State) String() string {
-	switch s {
-	case Pending:
-		return "pending"
-	case Transferring:
-		return "transferring"
-	case Done:
-		return "done"
-	case Failed:
-		return "failed"
-	case Stale:
-		return "stale"
-	}
-	return "state(" + strconv.Itoa(int(s)) + ")"
-}
-
-// Action is what a pending path needs.
-type Action int
-
-// The actions.
-const (
-	Upload  Action = 0 // send the local file
-	Delete  Action = 1 // remove the remote copy (only with --delete)
-	Mkdir   Action = 2 // make the remote directory
-	Touch   Action = 3 // same bytes, new mtime: set the remote mtime only
-	Cleanup Action = 4 // remove a temporary file a dead run left on the remote
-)
-
 // Deletions wait in lanes of their own until every upload is done: the
 // queue never claims them during the upload phase. Directories wait in a
 // second one, since they can only go once their content has.
@@ -82,22 +37,6 @@ const (
 // it in memory, so no claim takes it; after a crash the next scan finds it
 // pending and plans it again.
 const LiveLane = -3
-
-func (a Action) String() string {
-	switch a {
-	case Upload:
-		return "upload"
-	case Delete:
-		return "delete"
-	case Mkdir:
-		return "mkdir"
-	case Touch:
-		return "touch"
-	case Cleanup:
-		return "cleanup"
-	}
-	return "action(" + strconv.Itoa(int(a)) + ")"
-}
 
 // DBFile is the database's name inside the state directory.
 const DBFile = "ferry.db"

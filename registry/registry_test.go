@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"ferry/entry"
 )
 
 func open(t *testing.T) (*DB, *Job) {
@@ -32,7 +34,7 @@ func TestReopenKeepsStateAndRefusesChangedJob(t *testing.T) {
 	}
 	j, _ := db.Job(ctx, "site", "/src", "ftp://h/x")
 	w := j.NewWriter(time.Hour, 1000)
-	w.Put(Entry{Path: "a/b.txt", LocalSize: 3, RemoteSize: 3, State: Done})
+	w.Put(entry.Entry{Path: "a/b.txt", LocalSize: 3, RemoteSize: 3, State: entry.Done})
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +50,7 @@ func TestReopenKeepsStateAndRefusesChangedJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	e, ok, err := j.Get(ctx, "a/b.txt")
-	if err != nil || !ok || e.State != Done || e.RemoteSize != 3 {
+	if err != nil || !ok || e.State != entry.Done || e.RemoteSize != 3 {
 		t.Fatalf("after reopen Get = %+v %v %v", e, ok, err)
 	}
 	if _, err := db.Job(ctx, "site", "/other", "ftp://h/x"); !errors.Is(err, ErrChanged) {
@@ -61,18 +63,18 @@ func TestDirListsOneDirectory(t *testing.T) {
 	_, j := open(t)
 	w := j.NewWriter(time.Hour, 1000)
 	for _, p := range []string{"x", "a/1", "a/2", "a/b/3", "a.txt"} {
-		w.Put(Entry{Path: p, State: Done})
+		w.Put(entry.Entry{Path: p, State: entry.Done})
 	}
 	if err := w.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
-	j.Dir(ctx, "a", func(e Entry) error { got = append(got, e.Path); return nil })
+	j.Dir(ctx, "a", func(e entry.Entry) error { got = append(got, e.Path); return nil })
 	if fmt.Sprint(got) != "[a/1 a/2]" {
 		t.Fatalf("Dir(a) = %v", got)
 	}
 	got = nil
-	j.Dir(ctx, "", func(e Entry) error { got = append(got, e.Path); return nil })
+	j.Dir(ctx, "", func(e entry.Entry) error { got = append(got, e.Path); return nil })
 	if fmt.Sprint(got) != "[a.txt x]" {
 		t.Fatalf("Dir(root) = %v", got)
 	}
@@ -89,9 +91,9 @@ func TestClaimOrderAndRecover(t *testing.T) {
 	w := j.NewWriter(time.Millisecond, 10)
 	for i := 0; i < 10; i++ {
 		lane := i % 2
-		w.Put(Entry{Path: fmt.Sprintf("f%d", i), State: Pending, Lane: lane, DirtySince: int64(100 - i)})
+		w.Put(entry.Entry{Path: fmt.Sprintf("f%d", i), State: entry.Pending, Lane: lane, DirtySince: int64(100 - i)})
 	}
-	w.Put(Entry{Path: "done", State: Done})
+	w.Put(entry.Entry{Path: "done", State: entry.Done})
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -122,12 +124,12 @@ func TestClaimOrderAndRecover(t *testing.T) {
 	}
 	for _, c := range []struct {
 		path    string
-		state   State
+		state   entry.State
 		recheck bool
 	}{
-		{"f8", Stale, true},  // in flight
-		{"f1", Stale, false}, // planned, never claimed
-		{"done", Done, false},
+		{"f8", entry.Stale, true},  // in flight
+		{"f1", entry.Stale, false}, // planned, never claimed
+		{"done", entry.Done, false},
 	} {
 		e, _, _ := j.Get(ctx, c.path)
 		if e.State != c.state || e.Recheck != c.recheck {
@@ -142,10 +144,10 @@ func TestRecoverOtherActions(t *testing.T) {
 	ctx := context.Background()
 	_, j := open(t)
 	w := j.NewWriter(time.Millisecond, 10)
-	w.Put(Entry{Path: "d", IsDir: true, State: Pending, Action: Mkdir})
-	w.Put(Entry{Path: "gone", State: Failed, Action: Delete, Lane: DeferredLane})
-	w.Put(Entry{Path: ".ferry-tmp-0-x", State: Pending, Action: Cleanup})
-	w.Put(Entry{Path: "f", State: Failed, Action: Upload})
+	w.Put(entry.Entry{Path: "d", IsDir: true, State: entry.Pending, Action: entry.Mkdir})
+	w.Put(entry.Entry{Path: "gone", State: entry.Failed, Action: entry.Delete, Lane: DeferredLane})
+	w.Put(entry.Entry{Path: ".ferry-tmp-0-x", State: entry.Pending, Action: entry.Cleanup})
+	w.Put(entry.Entry{Path: "f", State: entry.Failed, Action: entry.Upload})
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +157,7 @@ func TestRecoverOtherActions(t *testing.T) {
 	if _, err := j.Recover(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for p, want := range map[string]State{"d": Pending, "gone": Pending, ".ferry-tmp-0-x": Pending, "f": Stale} {
+	for p, want := range map[string]entry.State{"d": entry.Pending, "gone": entry.Pending, ".ferry-tmp-0-x": entry.Pending, "f": entry.Stale} {
 		if e, _, _ := j.Get(ctx, p); e.State != want {
 			t.Errorf("%s after Recover: %v, want %v", p, e.State, want)
 		}

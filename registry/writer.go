@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"ferry/entry"
 )
 
 // Writer batches changes to a job's entries into transactions: one commit
@@ -44,7 +46,7 @@ const (
 
 type op struct {
 	kind opKind
-	e    Entry
+	e    entry.Entry
 }
 
 // NewWriter starts a writer that commits every interval or every max
@@ -66,7 +68,7 @@ func (j *Job) newWriter(interval time.Duration, max int, apply func([]op) error)
 }
 
 // Put records e (insert or replace).
-func (w *Writer) Put(e Entry) error { return w.add(op{kind: opPut, e: e}) }
+func (w *Writer) Put(e entry.Entry) error { return w.add(op{kind: opPut, e: e}) }
 
 // Plan records a planned upload or touch e whose remote side (size, mtime,
 // hash) the planner copied from the row it read. A worker may record a new
@@ -79,10 +81,12 @@ func (w *Writer) Put(e Entry) error { return w.add(op{kind: opPut, e: e}) }
 // for a bulk lane is dropped when the row is queued live by then: the live
 // queue ships the file as it is when its turn comes, and a bulk copy of
 // the same item would send it twice.
-func (w *Writer) Plan(e Entry) error { return w.add(op{kind: opPlan, e: e}) }
+func (w *Writer) Plan(e entry.Entry) error { return w.add(op{kind: opPlan, e: e}) }
 
 // Forget removes the entry for path.
-func (w *Writer) Forget(path string) error { return w.add(op{kind: opDelete, e: Entry{Path: path}}) }
+func (w *Writer) Forget(path string) error {
+	return w.add(op{kind: opDelete, e: entry.Entry{Path: path}})
+}
 
 func (w *Writer) add(o op) error {
 	w.mu.Lock()
@@ -246,11 +250,11 @@ func (j *Job) apply(batch []op) error {
 // keepRemoteSide gives a plan the row's current remote side when a worker
 // recorded another one since the plan read it, and says to skip a bulk
 // plan of a row queued live meanwhile (see Writer.Plan).
-func keepRemoteSide(ctx context.Context, cur *sql.Stmt, job int64, dir, name string, e Entry) (Entry, bool, error) {
+func keepRemoteSide(ctx context.Context, cur *sql.Stmt, job int64, dir, name string, e entry.Entry) (entry.Entry, bool, error) {
 	var isDir bool
 	var size, mtime int64
 	var hash string
-	var state State
+	var state entry.State
 	var lane int
 	err := cur.QueryRowContext(ctx, job, dir, name).Scan(&isDir, &size, &mtime, &hash, &state, &lane)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -262,15 +266,15 @@ func keepRemoteSide(ctx context.Context, cur *sql.Stmt, job int64, dir, name str
 	if isDir {
 		return e, false, nil
 	}
-	if state == Pending && lane == LiveLane && e.Lane != LiveLane {
+	if state == entry.Pending && lane == LiveLane && e.Lane != LiveLane {
 		return e, true, nil
 	}
 	if size == e.RemoteSize && mtime == e.RemoteMtime && hash == e.Hash {
 		return e, false, nil
 	}
 	e.RemoteSize, e.RemoteMtime, e.Hash, e.Recheck = size, mtime, hash, true
-	if e.Action == Touch {
-		e.Action = Upload
+	if e.Action == entry.Touch {
+		e.Action = entry.Upload
 	}
 	return e, false, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"ferry/entry"
 )
 
 // TestFlushWaitsForAFlushUnderWay: Flush returns once everything put before
@@ -44,13 +46,13 @@ func TestFlushWaitsForAFlushUnderWay(t *testing.T) {
 				}
 			}
 
-			w.Put(Entry{Path: "a", State: Done})
+			w.Put(entry.Entry{Path: "a", State: entry.Done})
 			first := make(chan error, 1)
 			go func() { first <- w.Flush(ctx) }()
 			batch("a") // the flush of "a" is under way, held
 			last := "a"
 			if tc.add {
-				w.Put(Entry{Path: "b", State: Done})
+				w.Put(entry.Entry{Path: "b", State: entry.Done})
 				last = "b"
 			}
 			second := make(chan error, 1)
@@ -84,7 +86,7 @@ func TestFlushWaitsForAFlushUnderWay(t *testing.T) {
 			if err := <-second; err != nil {
 				t.Fatal(err)
 			}
-			if e, ok, err := j.Get(ctx, last); err != nil || !ok || e.State != Done {
+			if e, ok, err := j.Get(ctx, last); err != nil || !ok || e.State != entry.Done {
 				t.Fatalf("after Flush, Get(%s) = %+v %v %v", last, e, ok, err)
 			}
 			if !tc.add {
@@ -110,7 +112,7 @@ func TestFlushedOnlyWhenSomethingCommitted(t *testing.T) {
 		t.Fatal("Flushed fired with nothing committed")
 	case <-time.After(100 * time.Millisecond): // fifty idle ticks
 	}
-	if err := w.Put(Entry{Path: "a", State: Done}); err != nil {
+	if err := w.Put(entry.Entry{Path: "a", State: entry.Done}); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -129,23 +131,23 @@ func TestFlushedOnlyWhenSomethingCommitted(t *testing.T) {
 // row is written as it is.
 func TestPlanKeepsAFresherRemoteSide(t *testing.T) {
 	ctx := context.Background()
-	old := Entry{Path: "d/f", LocalSize: 5, LocalMtime: 10, RemoteSize: 5, RemoteMtime: 10, Hash: "h1", State: Done, Action: Upload}
-	fresh := Entry{Path: "d/f", LocalSize: 6, LocalMtime: 20, RemoteSize: 6, RemoteMtime: 20, Hash: "h2", State: Done, Action: Upload}
-	plan := func(a Action) Entry { // read before fresh was recorded
-		return Entry{Path: "d/f", LocalSize: 7, LocalMtime: 30, RemoteSize: 5, RemoteMtime: 10, Hash: "h1", State: Pending, Action: a, Lane: 2}
+	old := entry.Entry{Path: "d/f", LocalSize: 5, LocalMtime: 10, RemoteSize: 5, RemoteMtime: 10, Hash: "h1", State: entry.Done, Action: entry.Upload}
+	fresh := entry.Entry{Path: "d/f", LocalSize: 6, LocalMtime: 20, RemoteSize: 6, RemoteMtime: 20, Hash: "h2", State: entry.Done, Action: entry.Upload}
+	plan := func(a entry.Action) entry.Entry { // read before fresh was recorded
+		return entry.Entry{Path: "d/f", LocalSize: 7, LocalMtime: 30, RemoteSize: 5, RemoteMtime: 10, Hash: "h1", State: entry.Pending, Action: a, Lane: 2}
 	}
 	for _, tc := range []struct {
 		name string
-		rows []Entry // recorded before the plan lands
-		plan Entry
-		want Entry
+		rows []entry.Entry // recorded before the plan lands
+		plan entry.Entry
+		want entry.Entry
 	}{
-		{"row unchanged since the read", []Entry{old}, plan(Upload), plan(Upload)},
-		{"no row", nil, plan(Upload), plan(Upload)},
-		{"a worker recorded a new copy", []Entry{old, fresh}, plan(Upload),
-			Entry{Path: "d/f", LocalSize: 7, LocalMtime: 30, RemoteSize: 6, RemoteMtime: 20, Hash: "h2", State: Pending, Action: Upload, Lane: 2, Recheck: true}},
-		{"a touch of bytes no longer there", []Entry{old, fresh}, plan(Touch),
-			Entry{Path: "d/f", LocalSize: 7, LocalMtime: 30, RemoteSize: 6, RemoteMtime: 20, Hash: "h2", State: Pending, Action: Upload, Lane: 2, Recheck: true}},
+		{"row unchanged since the read", []entry.Entry{old}, plan(entry.Upload), plan(entry.Upload)},
+		{"no row", nil, plan(entry.Upload), plan(entry.Upload)},
+		{"a worker recorded a new copy", []entry.Entry{old, fresh}, plan(entry.Upload),
+			entry.Entry{Path: "d/f", LocalSize: 7, LocalMtime: 30, RemoteSize: 6, RemoteMtime: 20, Hash: "h2", State: entry.Pending, Action: entry.Upload, Lane: 2, Recheck: true}},
+		{"a touch of bytes no longer there", []entry.Entry{old, fresh}, plan(entry.Touch),
+			entry.Entry{Path: "d/f", LocalSize: 7, LocalMtime: 30, RemoteSize: 6, RemoteMtime: 20, Hash: "h2", State: entry.Pending, Action: entry.Upload, Lane: 2, Recheck: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, j := open(t)

@@ -15,6 +15,8 @@ import (
 	"context"
 	"io"
 	"time"
+
+	"ferry/entry"
 )
 
 // Conn is one logged-in session with a target. It is owned by one worker at a
@@ -27,13 +29,13 @@ type Conn interface {
 
 	// Stat describes one path. A missing path yields an error matching
 	// ErrNotExist.
-	Stat(ctx context.Context, path string) (FileInfo, error)
+	Stat(ctx context.Context, path string) (entry.FileInfo, error)
 
 	// List calls fn for each entry of directory dir (never "." or ".."),
 	// in no particular order. Entries are streamed: an implementation
 	// holds at most one directory's listing in memory. If fn returns an
 	// error, List stops and returns it.
-	List(ctx context.Context, dir string, fn func(FileInfo) error) error
+	List(ctx context.Context, dir string, fn func(entry.FileInfo) error) error
 
 	// Put writes r to path atomically: the bytes go to a temporary name in
 	// the same directory, the modification time is set (when the server
@@ -63,14 +65,6 @@ type Conn interface {
 
 	// Close logs out and releases the session.
 	Close() error
-}
-
-// FileInfo describes one remote entry.
-type FileInfo struct {
-	Name    string    // base name (for Stat, the last element of the path)
-	Size    int64     // bytes; 0 for directories
-	ModTime time.Time // zero when the server did not report one
-	IsDir   bool
 }
 
 // Caps describes what a server supports. Callers use it to decide how far a
@@ -112,18 +106,4 @@ type Hasher interface {
 	// Hash returns the lowercase hex digest of path with algo, one of
 	// Caps().Hashes.
 	Hash(ctx context.Context, path, algo string) (string, error)
-}
-
-// MtimeMatch compares a remote modification time with a local one at the
-// server's precision: servers truncate to it (MDTM and SFTP v3 keep whole
-// seconds), so the local time is truncated the same way first.
-func MtimeMatch(remoteT, localT time.Time, prec time.Duration) bool {
-	if prec <= 0 {
-		prec = time.Nanosecond
-	}
-	d := remoteT.Sub(localT.Truncate(prec))
-	if d < 0 {
-		d = -d
-	}
-	return d < prec
 }

@@ -18,7 +18,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
 
-	"ferry/remote"
+	"ferry/entry"
 )
 
 // Links says what the local walk does with symbolic links.
@@ -86,7 +86,7 @@ func matcher(patterns []string) gitignore.Matcher {
 // Excluded reports whether a relative path is excluded by the patterns or is
 // one of ferry's own temporary files.
 func (w *Walker) Excluded(rel string, isDir bool) bool {
-	if remote.IsTemp(path.Base(rel)) {
+	if entry.IsTemp(path.Base(rel)) {
 		return true
 	}
 	return w.ign.Match(strings.Split(rel, "/"), isDir)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"ferry/entry"
 	"ferry/remote"
 )
 
@@ -107,14 +108,14 @@ func TestWalkMissingSource(t *testing.T) {
 
 func TestWalkPairsAndRemoteWalk(t *testing.T) {
 	root := mkTree(t, "a/1", "a/2", "b/3", "c/d/4")
-	fake := map[string][]remote.FileInfo{
+	fake := map[string][]entry.FileInfo{
 		"":    {{Name: "a", IsDir: true}, {Name: "b", IsDir: true}, {Name: "x", IsDir: true}},
 		"a":   {{Name: "1", Size: 1}},
 		"b":   {},
 		"x":   {{Name: "y", IsDir: true}, {Name: "old", Size: 3}},
 		"x/y": {{Name: "deep"}},
 	}
-	list := func(_ context.Context, dir string) ([]remote.FileInfo, error) {
+	list := func(_ context.Context, dir string) ([]entry.FileInfo, error) {
 		ents, ok := fake[dir]
 		if !ok {
 			return nil, remote.Errorf(remote.KindNotExist, "list", dir, nil)
@@ -133,7 +134,7 @@ func TestWalkPairsAndRemoteWalk(t *testing.T) {
 		t.Fatalf("WalkPairs order: %v want %s", seen, want)
 	}
 	var dirs []string
-	err = RemoteWalk(context.Background(), list, "x", 4, func(dir string, ents []remote.FileInfo) error {
+	err = RemoteWalk(context.Background(), list, "x", 4, func(dir string, ents []entry.FileInfo) error {
 		dirs = append(dirs, fmt.Sprintf("%s:%d", dir, len(ents)))
 		return nil
 	})

@@ -8,18 +8,19 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"ferry/entry"
 	"ferry/remote"
 )
 
 // ListFunc lists one remote directory; the caller decides which connection
 // serves it. A missing directory yields an error matching remote.ErrNotExist.
-type ListFunc func(ctx context.Context, dir string) ([]remote.FileInfo, error)
+type ListFunc func(ctx context.Context, dir string) ([]entry.FileInfo, error)
 
 // ListWith adapts a Conn to a ListFunc.
 func ListWith(c remote.Conn) ListFunc {
-	return func(ctx context.Context, dir string) ([]remote.FileInfo, error) {
-		var out []remote.FileInfo
-		err := c.List(ctx, dir, func(fi remote.FileInfo) error {
+	return func(ctx context.Context, dir string) ([]entry.FileInfo, error) {
+		var out []entry.FileInfo
+		err := c.List(ctx, dir, func(fi entry.FileInfo) error {
 			out = append(out, fi)
 			return nil
 		})
@@ -34,7 +35,7 @@ type Pair struct {
 	// Listed is true when Remote holds the remote directory's listing (or
 	// RemoteErr why it could not be had).
 	Listed    bool
-	Remote    []remote.FileInfo
+	Remote    []entry.FileInfo
 	Missing   bool // the remote directory does not exist
 	RemoteErr error
 }
@@ -139,7 +140,7 @@ func pipeline(ctx context.Context, w *Walker, ahead int, fn func(*Pair) error) e
 // children, with up to parallel listings at once, calling fn (never
 // concurrently) for each directory. It serves subtrees that exist only on
 // the remote. Only the paths of directories still to list are held.
-func RemoteWalk(ctx context.Context, list ListFunc, root string, parallel int, fn func(dir string, entries []remote.FileInfo) error) error {
+func RemoteWalk(ctx context.Context, list ListFunc, root string, parallel int, fn func(dir string, entries []entry.FileInfo) error) error {
 	if parallel < 1 {
 		parallel = 1
 	}

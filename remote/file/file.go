@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"ferry/entry"
 	"ferry/remote"
 )
 
@@ -61,20 +62,20 @@ func (c *Conn) abs(op, p string) (string, error) {
 }
 
 // Stat describes p.
-func (c *Conn) Stat(_ context.Context, p string) (remote.FileInfo, error) {
+func (c *Conn) Stat(_ context.Context, p string) (entry.FileInfo, error) {
 	a, err := c.abs("stat", p)
 	if err != nil {
-		return remote.FileInfo{}, err
+		return entry.FileInfo{}, err
 	}
 	fi, err := os.Lstat(a)
 	if err != nil {
-		return remote.FileInfo{}, mapErr("stat", p, err)
+		return entry.FileInfo{}, mapErr("stat", p, err)
 	}
 	return info(fi), nil
 }
 
 // List streams the entries of dir.
-func (c *Conn) List(ctx context.Context, dir string, fn func(remote.FileInfo) error) error {
+func (c *Conn) List(ctx context.Context, dir string, fn func(entry.FileInfo) error) error {
 	a, err := c.abs("list", dir)
 	if err != nil {
 		return err
@@ -116,7 +117,7 @@ func (c *Conn) Put(ctx context.Context, p string, r io.Reader, mtime time.Time) 
 	if err != nil {
 		return 0, err
 	}
-	tmp := filepath.Join(filepath.Dir(a), filepath.Base(remote.TempName(filepath.Base(a))))
+	tmp := filepath.Join(filepath.Dir(a), filepath.Base(entry.TempName(filepath.Base(a))))
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return 0, mapErr("put", p, err)
@@ -222,8 +223,8 @@ func (c *Conn) Hash(ctx context.Context, p, algo string) (string, error) {
 // Close does nothing: there is no session to end.
 func (c *Conn) Close() error { return nil }
 
-func info(fi fs.FileInfo) remote.FileInfo {
-	out := remote.FileInfo{Name: fi.Name(), ModTime: fi.ModTime(), IsDir: fi.IsDir()}
+func info(fi fs.FileInfo) entry.FileInfo {
+	out := entry.FileInfo{Name: fi.Name(), ModTime: fi.ModTime(), IsDir: fi.IsDir()}
 	if !out.IsDir {
 		out.Size = fi.Size()
 	}

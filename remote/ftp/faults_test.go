@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"ferry/entry"
 	"ferry/internal/testrig"
 	"ferry/remote"
 	"ferry/remote/ftp"
@@ -77,7 +78,7 @@ func TestBadInput(t *testing.T) {
 		defer c.Close()
 		_, err := c.Stat(context.Background(), "")
 		wantKind(t, err, remote.KindNotExist, remote.ErrNotExist)
-		err = c.List(context.Background(), "sub", func(remote.FileInfo) error { return nil })
+		err = c.List(context.Background(), "sub", func(entry.FileInfo) error { return nil })
 		wantKind(t, err, remote.KindNotExist, remote.ErrNotExist, "sub")
 		_, err = c.Put(context.Background(), "f", strings.NewReader("x"), time.Time{})
 		wantKind(t, err, remote.KindNotExist, remote.ErrNotExist, "f")
@@ -172,7 +173,7 @@ func TestServerKilledMidUpload(t *testing.T) {
 				t.Fatalf("final name exists after a killed upload: %v", serr)
 			}
 			for _, name := range dirEntries(t, srv.Root) {
-				if !remote.IsTemp(name) {
+				if !entry.IsTemp(name) {
 					t.Fatalf("unexpected %q after a killed upload", name)
 				}
 			}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"ferry/entry"
 	"ferry/internal/ftpfake"
 	"ferry/remote"
 	"ferry/remote/ftp"
@@ -34,7 +35,7 @@ func TestSessionLostKinds(t *testing.T) {
 		op         func(c remote.Conn) error
 	}{
 		{"stat", "SIZE", func(c remote.Conn) error { _, err := c.Stat(ctx, "old"); return err }},
-		{"list", "LIST", func(c remote.Conn) error { return c.List(ctx, "", func(remote.FileInfo) error { return nil }) }},
+		{"list", "LIST", func(c remote.Conn) error { return c.List(ctx, "", func(entry.FileInfo) error { return nil }) }},
 		{"read", "RETR", func(c remote.Conn) error { _, err := c.(remote.Reader).ReadSmall(ctx, "old", 1<<20); return err }},
 		{"put-stor", "STOR", func(c remote.Conn) error { return put(c, "new") }},
 		{"put-setmtime", "MDTM", func(c remote.Conn) error { return put(c, "new") }},
@@ -86,7 +87,7 @@ func TestSessionLostKinds(t *testing.T) {
 				}
 				ents := dirEntries(t, root)
 				for _, n := range ents {
-					if remote.IsTemp(n) {
+					if entry.IsTemp(n) {
 						t.Errorf("temporary file %s left behind: %q", n, ents)
 					}
 				}

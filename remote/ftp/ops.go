@@ -11,19 +11,20 @@ import (
 
 	jftp "github.com/jlaffaye/ftp"
 
+	"ferry/entry"
 	"ferry/remote"
 )
 
 // Stat describes rel with MLST when the server has it, else with SIZE and
 // MDTM (and CWD to recognise a directory): two round trips for a file.
-func (c *Conn) Stat(ctx context.Context, rel string) (remote.FileInfo, error) {
+func (c *Conn) Stat(ctx context.Context, rel string) (entry.FileInfo, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	abs, err := c.abs("stat", rel)
 	if err != nil {
-		return remote.FileInfo{}, err
+		return entry.FileInfo{}, err
 	}
-	var fi remote.FileInfo
+	var fi entry.FileInfo
 	err = c.do(ctx, "stat", rel, func(sc *jftp.ServerConn) error {
 		var err error
 		fi, err = statOn(sc, abs)
@@ -32,8 +33,8 @@ func (c *Conn) Stat(ctx context.Context, rel string) (remote.FileInfo, error) {
 	return fi, err
 }
 
-func statOn(sc *jftp.ServerConn, abs string) (remote.FileInfo, error) {
-	fi := remote.FileInfo{Name: path.Base(abs)}
+func statOn(sc *jftp.ServerConn, abs string) (entry.FileInfo, error) {
+	fi := entry.FileInfo{Name: path.Base(abs)}
 	if sc.IsTimePreciseInList() { // the server has MLST
 		e, err := sc.GetEntry(abs)
 		if err != nil {
@@ -87,7 +88,7 @@ func (e *notExistErr) Unwrap() error { return e.err }
 // List streams the entries of dir. LIST on a missing directory succeeds with
 // an empty listing on some servers (vsftpd), so the directory is entered
 // first: a listing is only trusted for a directory that exists.
-func (c *Conn) List(ctx context.Context, dir string, fn func(remote.FileInfo) error) error {
+func (c *Conn) List(ctx context.Context, dir string, fn func(entry.FileInfo) error) error {
 	c.mu.Lock()
 	abs, err := c.abs("list", dir)
 	if err != nil {
@@ -114,7 +115,7 @@ func (c *Conn) List(ctx context.Context, dir string, fn func(remote.FileInfo) er
 		if e.Name == "." || e.Name == ".." || e.Name == "" {
 			continue
 		}
-		fi := remote.FileInfo{Name: e.Name, ModTime: e.Time, IsDir: e.Type == jftp.EntryTypeFolder}
+		fi := entry.FileInfo{Name: e.Name, ModTime: e.Time, IsDir: e.Type == jftp.EntryTypeFolder}
 		if !fi.IsDir {
 			fi.Size = int64(e.Size)
 		}
@@ -136,7 +137,7 @@ func (c *Conn) Put(ctx context.Context, rel string, r io.Reader, mtime time.Time
 	if err != nil {
 		return 0, err
 	}
-	tmp := remote.TempName(abs)
+	tmp := entry.TempName(abs)
 	src := &readRecorder{r: remote.ContextReader(ctx, r)}
 	stored := false
 	defer func() {
@@ -206,7 +207,7 @@ func (c *Conn) replaceAside(ctx context.Context, rel, tmp, abs string, renameErr
 	if c.do(ctx, "put", rel, func(sc *jftp.ServerConn) error { return sc.ChangeDir(abs) }) == nil {
 		return remote.Errorf(remote.KindExist, "put", rel, fmt.Errorf("a directory of that name is in the way: %w", renameErr))
 	}
-	aside := remote.TempName(abs)
+	aside := entry.TempName(abs)
 	if err := c.do(ctx, "put", rel, func(sc *jftp.ServerConn) error { return sc.Rename(abs, aside) }); err != nil {
 		return renameErr // the final name is not in the way: the first error stands
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"ferry/entry"
 	"ferry/remote"
 )
 
@@ -75,17 +76,17 @@ func (c *conn) Caps() remote.Caps {
 }
 
 // Stat describes p.
-func (c *conn) Stat(ctx context.Context, p string) (remote.FileInfo, error) {
+func (c *conn) Stat(ctx context.Context, p string) (entry.FileInfo, error) {
 	k, err := c.enter(ctx, "stat", p)
 	if err != nil {
-		return remote.FileInfo{}, err
+		return entry.FileInfo{}, err
 	}
 	m := c.fs
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := m.walk(k)
 	if n == nil {
-		return remote.FileInfo{}, notExist("stat", p)
+		return entry.FileInfo{}, notExist("stat", p)
 	}
 	name := path.Base(k)
 	if k == "" {
@@ -94,8 +95,8 @@ func (c *conn) Stat(ctx context.Context, p string) (remote.FileInfo, error) {
 	return info(name, n, n.mtime), nil
 }
 
-func info(name string, n *node, mtime time.Time) remote.FileInfo {
-	fi := remote.FileInfo{Name: name, ModTime: mtime, IsDir: n.dir}
+func info(name string, n *node, mtime time.Time) entry.FileInfo {
+	fi := entry.FileInfo{Name: name, ModTime: mtime, IsDir: n.dir}
 	if !n.dir {
 		fi.Size = int64(len(n.data))
 	}
@@ -104,7 +105,7 @@ func info(name string, n *node, mtime time.Time) remote.FileInfo {
 
 // List calls fn for each entry of dir, from a snapshot taken at the start,
 // so fn may call back into the FS.
-func (c *conn) List(ctx context.Context, dir string, fn func(remote.FileInfo) error) error {
+func (c *conn) List(ctx context.Context, dir string, fn func(entry.FileInfo) error) error {
 	k, err := c.enter(ctx, "list", dir)
 	if err != nil {
 		return err
@@ -120,7 +121,7 @@ func (c *conn) List(ctx context.Context, dir string, fn func(remote.FileInfo) er
 		return notExist("list", dir)
 	}
 	prec := m.Caps.ListModTimePrecision
-	snap := make([]remote.FileInfo, 0, len(n.kids))
+	snap := make([]entry.FileInfo, 0, len(n.kids))
 	for name, kid := range n.kids {
 		snap = append(snap, info(name, kid, kid.mtime.Truncate(prec)))
 	}
@@ -148,7 +149,7 @@ func (c *conn) Put(ctx context.Context, p string, r io.Reader, mtime time.Time) 
 		return 0, remote.Errorf(remote.KindOther, "put", p, errIsDir)
 	}
 	dir, name := split(k)
-	tmpName := path.Base(remote.TempName(name))
+	tmpName := path.Base(entry.TempName(name))
 	tmp := &node{}
 	m.mu.Lock()
 	parent := m.dirAt(dir)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"ferry/entry"
 	"ferry/remote"
 	"ferry/remote/mem"
 	"ferry/remote/remotetest"
@@ -161,7 +162,7 @@ func TestPutShowsOnlyTheTempWhileWriting(t *testing.T) {
 		if p == "f" {
 			t.Fatalf("final name visible mid-upload with %q", content)
 		}
-		if remote.IsTemp(p) && content == "first " {
+		if entry.IsTemp(p) && content == "first " {
 			temp = p
 		}
 	}
@@ -169,7 +170,7 @@ func TestPutShowsOnlyTheTempWhileWriting(t *testing.T) {
 		t.Fatalf("no partial temp file mid-upload; tree %q", m.Tree())
 	}
 	var listed bool
-	if err := c.List(context.Background(), "", func(fi remote.FileInfo) error {
+	if err := c.List(context.Background(), "", func(fi entry.FileInfo) error {
 		listed = listed || fi.Name == temp
 		return nil
 	}); err != nil {
@@ -302,7 +303,7 @@ func TestWriteFileAndCaps(t *testing.T) {
 		t.Fatalf("Stat = %+v, %v; want 11 bytes at %v", fi, err, when.Truncate(time.Second))
 	}
 	listed := 0
-	if err := c.List(ctx, "a/b", func(fi remote.FileInfo) error {
+	if err := c.List(ctx, "a/b", func(fi entry.FileInfo) error {
 		listed++
 		if !fi.ModTime.Equal(when.UTC().Truncate(24 * time.Hour)) {
 			t.Errorf("listed mtime %v, want the day only", fi.ModTime)

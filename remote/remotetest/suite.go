@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"ferry/entry"
 	"ferry/remote"
 )
 
@@ -94,7 +95,7 @@ func (e *env) put(t testing.TB, rel string, data []byte, mtime time.Time) {
 	}
 }
 
-func (e *env) stat(t testing.TB, rel string) remote.FileInfo {
+func (e *env) stat(t testing.TB, rel string) entry.FileInfo {
 	t.Helper()
 	fi, err := e.conn.Stat(e.ctx, e.p(rel))
 	if err != nil {
@@ -103,10 +104,10 @@ func (e *env) stat(t testing.TB, rel string) remote.FileInfo {
 	return fi
 }
 
-func (e *env) list(t testing.TB, rel string) map[string]remote.FileInfo {
+func (e *env) list(t testing.TB, rel string) map[string]entry.FileInfo {
 	t.Helper()
-	out := map[string]remote.FileInfo{}
-	err := e.conn.List(e.ctx, e.p(rel), func(fi remote.FileInfo) error {
+	out := map[string]entry.FileInfo{}
+	err := e.conn.List(e.ctx, e.p(rel), func(fi entry.FileInfo) error {
 		if _, dup := out[fi.Name]; dup {
 			return fmt.Errorf("entry %q listed twice", fi.Name)
 		}
@@ -144,7 +145,7 @@ func (e *env) mustBeAbsent(t testing.TB, rel string) {
 func (e *env) noTemps(t testing.TB, rel string) {
 	t.Helper()
 	for name := range e.list(t, rel) {
-		if remote.IsTemp(name) {
+		if entry.IsTemp(name) {
 			t.Fatalf("temporary file %q left in %q", name, e.p(rel))
 		}
 	}
@@ -471,7 +472,7 @@ func testNotExist(t *testing.T, e *env) {
 	if _, err := e.conn.Stat(e.ctx, e.p("ghost")); !errors.Is(err, remote.ErrNotExist) {
 		t.Fatalf("Stat(missing): want ErrNotExist, got %v", err)
 	}
-	err := e.conn.List(e.ctx, e.p("ghost-dir"), func(remote.FileInfo) error { return nil })
+	err := e.conn.List(e.ctx, e.p("ghost-dir"), func(entry.FileInfo) error { return nil })
 	if !errors.Is(err, remote.ErrNotExist) {
 		t.Fatalf("List(missing dir): want ErrNotExist, got %v", err)
 	}
@@ -602,7 +603,7 @@ func testConcurrent(t *testing.T, e *env) {
 	}
 }
 
-func keys(m map[string]remote.FileInfo) []string {
+func keys(m map[string]entry.FileInfo) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"ferry/entry"
 	"ferry/internal/testrig"
 	"ferry/remote"
 	"ferry/remote/remotetest"
@@ -163,7 +164,7 @@ func TestOpenSSHBadInput(t *testing.T) {
 		if remote.KindOf(err) != remote.KindNotExist {
 			t.Fatalf("Stat of a missing root: want KindNotExist, got %v", err)
 		}
-		err = c.List(ctx, "sub", func(remote.FileInfo) error { return nil })
+		err = c.List(ctx, "sub", func(entry.FileInfo) error { return nil })
 		if remote.KindOf(err) != remote.KindNotExist || !strings.Contains(err.Error(), "sub") {
 			t.Fatalf("List of a missing dir: want KindNotExist naming it, got %v", err)
 		}
@@ -256,7 +257,7 @@ func TestOpenSSHKilledMidUpload(t *testing.T) {
 	for _, e := range ents {
 		// The server died before the temporary file could be removed; all
 		// that may remain is something the next run recognises and removes.
-		if e.Name() != "after.txt" && !remote.IsTemp(e.Name()) {
+		if e.Name() != "after.txt" && !entry.IsTemp(e.Name()) {
 			t.Fatalf("unexpected leftover %q after the crash", e.Name())
 		}
 	}

@@ -7,15 +7,15 @@ import (
 	"path"
 	"time"
 
-	"ferry/remote"
+	"ferry/entry"
 )
 
 // Stat describes p without following a symlink: the mirror holds what is
 // there, not what it points to.
-func (c *Conn) Stat(ctx context.Context, p string) (remote.FileInfo, error) {
+func (c *Conn) Stat(ctx context.Context, p string) (entry.FileInfo, error) {
 	a, err := c.abs("stat", p)
 	if err != nil {
-		return remote.FileInfo{}, err
+		return entry.FileInfo{}, err
 	}
 	var fi fs.FileInfo
 	err = c.call(ctx, "stat", p, func(s *session) (err error) {
@@ -23,7 +23,7 @@ func (c *Conn) Stat(ctx context.Context, p string) (remote.FileInfo, error) {
 		return err
 	})
 	if err != nil {
-		return remote.FileInfo{}, err
+		return entry.FileInfo{}, err
 	}
 	return info(fi), nil
 }
@@ -31,7 +31,7 @@ func (c *Conn) Stat(ctx context.Context, p string) (remote.FileInfo, error) {
 // List reads dir in one go (one directory is the unit the interface allows
 // in memory) and then hands the entries to fn outside the call, so a slow
 // fn never holds the session's watchdog armed.
-func (c *Conn) List(ctx context.Context, dir string, fn func(remote.FileInfo) error) error {
+func (c *Conn) List(ctx context.Context, dir string, fn func(entry.FileInfo) error) error {
 	a, err := c.abs("list", dir)
 	if err != nil {
 		return err
@@ -141,8 +141,8 @@ func (c *Conn) Chtimes(ctx context.Context, p string, mtime time.Time) error {
 	})
 }
 
-func info(fi fs.FileInfo) remote.FileInfo {
-	out := remote.FileInfo{Name: fi.Name(), ModTime: fi.ModTime(), IsDir: fi.IsDir()}
+func info(fi fs.FileInfo) entry.FileInfo {
+	out := entry.FileInfo{Name: fi.Name(), ModTime: fi.ModTime(), IsDir: fi.IsDir()}
 	if !out.IsDir {
 		out.Size = fi.Size()
 	}

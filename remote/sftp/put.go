@@ -14,6 +14,7 @@ import (
 
 	psftp "github.com/pkg/sftp"
 
+	"ferry/entry"
 	"ferry/remote"
 )
 
@@ -33,7 +34,7 @@ func (c *Conn) Put(ctx context.Context, p string, r io.Reader, mtime time.Time) 
 	if err != nil {
 		return 0, err
 	}
-	tmp := remote.TempName(a)
+	tmp := entry.TempName(a)
 	release := c.guard(ctx, s)
 	n, created, err := c.upload(ctx, s, p, a, tmp, r, mtime)
 	release()
@@ -148,7 +149,7 @@ func (c *Conn) replace(s *session, tmp, a string) error {
 		// type change, which the caller settles.
 		return err
 	}
-	aside := remote.TempName(a)
+	aside := entry.TempName(a)
 	if err := s.sftp.Rename(a, aside); err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package remote
+package entry
 
 import (
 	"crypto/rand"

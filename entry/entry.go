@@ -1,0 +1,96 @@
+// Package entry owns the vocabulary of a mirrored path shared by every stage:
+// what a listing says of a remote path (FileInfo), the names ferry gives its
+// temporary uploads and conflict copies, and what the registry records of a
+// path (Entry, with its State and pending Action).
+//
+// It sits below every other package of ferry and imports none of them, so a
+// stage that only needs to speak of a path does not have to depend on the
+// registry's database or on the remote layer's connections to do so.
+package entry
+
+import "strconv"
+
+// Entry is what the registry knows of one path.
+type Entry struct {
+	Path  string // relative, slash-separated
+	IsDir bool
+
+	LocalSize  int64 // -1 = unknown
+	LocalMtime int64 // unix ns
+
+	RemoteSize  int64 // what ferry last put; -1 = never
+	RemoteMtime int64 // unix ns
+	Hash        string
+
+	State      State
+	Action     Action
+	Lane       int
+	Attempts   int
+	LastError  string
+	DirtySince int64
+	Recheck    bool
+}
+
+// Shipped reports whether ferry ever put this path on the remote.
+func (e *Entry) Shipped() bool { return e.RemoteSize >= 0 || (e.IsDir && e.State == Done) }
+
+// State is where a path stands.
+type State int
+
+// The states of a path. A path moves pending → transferring → done, or to
+// failed with its attempts and last error.
+const (
+	Pending      State = 1 // out of sync: an action is waiting
+	Transferring State = 2 // claimed by a worker
+	Done         State = 3 // verified on the remote
+	Failed       State = 4 // gave up; retried by the next run
+	// Stale is an upload or touch an earlier session left unfinished
+	// (pending, in flight or failed). No claim takes it: it waits until
+	// this session's planner settles the path again and makes it pending,
+	// so a path is planned, shipped and counted once per pass.
+	Stale State = 5
+)
+
+func (s State) String() string {
+	switch s {
+	case Pending:
+		return "pending"
+	case Transferring:
+		return "transferring"
+	case Done:
+		return "done"
+	case Failed:
+		return "failed"
+	case Stale:
+		return "stale"
+	}
+	return "state(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Action is what a pending path needs.
+type Action int
+
+// The actions.
+const (
+	Upload  Action = 0 // send the local file
+	Delete  Action = 1 // remove the remote copy (only with --delete)
+	Mkdir   Action = 2 // make the remote directory
+	Touch   Action = 3 // same bytes, new mtime: set the remote mtime only
+	Cleanup Action = 4 // remove a temporary file a dead run left on the remote
+)
+
+func (a Action) String() string {
+	switch a {
+	case Upload:
+		return "upload"
+	case Delete:
+		return "delete"
+	case Mkdir:
+		return "mkdir"
+	case Touch:
+		return "touch"
+	case Cleanup:
+		return "cleanup"
+	}
+	return "action(" + strconv.Itoa(int(a)) + ")"
+}
