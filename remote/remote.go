@@ -100,6 +100,16 @@ type Caps struct {
 // layers above receive the map and never import a protocol package.
 type Opener func(ctx context.Context, t *Target, o Options) (Conn, error)
 
+// Stamper is implemented by a Conn whose Stat takes more than one round
+// trip (FTP without MLST asks SIZE, then MDTM) but which can read a file's
+// modification time alone in one. A check that needs only the stamp (the
+// target's marker, on every run) uses it. A missing path, or one the
+// server has no time for (a directory), yields an error matching
+// ErrNotExist.
+type Stamper interface {
+	ModTime(ctx context.Context, path string) (time.Time, error)
+}
+
 // Hasher is implemented by a Conn whose server computes checksums itself, so
 // a verify needs no download.
 type Hasher interface {

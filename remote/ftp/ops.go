@@ -33,6 +33,34 @@ func (c *Conn) Stat(ctx context.Context, rel string) (entry.FileInfo, error) {
 	return fi, err
 }
 
+// ModTime reads rel's modification time with one MDTM (remote.Stamper). On
+// a server with MLST a Stat is one round trip already, and says more.
+func (c *Conn) ModTime(ctx context.Context, rel string) (time.Time, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	abs, err := c.abs("stat", rel)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var t time.Time
+	err = c.do(ctx, "stat", rel, func(sc *jftp.ServerConn) error {
+		if sc.IsTimePreciseInList() || !sc.IsGetTimeSupported() {
+			fi, err := statOn(sc, abs)
+			if err == nil && fi.IsDir {
+				err = notExist(fmt.Errorf("%s is a directory", abs))
+			}
+			t = fi.ModTime
+			return err
+		}
+		var err error
+		if t, err = sc.GetTime(abs); err != nil && is550(err) {
+			return notExist(err)
+		}
+		return err
+	})
+	return t, err
+}
+
 func statOn(sc *jftp.ServerConn, abs string) (entry.FileInfo, error) {
 	fi := entry.FileInfo{Name: path.Base(abs)}
 	if sc.IsTimePreciseInList() { // the server has MLST
