@@ -34,6 +34,18 @@ type Entry struct {
 // Shipped reports whether ferry ever put this path on the remote.
 func (e *Entry) Shipped() bool { return e.RemoteSize >= 0 || (e.IsDir && e.State == Done) }
 
+// MarkDone records that the path is in sync: its action is carried out
+// (or was found already done), so nothing about an attempt stays.
+func (e *Entry) MarkDone() {
+	e.State, e.LastError, e.Attempts, e.DirtySince, e.Recheck = Done, "", 0, 0, false
+}
+
+// MarkFailed records that the path's action gave up after attempts more
+// tries, with err the last reason; the next run tries again.
+func (e *Entry) MarkFailed(attempts int, err error) {
+	e.State, e.Attempts, e.LastError = Failed, e.Attempts+attempts, err.Error()
+}
+
 // State is where a path stands.
 type State int
 

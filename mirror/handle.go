@@ -49,7 +49,7 @@ func (r *runner) handle(ctx context.Context, c remote.Conn, it queue.Item) error
 		if err := r.ensureDir(ctx, c, e.Path); err != nil {
 			return err
 		}
-		e.State, e.LastError, e.Attempts, e.DirtySince, e.Recheck = entry.Done, "", 0, 0, false
+		e.MarkDone()
 		e.RemoteSize, e.RemoteMtime, e.Hash = -1, 0, "" // what a file in the way was, if one was
 		return r.record(e, 0)
 	case entry.Touch:
@@ -113,7 +113,7 @@ func (r *runner) upload(ctx context.Context, c remote.Conn, e entry.Entry) error
 	}
 	e.LocalSize, e.LocalMtime = shipped.Size, shipped.LocalMtime.UnixNano()
 	e.RemoteSize, e.RemoteMtime, e.Hash = shipped.Size, shipped.RemoteMtime.UnixNano(), shipped.Hash
-	e.State, e.LastError, e.Attempts, e.DirtySince, e.Recheck = entry.Done, "", 0, 0, false
+	e.MarkDone()
 	r.transferred.Add(1)
 	r.bytes.Add(shipped.Size)
 	if err := r.record(e, shipped.Size); err != nil {
@@ -196,7 +196,7 @@ func (r *runner) recheck(ctx context.Context, c remote.Conn, e *entry.Entry) (bo
 		}
 		e.LocalSize, e.LocalMtime = lfi.Size(), lfi.ModTime().UnixNano()
 		e.RemoteSize, e.RemoteMtime, e.Hash = st.Size, st.ModTime.UnixNano(), sum
-		e.State, e.LastError, e.Attempts, e.DirtySince, e.Recheck = entry.Done, "", 0, 0, false
+		e.MarkDone()
 		r.adopted.Add(1)
 		return true, r.record(*e, 0)
 	}
@@ -255,7 +255,7 @@ func (r *runner) touch(ctx context.Context, c remote.Conn, e entry.Entry) error 
 	}
 	e.LocalSize, e.LocalMtime = lfi.Size(), lfi.ModTime().UnixNano()
 	e.RemoteMtime = lfi.ModTime().Truncate(max(r.caps.ModTimePrecision, time.Nanosecond)).UnixNano()
-	e.State, e.LastError, e.Attempts, e.DirtySince, e.Recheck = entry.Done, "", 0, 0, false
+	e.MarkDone()
 	r.touched.Add(1)
 	return r.record(e, 0)
 }
@@ -314,7 +314,7 @@ func (r *runner) result(it queue.Item, err error, attempts int) {
 	}
 	r.failed.Add(1)
 	r.markFailedDir(path.Dir(e.Path))
-	e.State, e.Attempts, e.LastError = entry.Failed, e.Attempts+attempts, err.Error()
+	e.MarkFailed(attempts, err)
 	_ = r.w.Put(e)
 	r.prog.Failed(e.Path, err)
 	r.o.Logf("failed: %v", err)

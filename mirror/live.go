@@ -302,7 +302,7 @@ func (r *runner) move(ctx context.Context, c remote.Conn, m liveMove) error {
 		return err
 	}
 	e := m.to
-	e.State, e.LastError, e.Attempts, e.DirtySince, e.Recheck = entry.Done, "", 0, 0, false
+	e.MarkDone()
 	r.moved.Add(1)
 	return r.record(e, 0)
 }
