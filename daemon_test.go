@@ -42,6 +42,15 @@ func startDaemon(t *testing.T, cfg string, env []string) *daemonProc {
 // launchDaemon runs ferry --config cfg and waits until it watches.
 func launchDaemon(t *testing.T, cfg string, env []string) *daemonProc {
 	t.Helper()
+	d := spawnDaemon(t, cfg, env)
+	d.waitLog(t, `msg=ready`, 120*time.Second)
+	return d
+}
+
+// spawnDaemon runs ferry --config cfg without waiting for any line: the
+// caller knows what its log format says when it is ready.
+func spawnDaemon(t *testing.T, cfg string, env []string) *daemonProc {
+	t.Helper()
 	d := &daemonProc{log: &syncbuf.Buffer{}, done: make(chan error, 1), code: -1}
 	d.cmd = exec.Command(os.Args[0], "--config", cfg)
 	d.cmd.Env = append(os.Environ(), append([]string{"FERRY_TEST_MAIN=1", "SSH_AUTH_SOCK="}, env...)...)
@@ -59,7 +68,6 @@ func launchDaemon(t *testing.T, cfg string, env []string) *daemonProc {
 			t.Logf("daemon log:\n%s", d.log)
 		}
 	})
-	d.waitLog(t, `msg=ready`, 120*time.Second)
 	return d
 }
 

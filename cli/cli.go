@@ -10,10 +10,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"ferry/config"
 	"ferry/daemon"
@@ -28,6 +30,22 @@ type App struct {
 	Stdout  io.Writer
 	Stderr  io.Writer
 	Getenv  func(string) string
+
+	// daemonLog is the daemon's logger, made as soon as its config is
+	// read: warnings (a password_file others can read, a password in a
+	// URL, the remote's own) go through it too, so that every line the
+	// daemon writes has the log_format asked for.
+	daemonLog atomic.Pointer[slog.Logger]
+}
+
+// warnf reports something the user should fix that does not stop the
+// work: in the daemon's log once there is one, else on stderr.
+func (a *App) warnf(format string, args ...any) {
+	if l := a.daemonLog.Load(); l != nil {
+		l.Warn(fmt.Sprintf(format, args...))
+		return
+	}
+	fmt.Fprintf(a.Stderr, "ferry: warning: "+format+"\n", args...)
 }
 
 const usage = `usage:
@@ -147,6 +165,11 @@ func (a *App) loadJobs(f *onceFlags) (*config.Config, []daemon.Job, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if !f.once {
+		// The first load makes the logger; a reload keeps it (the running
+		// daemon logs on with the format it started with).
+		a.daemonLog.CompareAndSwap(nil, newDaemonLog(a.Stderr, cfg.LogFormat))
+	}
 	jobs := cfg.Jobs
 	if f.job != "" {
 		jobs = nil
@@ -232,8 +255,7 @@ func (a *App) options(j config.Job, state, regName string, dryRun bool) (mirror.
 	if err != nil {
 		return o, err
 	}
-	warn := func(format string, args ...any) { fmt.Fprintf(a.Stderr, "ferry: warning: "+format+"\n", args...) }
-	pw, err := remote.ResolvePassword(t, j.PasswordFile, a.Getenv, warn)
+	pw, err := remote.ResolvePassword(t, j.PasswordFile, a.Getenv, a.warnf)
 	if err != nil {
 		return o, err
 	}
@@ -250,7 +272,7 @@ func (a *App) options(j config.Job, state, regName string, dryRun bool) (mirror.
 	return mirror.Options{
 		Source: src, Target: t, Open: open,
 		RemoteOpts: remote.Options{Password: pw, IdentityFile: j.IdentityFile, KnownHostsFile: j.KnownHosts, CAFile: j.TLSCAFile,
-			Timeout: j.Timeout.Duration, Warnf: warn},
+			Timeout: j.Timeout.Duration, Warnf: a.warnf},
 		StateDir: state, Job: regName, Workers: j.Workers, Delete: j.Delete, DeleteExcluded: j.DeleteExcluded, MaxDelete: md, DryRun: dryRun,
 		Excludes: j.Exclude, Links: links, Checksum: j.Checksum, CheckRemote: j.CheckRemote, Move: j.Move,
 		Conflict: conflict, BwLimit: rate, DryRunOut: a.Stdout, Marker: j.Marker, Patience: j.ServerPatience.Duration,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -18,6 +19,14 @@ import (
 	"ferry/mirror"
 )
 
+// newDaemonLog is the daemon's logger in the format log_format names.
+func newDaemonLog(w io.Writer, format string) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
 // runDaemon runs the jobs of cfg until the first SIGINT or SIGTERM, which
 // drains them (a second one aborts: see main). Under systemd (Type=notify)
 // it says READY once every job watches, keeps STATUS current, pets the
@@ -25,11 +34,8 @@ import (
 // begins. Exit codes: 0 after a clean stop, 2 when a job could not start
 // (login, host key, source, lock).
 func (a *App) runDaemon(ctx context.Context, cfg *config.Config, jobs []daemon.Job, reload func() (*config.Config, []daemon.Job, error)) int {
-	var h slog.Handler = slog.NewTextHandler(a.Stderr, nil)
-	if cfg.LogFormat == "json" {
-		h = slog.NewJSONHandler(a.Stderr, nil)
-	}
-	log := slog.New(h)
+	a.daemonLog.CompareAndSwap(nil, newDaemonLog(a.Stderr, cfg.LogFormat))
+	log := a.daemonLog.Load()
 	notify := func(state string) {
 		if _, err := sd.SdNotify(false, state); err != nil {
 			log.Warn("systemd notification failed", "error", err)

@@ -11,15 +11,25 @@ import (
 
 // ensureID gives the registry its identity on first open and loads it.
 func (db *DB) ensureID(ctx context.Context) error {
-	err := db.sql.QueryRowContext(ctx, `SELECT id FROM registry_info`).Scan(&db.id)
+	// In one transaction (it takes the write lock at once): two first
+	// opens at the same moment must not each write an identity of their own.
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("registry %s: identity: %w", db.path, err)
+	}
+	defer tx.Rollback()
+	err = tx.QueryRowContext(ctx, `SELECT id FROM registry_info`).Scan(&db.id)
 	if err == nil {
-		return nil
+		return tx.Commit()
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("registry %s: identity: %w", db.path, err)
 	}
 	db.id = NewToken()
-	if _, err := db.sql.ExecContext(ctx, `INSERT INTO registry_info(id) VALUES (?)`, db.id); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO registry_info(id) VALUES (?)`, db.id); err != nil {
+		return fmt.Errorf("registry %s: identity: %w", db.path, err)
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("registry %s: identity: %w", db.path, err)
 	}
 	return nil

@@ -16,13 +16,16 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
-	_ "modernc.org/sqlite" // the pure-Go SQLite driver: the binary stays static
+	"modernc.org/sqlite" // the pure-Go SQLite driver: the binary stays static
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Deletions wait in lanes of their own until every upload is done: the
@@ -66,6 +69,10 @@ func Open(ctx context.Context, stateDir string) (*DB, error) {
 		return nil, fmt.Errorf("registry %s: %w", p, err)
 	}
 	sdb.SetMaxOpenConns(1)
+	if err := connect(ctx, sdb); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("registry %s: %w", p, err)
+	}
 	db := &DB{sql: sdb, path: p}
 	if err := db.migrate(ctx); err != nil {
 		sdb.Close()
@@ -76,6 +83,27 @@ func Open(ctx context.Context, stateDir string) (*DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// connect opens the connection. Its PRAGMA journal_mode=WAL, run while
+// another connection opens the same new database (a daemon's jobs start
+// together), can fail with SQLITE_BUSY at once, without waiting out
+// busy_timeout (SQLite gives up rather than risk a deadlock between two
+// upgrading locks): it is tried again for as long as busy_timeout.
+func connect(ctx context.Context, sdb *sql.DB) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := sdb.PingContext(ctx)
+		var se *sqlite.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(5+rand.IntN(20)) * time.Millisecond):
+		}
+	}
 }
 
 // Path is the database file.
@@ -117,6 +145,18 @@ func (db *DB) migrate(ctx context.Context) error {
 		tx, err := db.sql.BeginTx(ctx, nil)
 		if err != nil {
 			return err
+		}
+		// Another open of this state directory (the daemon's other jobs
+		// start at the same moment) may have applied it since the version
+		// was read: the transaction holds the write lock, so look again.
+		var now int
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&now); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("registry %s: schema version: %w", db.path, err)
+		}
+		if v <= now {
+			tx.Rollback()
+			continue
 		}
 		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 			tx.Rollback()

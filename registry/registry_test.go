@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -201,5 +202,52 @@ func TestRuns(t *testing.T) {
 	}
 	if first, _ := j.LastRun(ctx, r1.ID); first != nil {
 		t.Fatalf("LastRun before the first = %+v", first)
+	}
+}
+
+// TestConcurrentFirstOpen: the jobs of a daemon open one new state
+// directory at the same moment. Every open succeeds (none may apply a
+// migration another has just applied) and they all find one identity
+// (the marker each job writes names it, so two identities would make a
+// restart refuse a job's own target).
+func TestConcurrentFirstOpen(t *testing.T) {
+	ctx := context.Background()
+	for round := range 10 {
+		dir := t.TempDir()
+		const n = 6
+		ids := make([]string, n)
+		errs := make([]error, n)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				db, err := Open(ctx, dir)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				ids[i] = db.ID()
+				db.Close()
+			})
+		}
+		close(start)
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: open %d of %d: %v", round, i+1, n, err)
+			}
+		}
+		db, err := Open(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := db.ID()
+		db.Close()
+		for i, got := range ids {
+			if got != id {
+				t.Fatalf("round %d: open %d found the identity %s, the registry keeps %s", round, i+1, got, id)
+			}
+		}
 	}
 }
