@@ -2,7 +2,7 @@ package entry
 
 import "time"
 
-// FileInfo describes one remote entry.
+// FileInfo describes a file or directory as the remote lists or stats it.
 type FileInfo struct {
 	Name    string    // base name (for Stat, the last element of the path)
 	Size    int64     // bytes; 0 for directories

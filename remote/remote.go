@@ -1,8 +1,10 @@
 // Package remote owns the boundary between ferry and the server it mirrors to.
 //
-// Everything above this package (scanner, planner, transfer) speaks only the
-// small Conn interface defined here and never learns which protocol is in
-// use. Each protocol lives in its own subpackage (remote/ftp, remote/sftp,
+// The stages that reach the server (the scanner's listing, transfer's
+// workers, the session) speak only the small Conn interface defined here
+// and never learn which protocol is in use; what they say about files (a
+// listed FileInfo, temporary and conflict names) is the shared vocabulary
+// of package entry. Each protocol lives in its own subpackage (remote/ftp, remote/sftp,
 // remote/file) and maps its failures onto the typed errors of errors.go, so
 // that retry and safety decisions stay generic.
 //
