@@ -1,7 +1,16 @@
-// Package mirror owns one pass of a job: it wires the stages of the data
-// flow — scanner → planner → registry → queue → transfer pool → remote — for
-// `ferry --once`, and turns their outcome into a Summary and an exit code.
-// It never learns which protocol is in use: it receives an Opener.
+// Package mirror owns a job's session: it wires the stages of the data
+// flow — scanner → planner → registry → queue → transfer pool → remote —
+// for one `ferry --once` pass, or keeps them open for the daemon (live
+// changes, scans, moves), and turns their outcome into a Summary and an
+// exit code. It never learns which protocol is in use: it receives an
+// Opener.
+//
+// session.go holds the session (its lock, registry and connections);
+// mirror.go one pass; workers.go the pool, the connections kept for it and
+// the claims from the registry; handle.go what a worker does with an item;
+// live.go the daemon's side; marker.go the target's marker; deletes.go,
+// typechange.go and dirmove.go the deletions, type changes and directory
+// moves.
 package mirror
 
 import (

@@ -1,0 +1,252 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"ferry/registry"
+	"ferry/remote"
+	"ferry/scanner"
+)
+
+// Session is a job held open: its lock, its registry, its logged-in
+// connections and its counters. `ferry --once` makes one pass on it; the
+// daemon keeps it for as long as it runs.
+type Session struct {
+	o         Options
+	r         *runner
+	db        *registry.DB
+	unlock    func()
+	first     remote.Conn // the connection Open made, until a pass takes it
+	recovered int64
+	started   time.Time
+	// marker is what the last check of the target's marker found;
+	// markerMark is the runner's change count when this session last wrote
+	// it, and markerOurs says it did.
+	marker     markerCheck
+	markerMark int64
+	markerOurs bool
+}
+
+// Open checks the source, locks the job, opens the registry, logs in once
+// (a wrong password or host key ends it here, with nothing written) and
+// recovers what a dead run left. The Summary says what was found when it
+// fails.
+func Open(ctx context.Context, o Options) (*Session, *Summary, error) {
+	o.defaults()
+	start := o.Now()
+	sum := &Summary{Job: o.Job, Source: o.Source, Target: o.Target.String(), DryRun: o.DryRun, Started: start}
+
+	// The source is checked before anything: a missing or empty source
+	// with --delete would otherwise plan to delete the whole remote.
+	fi, err := os.Stat(o.Source)
+	switch {
+	case err != nil && o.Delete:
+		return nil, sum, fail(ExitRefused, "refused: source %s cannot be read (%v) and --delete is on; nothing was changed", o.Source, err)
+	case err != nil:
+		return nil, sum, fail(ExitUsage, "source %s: %v", o.Source, err)
+	case !fi.IsDir():
+		return nil, sum, fail(ExitUsage, "source %s: not a directory", o.Source)
+	}
+	if o.Delete {
+		empty, err := sourceEmpty(o)
+		if err != nil {
+			return nil, sum, fail(ExitRefused, "refused: source %s cannot be read (%v) and --delete is on; nothing was changed", o.Source, err)
+		}
+		if empty {
+			return nil, sum, fail(ExitRefused, "refused: source %s is empty and --delete would remove everything on %s; nothing was changed", o.Source, o.Target)
+		}
+	}
+	if err := o.reserveMarker(); err != nil {
+		return nil, sum, err
+	}
+
+	unlock, err := registry.Lock(o.StateDir, o.Job)
+	if err != nil {
+		return nil, sum, &Error{Code: ExitUsage, Err: err}
+	}
+	s := &Session{o: o, unlock: unlock, started: start}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	if s.db, err = registry.Open(ctx, o.StateDir); err != nil {
+		return nil, sum, &Error{Code: ExitUsage, Err: err}
+	}
+	sum.Registry = s.db.Path()
+	job, err := s.db.Job(ctx, o.Job, o.Source, o.Target.String())
+	if err != nil {
+		return nil, sum, &Error{Code: ExitUsage, Err: err}
+	}
+
+	// Connect once before changing anything: a wrong password or host key
+	// ends the run here, with nothing written anywhere.
+	first, err := o.Open(ctx, o.Target, o.RemoteOpts)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, sum, &Error{Code: ExitInterrupted, Err: ctx.Err()}
+		}
+		return nil, sum, &Error{Code: ExitUsage, Err: fmt.Errorf("connect to %s: %w", o.Target, err)}
+	}
+	s.first = first
+	caps := first.Caps()
+	// One stat of the marker tells whether the remote is what the registry
+	// says (and that the target exists); another registry's marker ends
+	// the run here, with nothing written.
+	if s.marker, err = s.checkMarker(ctx, first, job, o.Takeover); err != nil {
+		return nil, sum, err
+	}
+	if s.marker.kind != markerTrusted && (s.marker.kind != markerNew || job.ListedAt != 0) {
+		o.Logf("%s: listing the remote and repairing what is gone", s.marker.reason)
+	}
+	if !o.DryRun {
+		// A dead run left rows "transferring": they become pending with a
+		// remote check, and the remote is listed to find what completed
+		// and the temporary files the crash left.
+		if s.recovered, err = job.Recover(ctx); err != nil {
+			return nil, sum, &Error{Code: ExitUsage, Err: err}
+		}
+	}
+	s.r = &runner{o: o, job: job, caps: caps, lim: o.limiter(), dirs: newDirCache(), failedDirs: map[string]bool{}, conns: &stash{}, prog: o.Progress,
+		excluded: scanner.Excluder(o.Excludes)}
+	if s.r.prog == nil {
+		s.r.prog = nopProgress{}
+	}
+	if !o.DryRun {
+		s.r.w = job.NewWriter(25*time.Millisecond, 2000)
+	}
+	ok = true
+	return s, sum, nil
+}
+
+// Close saves what is pending in the registry, logs out and unlocks the job.
+func (s *Session) Close() error {
+	var err error
+	if s.r != nil {
+		if s.r.w != nil {
+			err = s.r.w.Close()
+			s.r.w = nil
+		}
+		s.r.conns.close()
+	}
+	if s.first != nil {
+		s.first.Close()
+		s.first = nil
+	}
+	if s.db != nil {
+		s.db.Close()
+		s.db = nil
+	}
+	if s.unlock != nil {
+		s.unlock()
+		s.unlock = nil
+	}
+	return err
+}
+
+// takeFirst hands over the connection Open made, once.
+func (s *Session) takeFirst(ctx context.Context) (remote.Conn, error) {
+	if c := s.first; c != nil {
+		s.first = nil
+		return c, nil
+	}
+	if c := s.r.conns.take(); c != nil {
+		return c, nil
+	}
+	return s.o.Open(ctx, s.o.Target, s.o.RemoteOpts)
+}
+
+// Once makes the one pass of `ferry --once` and sums it up.
+func (s *Session) Once(ctx context.Context) (*Summary, error) {
+	o, r := s.o, s.r
+	sum := &Summary{Job: o.Job, Source: o.Source, Target: o.Target.String(), DryRun: o.DryRun, Started: s.started,
+		Registry: s.db.Path(), Recovered: s.recovered}
+	r.sum = sum
+	var run *registry.Run
+	if !o.DryRun {
+		var err error
+		if run, err = r.job.StartRun(ctx, s.started); err != nil {
+			return sum, &Error{Code: ExitUsage, Err: err}
+		}
+		if last, _ := r.job.LastRun(ctx, run.ID); last != nil && last.ExitCode < 0 {
+			sum.Recovered++ // the last run died; list the remote this time
+		}
+	}
+	listRemote := r.job.ListedAt == 0 || o.CheckRemote || sum.Recovered > 0 || s.marker.kind != markerTrusted
+	sum.ListedRemote = listRemote
+	if s.marker.kind != markerTrusted && (s.marker.kind != markerNew || r.job.ListedAt != 0) {
+		sum.Marker, sum.MarkerReason = s.marker.kind.String(), s.marker.reason
+	}
+	first, err := s.takeFirst(ctx)
+	if err != nil {
+		return sum, &Error{Code: ExitUsage, Err: fmt.Errorf("connect to %s: %w", o.Target, err)}
+	}
+	code, err := r.pass(ctx, first, listRemote)
+	if r.w != nil {
+		if ferr := r.w.Flush(context.WithoutCancel(ctx)); ferr != nil && err == nil {
+			err, code = ferr, ExitUsage
+		}
+	}
+	if err == nil || code == ExitRefused {
+		wrote, merr := s.settleMarker(ctx, code, r.listedAll, r.sum.Plan.Mkdirs)
+		if merr != nil && err == nil {
+			err, code = merr, ExitUsage
+		}
+		sum.MarkerWritten = wrote
+	}
+	sum.Transferred, sum.Bytes, sum.Touched = r.transferred.Load(), r.bytes.Load(), r.touched.Load()
+	// Adopted by a worker's stat or by the planner from the listing: each
+	// path is settled by one of them, so together with the transfers and
+	// the unchanged they count every file once.
+	sum.Adopted = r.adopted.Load() + sum.Plan.Adopted
+	sum.Deleted, sum.Failed, sum.Conflicts, sum.Cleaned = r.deleted.Load(), r.failed.Load(), r.conflicts.Load(), r.cleaned.Load()
+	sum.SessionsLost = r.sessionsLost.Load()
+	sum.Ended = o.Now()
+	sum.finish()
+	if run != nil {
+		run.Ended, run.Planned, run.Transferred, run.Skipped = sum.Ended, sum.Plan.Uploads+sum.Plan.Touches+sum.Plan.Mkdirs+sum.Plan.Deletes, sum.Transferred, sum.Plan.Unchanged
+		run.Deleted, run.Failed, run.Bytes, run.ExitCode = sum.Deleted, sum.Failed, sum.Bytes, code
+		if code == ExitInterrupted {
+			run.ExitCode = ExitInterrupted
+		}
+		if eerr := r.job.EndRun(run); eerr != nil && err == nil {
+			err, code = eerr, ExitUsage
+		}
+		if fails, ferr := r.job.Failures(context.Background()); ferr == nil {
+			for _, e := range fails {
+				sum.Failures = append(sum.Failures, Failure{Path: e.Path, Error: e.LastError, Attempts: e.Attempts})
+			}
+		}
+	}
+	sum.ExitCode = code
+	if err != nil {
+		return sum, &Error{Code: code, Err: err}
+	}
+	if code != ExitOK {
+		return sum, &Error{Code: code, Err: fmt.Errorf("%d of the files failed", sum.Failed)}
+	}
+	return sum, nil
+}
+
+// sourceEmpty reports whether the source holds nothing to mirror.
+func sourceEmpty(o Options) (bool, error) {
+	w := scanner.NewWalker(o.Source, scanner.Options{Excludes: o.Excludes, Links: o.Links})
+	empty := true
+	stop := errors.New("stop")
+	err := w.Walk(context.Background(), func(d *scanner.Dir) error {
+		if d.Err != nil {
+			return d.Err
+		}
+		empty = len(d.Files) == 0
+		return stop
+	})
+	if err != nil && !errors.Is(err, stop) {
+		return false, err
+	}
+	return empty, nil
+}
