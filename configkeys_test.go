@@ -322,7 +322,8 @@ func keyMaxDelete(t *testing.T, k *keyRig) {
 	}
 	for _, limit := range []string{"2", "20%"} {
 		r := j.once(t, fmt.Sprintf("delete = true\nmax_delete = %q\n", limit))
-		if r.code != 3 || !strings.Contains(r.stderr, "3 deletions planned") || !strings.Contains(r.stderr, "nothing was deleted") {
+		if r.code != 3 || !strings.Contains(r.stderr, "3 deletions planned") || !strings.Contains(r.stderr, "nothing was deleted") ||
+			!strings.Contains(r.stderr, "max_delete in the config") {
 			t.Fatalf("3 deletions with max_delete %q: exit %d, stderr %q; want 3 and the refusal", limit, r.code, r.stderr)
 		}
 		j.remoteIs(t, "max_delete "+limit, want)

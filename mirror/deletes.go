@@ -35,7 +35,7 @@ func (r *runner) deletes(ctx context.Context, pl *planner.Planner) (int, error) 
 	// Type changes deleted what stood in their way already this pass.
 	used, _ := r.replace.counts()
 	if limit := r.o.MaxDelete.Limit(total + n); limit >= 0 && n+used > limit {
-		return ExitRefused, fmt.Errorf("refused: %d deletions planned on %s (and %d made to replace paths whose type changed), more than --max-delete allows (%d); nothing was deleted (check the source, then raise --max-delete)", n, r.o.Target, used, limit)
+		return ExitRefused, fmt.Errorf("refused: %d deletions planned on %s (and %d made to replace paths whose type changed), more than the deletion limit allows (%d: --max-delete, or max_delete in the config); nothing was deleted (check the source, then raise the limit)", n, r.o.Target, used, limit)
 	}
 	for d := range pl.ErrDirs {
 		r.markFailedDir(d)

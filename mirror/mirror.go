@@ -155,7 +155,7 @@ func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (
 		}
 	}
 	if _, refused := r.replace.counts(); refused > 0 {
-		return ExitRefused, fmt.Errorf("refused: %d paths whose type changed would delete more on %s than --max-delete allows; they were left as they are", refused, r.o.Target)
+		return ExitRefused, fmt.Errorf("refused: %d paths whose type changed would delete more on %s than the deletion limit allows (--max-delete, or max_delete in the config); they were left as they are", refused, r.o.Target)
 	}
 	if r.failed.Load() > 0 || len(pl.Stats.DirErrors) > 0 {
 		return ExitFailed, nil

@@ -282,7 +282,7 @@ func (r *runner) reserveLocked(ctx context.Context, op, p string, n int64) error
 	}
 	if limit := r.o.MaxDelete.Limit(total); r.replace.used+n > limit {
 		r.replace.refused++
-		return remote.Errorf(remote.KindOther, op, p, fmt.Errorf("%w: refused: replacing it deletes %d remote entries, more than --max-delete allows (%d, of which %d were used this run); nothing was deleted", errKept, n, limit, r.replace.used))
+		return remote.Errorf(remote.KindOther, op, p, fmt.Errorf("%w: refused: replacing it deletes %d remote entries, more than the deletion limit allows (%d: --max-delete, or max_delete in the config; %d were used this run); nothing was deleted", errKept, n, limit, r.replace.used))
 	}
 	return nil
 }

@@ -38,7 +38,7 @@ func newHostKeys(t *remote.Target, o remote.Options, url string) (*hostKeys, err
 		home, err := os.UserHomeDir()
 		if err != nil {
 			return nil, &remote.Error{Op: "login", Path: url, Kind: remote.KindHostKey,
-				Err: fmt.Errorf("no known_hosts file: %w", err), Advice: "set known_hosts_file"}
+				Err: fmt.Errorf("no known_hosts file: %w", err), Advice: "name a known_hosts file with --known-hosts (or known_hosts = in the config)"}
 		}
 		file = filepath.Join(home, ".ssh", "known_hosts")
 	}
