@@ -58,6 +58,11 @@ var layerRules = []struct {
 		why:    "config only decodes the file; the stages' own checks come from its caller (cli)",
 	},
 	{
+		pkgs:   []string{"ferry/planner"},
+		banned: []string{"ferry/registry"},
+		why:    "the planner decides; it reads and writes the registry through its Recorded and Sink interfaces only",
+	},
+	{
 		pkgs:   []string{"ferry/daemon", "ferry/control"},
 		banned: []string{"ferry/cli", "ferry/bench", "ferry/config"},
 		why:    "the daemon is started by the command line with typed options, never the other way, and never reads the config file",

@@ -46,6 +46,21 @@ func (e *Entry) MarkFailed(attempts int, err error) {
 	e.State, e.Attempts, e.LastError = Failed, e.Attempts+attempts, err.Error()
 }
 
+// The lanes of a pending entry: 0 and up are the queue's weight lanes (by
+// size); the negative ones are phases, which no claim of a weight lane
+// takes.
+const (
+	// LaneDeletes holds deletions until every upload of the pass is done.
+	LaneDeletes = -1
+	// LaneDirDeletes holds directory deletions, which can only go once
+	// their content has.
+	LaneDirDeletes = -2
+	// LaneLive holds what the daemon queued from a live change: the live
+	// queue has it in memory, so no claim takes it; after a crash the next
+	// scan finds it pending and plans it again.
+	LaneLive = -3
+)
+
 // State is where a path stands.
 type State int
 

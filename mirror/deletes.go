@@ -24,7 +24,7 @@ func (r *runner) deletes(ctx context.Context, pl *planner.Planner) (int, error) 
 	if err != nil {
 		return ExitUsage, err
 	}
-	n := int64(lanes[registry.DeferredLane] + lanes[registry.DeferredDirLane])
+	n := int64(lanes[entry.LaneDeletes] + lanes[entry.LaneDirDeletes])
 	if n == 0 {
 		return ExitOK, nil
 	}
@@ -40,7 +40,7 @@ func (r *runner) deletes(ctx context.Context, pl *planner.Planner) (int, error) 
 	for d := range pl.ErrDirs {
 		r.markFailedDir(d)
 	}
-	q := queue.New(deferredClaimer{r.job, r.w, registry.DeferredLane}, 256)
+	q := queue.New(deferredClaimer{r.job, r.w, entry.LaneDeletes}, 256)
 	q.Close()
 	pool := r.newPool(q, r.o.Workers, func() int { _, low, _ := q.Depth(); return low })
 	if err := pool.Run(ctx); err != nil {
@@ -52,7 +52,7 @@ func (r *runner) deletes(ctx context.Context, pl *planner.Planner) (int, error) 
 	// Directories, deepest first, on one connection.
 	var dirs []entry.Entry
 	for {
-		batch, err := r.job.Claim(ctx, registry.DeferredDirLane, 1000)
+		batch, err := r.job.Claim(ctx, entry.LaneDirDeletes, 1000)
 		if err != nil {
 			return ExitUsage, err
 		}

@@ -205,7 +205,7 @@ func (l *Live) Changed(ctx context.Context, rel string, since time.Time) (bool, 
 	if planned == nil {
 		return false, nil // already in sync
 	}
-	planned.Lane = registry.LiveLane
+	planned.Lane = entry.LaneLive
 	if !since.IsZero() && (planned.DirtySince == 0 || since.UnixNano() < planned.DirtySince) {
 		planned.DirtySince = since.UnixNano()
 	}
@@ -217,7 +217,7 @@ func (l *Live) Changed(ctx context.Context, rel string, since time.Time) (bool, 
 	// A bulk item of this path (a scan planned it) may be shipping this very
 	// save, or have shipped it between the read and the push: this item
 	// then compares with the remote first instead of sending it twice.
-	bulk := known && (e.State == entry.Transferring || e.State == entry.Pending && e.Lane != registry.LiveLane)
+	bulk := known && (e.State == entry.Transferring || e.State == entry.Pending && e.Lane != entry.LaneLive)
 	l.q.Push(queue.Item{Path: rel, Size: f.Size, DirtySince: planned.DirtySince, Data: *planned, Waited: bulk})
 	return true, nil
 }
@@ -248,7 +248,7 @@ func (l *Live) Moved(ctx context.Context, from, to string, since time.Time) (boo
 			now := l.s.o.Now().UnixNano()
 			dst := old
 			dst.Path, dst.LocalSize, dst.LocalMtime = to, f.Size, f.Mtime.UnixNano()
-			dst.State, dst.Action, dst.Lane, dst.DirtySince = entry.Pending, entry.Upload, registry.LiveLane, now
+			dst.State, dst.Action, dst.Lane, dst.DirtySince = entry.Pending, entry.Upload, entry.LaneLive, now
 			// Recorded as an upload: after a crash mid-rename the next scan
 			// settles it like any other change.
 			if err := r.w.Put(dst); err != nil {
@@ -347,7 +347,7 @@ func (l *Live) RetryFailed(ctx context.Context) (int, error) {
 	}
 	for _, e := range fails {
 		e.State, e.Attempts = entry.Pending, 0
-		if e.Lane == registry.LiveLane { // not claimable: give it its weight lane
+		if e.Lane == entry.LaneLive { // not claimable: give it its weight lane
 			e.Lane = queue.LaneOf(max(e.LocalSize, 0))
 		}
 		if err := r.w.Put(e); err != nil {

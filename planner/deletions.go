@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"ferry/entry"
-	"ferry/registry"
 	"ferry/scanner"
 )
 
@@ -174,7 +173,7 @@ func (p *Planner) PlanRemoteDelete(rel string, fi entry.FileInfo, now int64) err
 
 func deferredLane(isDir bool) int {
 	if isDir {
-		return registry.DeferredDirLane
+		return entry.LaneDirDeletes
 	}
-	return registry.DeferredLane
+	return entry.LaneDeletes
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"ferry/entry"
-	"ferry/registry"
 	"ferry/scanner"
 )
 
@@ -21,7 +20,7 @@ func TestPlanLeavesExcluded(t *testing.T) {
 		return entry.Entry{Path: p, IsDir: true, LocalSize: -1, RemoteSize: -1, State: entry.Done}
 	}
 	planned := func(e entry.Entry) entry.Entry {
-		e.State, e.Action, e.Lane = entry.Pending, entry.Delete, registry.DeferredLane
+		e.State, e.Action, e.Lane = entry.Pending, entry.Delete, entry.LaneDeletes
 		return e
 	}
 	tests := []struct {

@@ -15,7 +15,6 @@ import (
 	"ferry/entry"
 	"ferry/internal/digest"
 	"ferry/queue"
-	"ferry/registry"
 	"ferry/scanner"
 )
 
@@ -132,7 +131,7 @@ func (p *Planner) Dir(ctx context.Context, pr *scanner.Pair) error {
 			}
 		default:
 			p.Stats.Files++
-			if known && !e.IsDir && e.State == entry.Pending && e.Lane == registry.LiveLane {
+			if known && !e.IsDir && e.State == entry.Pending && e.Lane == entry.LaneLive {
 				// A live change queued it: the daemon's live queue holds it
 				// in memory and ships the file as it is then. Planned again
 				// by a scan, it would be claimable by a bulk worker too, and

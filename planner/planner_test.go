@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"ferry/entry"
-	"ferry/registry"
 	"ferry/scanner"
 )
 
@@ -101,7 +100,7 @@ func TestPlanDirectory(t *testing.T) {
 		// A row pending from an earlier scan of this session may be claimed
 		// before the plan's write lands: a worker's stat adopts it, once.
 		{name: "pending, complete on the remote, is left to the worker", local: []scanner.File{file("a", 5, t0)}, rec: []entry.Entry{{Path: "a", LocalSize: 5, LocalMtime: t0.UnixNano(), RemoteSize: -1, State: entry.Pending}}, listed: []entry.FileInfo{{Name: "a", Size: 5, ModTime: t0}}, want: "upload+recheck a"},
-		{name: "queued by a live change: left to the live queue", local: []scanner.File{file("a", 5, t1)}, rec: []entry.Entry{{Path: "a", LocalSize: 5, LocalMtime: t0.UnixNano(), RemoteSize: -1, State: entry.Pending, Lane: registry.LiveLane}}, want: ""},
+		{name: "queued by a live change: left to the live queue", local: []scanner.File{file("a", 5, t1)}, rec: []entry.Entry{{Path: "a", LocalSize: 5, LocalMtime: t0.UnixNano(), RemoteSize: -1, State: entry.Pending, Lane: entry.LaneLive}}, want: ""},
 		{name: "skipped link keeps what was shipped", local: []scanner.File{{Name: "l", Link: true}}, rec: []entry.Entry{done("l", 1, t0, "")}, delete: true, want: ""},
 	}
 	for _, tc := range tests {

@@ -62,7 +62,7 @@ func TestMovePrefix(t *testing.T) {
 		t.Fatalf("move onto recorded rows: %v, want ErrMoveTarget", err)
 	}
 	w = j.NewWriter(time.Hour, 1000)
-	w.Put(entry.Entry{Path: "other/gone.txt", LocalSize: 1, RemoteSize: 1, State: entry.Pending, Action: entry.Delete, Lane: DeferredLane})
+	w.Put(entry.Entry{Path: "other/gone.txt", LocalSize: 1, RemoteSize: 1, State: entry.Pending, Action: entry.Delete, Lane: entry.LaneDeletes})
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -28,19 +28,6 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// Deletions wait in lanes of their own until every upload is done: the
-// queue never claims them during the upload phase. Directories wait in a
-// second one, since they can only go once their content has.
-const (
-	DeferredLane    = -1
-	DeferredDirLane = -2
-)
-
-// LiveLane holds what the daemon queued from a live change: the queue has
-// it in memory, so no claim takes it; after a crash the next scan finds it
-// pending and plans it again.
-const LiveLane = -3
-
 // DBFile is the database's name inside the state directory.
 const DBFile = "ferry.db"
 

@@ -146,7 +146,7 @@ func TestRecoverOtherActions(t *testing.T) {
 	_, j := open(t)
 	w := j.NewWriter(time.Millisecond, 10)
 	w.Put(entry.Entry{Path: "d", IsDir: true, State: entry.Pending, Action: entry.Mkdir})
-	w.Put(entry.Entry{Path: "gone", State: entry.Failed, Action: entry.Delete, Lane: DeferredLane})
+	w.Put(entry.Entry{Path: "gone", State: entry.Failed, Action: entry.Delete, Lane: entry.LaneDeletes})
 	w.Put(entry.Entry{Path: ".ferry-tmp-0-x", State: entry.Pending, Action: entry.Cleanup})
 	w.Put(entry.Entry{Path: "f", State: entry.Failed, Action: entry.Upload})
 	if err := w.Close(); err != nil {

@@ -266,7 +266,7 @@ func keepRemoteSide(ctx context.Context, cur *sql.Stmt, job int64, dir, name str
 	if isDir {
 		return e, false, nil
 	}
-	if state == entry.Pending && lane == LiveLane && e.Lane != LiveLane {
+	if state == entry.Pending && lane == entry.LaneLive && e.Lane != entry.LaneLive {
 		return e, true, nil
 	}
 	if size == e.RemoteSize && mtime == e.RemoteMtime && hash == e.Hash {
