@@ -6,7 +6,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -19,7 +18,6 @@ import (
 	"time"
 
 	"ferry/entry"
-	"ferry/internal/syncbuf"
 	"ferry/internal/testrig"
 )
 
@@ -600,21 +598,8 @@ func keyPatienceTimeout(t *testing.T, _ *keyRig) {
 	writeTree(t, j.src, 200, 4)
 
 	cfg := writeKeysConfig(t, dir, "", j.table("timeout = \"1s\"\nserver_patience = \"3s\"\nbwlimit = \"64K\"\n"))
-	cmd := exec.Command(os.Args[0], "--once", "--config", cfg)
-	cmd.Env = append(os.Environ(), "FERRY_TEST_MAIN=1", "FERRY_PASSWORD=")
-	var out, errb syncbuf.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-done
-		}
-	}()
+	run := startFerry(t, []string{"FERRY_PASSWORD="}, "--once", "--config", cfg)
+	out, errb, done := &run.out, &run.errb, run.done
 	waitFiles(t, j.disk, 5, 60*time.Second, done)
 	frozen, err := srv.Freeze()
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"ferry/internal/syncbuf"
 	"ferry/internal/testrig"
 )
 
@@ -255,4 +256,32 @@ func TestInterruptSavesRegistry(t *testing.T) {
 		t.Fatalf("%d of the %d files verified before SIGINT were sent again", resent, len(done))
 	}
 	sameTree(t, src, disk)
+}
+
+// running is a ferry started in the background: what it prints, and done,
+// which receives Wait's error once it exits.
+type running struct {
+	cmd       *exec.Cmd
+	out, errb syncbuf.Buffer
+	done      chan error
+}
+
+// startFerry starts ferry with args and env as ferry() runs it, without
+// waiting; it is killed at the end of the test if it is still running.
+func startFerry(t *testing.T, env []string, args ...string) *running {
+	t.Helper()
+	r := &running{cmd: exec.Command(os.Args[0], args...), done: make(chan error, 1)}
+	r.cmd.Env = append(os.Environ(), append([]string{"FERRY_TEST_MAIN=1", "SSH_AUTH_SOCK="}, env...)...)
+	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.errb
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.done <- r.cmd.Wait() }()
+	t.Cleanup(func() {
+		if r.cmd.ProcessState == nil {
+			r.cmd.Process.Kill()
+			<-r.done
+		}
+	})
+	return r
 }

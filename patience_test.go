@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"ferry/entry"
-	"ferry/internal/syncbuf"
 	"ferry/internal/testrig"
 )
 
@@ -102,21 +100,8 @@ func TestOnceGivesUpOnStoppedServer(t *testing.T) {
 				t.Fatalf("first pass: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 			}
 			writeTree(t, src, files-1, 10)
-			cmd := exec.Command(os.Args[0], append(args, src, srv.target)...)
-			cmd.Env = append(os.Environ(), append([]string{"FERRY_TEST_MAIN=1", "SSH_AUTH_SOCK="}, srv.env...)...)
-			var out, errb syncbuf.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &errb
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			defer func() {
-				if cmd.ProcessState == nil {
-					cmd.Process.Kill()
-					<-done
-				}
-			}()
+			run := startFerry(t, srv.env, append(args, src, srv.target)...)
+			out, errb, done := &run.out, &run.errb, run.done
 			waitFiles(t, srv.disk, 100, 60*time.Second, done)
 			frozen, err := srv.freeze()
 			if err != nil {
@@ -279,15 +264,8 @@ func TestOnceSessionKilled(t *testing.T) {
 	dir := t.TempDir()
 	src, disk := filepath.Join(dir, "src"), filepath.Join(ftp.Root, "mirror")
 	writeTree(t, src, files, 5)
-	cmd := exec.Command(os.Args[0], "--once", "--workers", "4", "--state", filepath.Join(dir, "state"), "--json", src, ftp.URL("/mirror"))
-	cmd.Env = append(os.Environ(), "FERRY_TEST_MAIN=1", "FERRY_PASSWORD="+ftp.Password)
-	var out, errb syncbuf.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	run := startFerry(t, []string{"FERRY_PASSWORD=" + ftp.Password}, "--once", "--workers", "4", "--state", filepath.Join(dir, "state"), "--json", src, ftp.URL("/mirror"))
+	out, errb, done := &run.out, &run.errb, run.done
 	killed := 0
 	for _, at := range []int{100, 300, 500} {
 		waitFiles(t, disk, at, 60*time.Second, done)
@@ -301,8 +279,7 @@ func TestOnceSessionKilled(t *testing.T) {
 	case err := <-done:
 		code = exitCode(err)
 	case <-time.After(120 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("ferry did not finish:\n%s", errb.String())
+		t.Fatalf("ferry did not finish:\n%s", errb.String()) // the cleanup kills it
 	}
 	var sum struct {
 		Failed       int64 `json:"failed"`
