@@ -10,7 +10,6 @@ import (
 
 	"ferry/bench"
 	"ferry/bench/floor"
-	"ferry/mirror"
 )
 
 // bench runs the benchmark harness: it parses the flags of `ferry bench`
@@ -42,13 +41,13 @@ func (a *App) bench(ctx context.Context, args []string) int {
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return mirror.ExitOK
+			return exitOK
 		}
-		return mirror.ExitUsage
+		return exitUsage
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(a.Stderr, "ferry bench: unexpected arguments %q\n", fs.Args())
-		return mirror.ExitUsage
+		return exitUsage
 	}
 	o.Datasets, o.Servers, o.Tools = splitList(datasets), splitList(servers), splitList(tools)
 	o.Log = a.Stderr
@@ -56,15 +55,15 @@ func (a *App) bench(ctx context.Context, args []string) int {
 	if err != nil {
 		fmt.Fprintf(a.Stderr, "ferry bench: %v\n", err)
 		if ctx.Err() != nil {
-			return mirror.ExitInterrupted
+			return exitInterrupted
 		}
-		return mirror.ExitUsage
+		return exitUsage
 	}
 	if n := rep.Failures(); n > 0 {
 		fmt.Fprintf(a.Stderr, "ferry bench: %d runs failed; they are marked in the report\n", n)
-		return mirror.ExitFailed
+		return exitFailed
 	}
-	return mirror.ExitOK
+	return exitOK
 }
 
 // splitList reads a comma-separated flag value.
@@ -94,20 +93,20 @@ func (a *App) benchFloor(ctx context.Context, args []string) int {
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return mirror.ExitOK
+			return exitOK
 		}
-		return mirror.ExitUsage
+		return exitUsage
 	}
 	if fs.NArg() != 2 {
 		fs.Usage()
-		return mirror.ExitUsage
+		return exitUsage
 	}
 	o.Src, o.URL = fs.Arg(0), fs.Arg(1)
 	n, err := floor.Run(ctx, o)
 	if err != nil {
 		fmt.Fprintf(a.Stderr, "ferry bench floor: %v\n", err)
-		return mirror.ExitFailed
+		return exitFailed
 	}
 	fmt.Fprintf(a.Stdout, "%d files sent\n", n)
-	return mirror.ExitOK
+	return exitOK
 }

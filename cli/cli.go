@@ -6,7 +6,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -71,7 +70,7 @@ func (a *App) Run(ctx context.Context, args []string) int {
 		switch args[0] {
 		case "version", "--version":
 			fmt.Fprintf(a.Stdout, "ferry %s (protocols: %s)\n", a.Version, strings.Join(a.schemes(), ", "))
-			return mirror.ExitOK
+			return exitOK
 		case "demo":
 			return a.demo(ctx, args[1:])
 		case "bench":
@@ -82,7 +81,7 @@ func (a *App) Run(ctx context.Context, args []string) int {
 			fs, _ := newOnceFlags(a.Stdout)
 			fmt.Fprint(a.Stdout, usage)
 			fs.PrintDefaults()
-			return mirror.ExitOK
+			return exitOK
 		}
 	}
 	fs, f := newOnceFlags(a.Stderr)
@@ -92,7 +91,7 @@ func (a *App) Run(ctx context.Context, args []string) int {
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
-		return mirror.ExitUsage
+		return exitUsage
 	}
 	f.set = map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
@@ -102,21 +101,21 @@ func (a *App) Run(ctx context.Context, args []string) int {
 	if !f.once {
 		fmt.Fprintln(a.Stderr, "ferry: say --once to mirror once, or give --config FILE")
 		fs.Usage()
-		return mirror.ExitUsage
+		return exitUsage
 	}
 	if len(pos) != 2 {
 		fmt.Fprintf(a.Stderr, "ferry: --once needs SOURCE and TARGET, got %d arguments\n", len(pos))
-		return mirror.ExitUsage
+		return exitUsage
 	}
 	if err := checkFlags(&f.j); err != nil {
 		fmt.Fprintf(a.Stderr, "ferry: %v\n", err)
-		return mirror.ExitUsage
+		return exitUsage
 	}
 	f.j.Source, f.j.Target = pos[0], pos[1]
 	o, err := a.options(f.j, f.state, f.job, f.dryRun)
 	if err != nil {
 		fmt.Fprintf(a.Stderr, "ferry: %v\n", err)
-		return mirror.ExitUsage
+		return exitUsage
 	}
 	o.Takeover = f.takeover
 	return a.once(ctx, o, f)
@@ -126,14 +125,14 @@ func (a *App) Run(ctx context.Context, args []string) int {
 func (a *App) runConfig(ctx context.Context, f *onceFlags, pos []string) int {
 	if len(pos) > 0 {
 		fmt.Fprintf(a.Stderr, "ferry: with --config, sources and targets come from the file; unexpected %q\n", pos)
-		return mirror.ExitUsage
+		return exitUsage
 	}
 	cfg, daemonJobs, err := a.loadJobs(f)
 	if err != nil {
 		for line := range strings.SplitSeq(err.Error(), "\n") {
 			fmt.Fprintf(a.Stderr, "ferry: %s\n", line)
 		}
-		return mirror.ExitUsage
+		return exitUsage
 	}
 	var opts []mirror.Options
 	for _, j := range daemonJobs {
@@ -142,15 +141,15 @@ func (a *App) runConfig(ctx context.Context, f *onceFlags, pos []string) int {
 	if !f.once {
 		if f.dryRun {
 			fmt.Fprintln(a.Stderr, "ferry: --dry-run plans one pass: add --once")
-			return mirror.ExitUsage
+			return exitUsage
 		}
 		return a.runDaemon(ctx, cfg, daemonJobs, func() (*config.Config, []daemon.Job, error) { return a.loadJobs(f) })
 	}
-	worst := mirror.ExitOK
+	worst := exitOK
 	for _, o := range opts {
 		code := a.once(ctx, o, f)
 		worst = worseExit(worst, code)
-		if code == mirror.ExitInterrupted {
+		if code == exitInterrupted {
 			break
 		}
 	}
@@ -206,16 +205,6 @@ func (a *App) loadJobs(f *onceFlags) (*config.Config, []daemon.Job, error) {
 		out = append(out, dj)
 	}
 	return cfg, out, nil
-}
-
-// worseExit is the exit code that says more of two jobs' outcomes:
-// interrupted, then usage/connection errors, refusals, failed files.
-func worseExit(a, b int) int {
-	rank := map[int]int{mirror.ExitOK: 0, mirror.ExitFailed: 1, mirror.ExitRefused: 2, mirror.ExitUsage: 3, mirror.ExitInterrupted: 4}
-	if rank[b] > rank[a] {
-		return b
-	}
-	return a
 }
 
 func (a *App) schemes() []string {
@@ -275,7 +264,7 @@ func (a *App) options(j config.Job, state, regName string, dryRun bool) (mirror.
 			Timeout: j.Timeout.Duration, Warnf: a.warnf},
 		StateDir: state, Job: regName, Workers: j.Workers, Delete: j.Delete, DeleteExcluded: j.DeleteExcluded, MaxDelete: md, DryRun: dryRun,
 		Excludes: j.Exclude, Links: links, Checksum: j.Checksum, CheckRemote: j.CheckRemote, Move: j.Move,
-		Conflict: conflict, BwLimit: rate, DryRunOut: a.Stdout, Marker: j.Marker, Patience: j.ServerPatience.Duration,
+		Conflict: conflict, BwLimit: rate, DryRunOut: a.Stdout, Marker: j.Marker, Patience: j.ServerPatience.Duration, ExitCode: exitCode,
 	}, nil
 }
 
@@ -303,16 +292,7 @@ func (a *App) once(ctx context.Context, o mirror.Options, f *onceFlags) int {
 	if bars != nil {
 		bars.Close()
 	}
-	code := mirror.ExitOK
-	var me *mirror.Error
-	if errors.As(err, &me) {
-		code = me.Code
-	} else if err != nil {
-		code = mirror.ExitUsage
-	}
-	if ctx.Err() != nil {
-		code = mirror.ExitInterrupted
-	}
+	code := exitOf(ctx, err)
 	sum.ExitCode = code
 	if f.jsonOut {
 		enc := json.NewEncoder(a.Stdout)
@@ -321,15 +301,15 @@ func (a *App) once(ctx context.Context, o mirror.Options, f *onceFlags) int {
 			*mirror.Summary
 			Error string `json:"error,omitempty"`
 		}{Summary: sum}
-		if err != nil && code != mirror.ExitFailed {
+		if err != nil && code != exitFailed {
 			out.Error = err.Error()
 		}
 		_ = enc.Encode(out)
 	} else if !sum.Ended.IsZero() { // a run refused before it started has nothing to sum up
 		sum.WriteText(a.Stdout)
 	}
-	if err != nil && code != mirror.ExitFailed {
-		if code == mirror.ExitInterrupted {
+	if err != nil && code != exitFailed {
+		if code == exitInterrupted {
 			fmt.Fprintln(a.Stderr, "ferry: interrupted; the registry is saved and the next run resumes")
 		} else {
 			fmt.Fprintf(a.Stderr, "ferry: %v\n", err)

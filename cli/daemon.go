@@ -61,7 +61,7 @@ func (a *App) runDaemon(ctx context.Context, cfg *config.Config, jobs []daemon.J
 	})
 	if err != nil {
 		fmt.Fprintf(a.Stderr, "ferry: %s: %v\n", cfg.File, err)
-		return mirror.ExitUsage
+		return exitUsage
 	}
 	// SIGHUP re-reads the config; a config with mistakes is refused and
 	// the daemon goes on with the one it has.
@@ -97,11 +97,11 @@ func (a *App) runDaemon(ctx context.Context, cfg *config.Config, jobs []daemon.J
 	if err := d.Run(ctx, context.WithoutCancel(ctx)); err != nil {
 		log.Error("stopped", "error", err)
 		var me *mirror.Error
-		if errors.As(err, &me) && me.Code != mirror.ExitOK {
-			return me.Code
+		if errors.As(err, &me) && me.Outcome != mirror.Complete {
+			return exitCode(me.Outcome)
 		}
-		return mirror.ExitUsage
+		return exitUsage
 	}
 	log.Info("stopped")
-	return mirror.ExitOK
+	return exitOK
 }

@@ -28,13 +28,13 @@ func (a *App) demo(ctx context.Context, args []string) int {
 	dir := fs.String("dir", "", "where to put the demo (default: a new temporary directory)")
 	files := fs.Int("files", 500, "files to generate")
 	if err := fs.Parse(args); err != nil {
-		return mirror.ExitUsage
+		return exitUsage
 	}
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "ferry-demo-")
 		if err != nil {
 			fmt.Fprintf(a.Stderr, "ferry demo: %v\n", err)
-			return mirror.ExitUsage
+			return exitUsage
 		}
 		*dir = d
 	}
@@ -43,24 +43,24 @@ func (a *App) demo(ctx context.Context, args []string) int {
 	for _, d := range []string{dst, filepath.Join(*dir, "server")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			fmt.Fprintf(a.Stderr, "ferry demo: %v\n", err)
-			return mirror.ExitUsage
+			return exitUsage
 		}
 	}
 	n, size, err := generateTree(src, *files)
 	if err != nil {
 		fmt.Fprintf(a.Stderr, "ferry demo: generate the tree: %v\n", err)
-		return mirror.ExitUsage
+		return exitUsage
 	}
 	srv, err := sftpserver.Start(sftpserver.Options{Root: dst, Dir: filepath.Join(*dir, "server")})
 	if err != nil {
 		fmt.Fprintf(a.Stderr, "ferry demo: start the SFTP server: %v\n", err)
-		return mirror.ExitUsage
+		return exitUsage
 	}
 	defer srv.Close()
 	target, err := remote.ParseURL(srv.URL("/"))
 	if err != nil {
 		fmt.Fprintf(a.Stderr, "ferry demo: %v\n", err)
-		return mirror.ExitUsage
+		return exitUsage
 	}
 	out := a.Stdout
 	fmt.Fprintf(out, "ferry demo: %d files (%s) in %s\n", n, remote.Bytes(size), src)
@@ -72,7 +72,7 @@ func (a *App) demo(ctx context.Context, args []string) int {
 		StateDir:   state, Workers: 4,
 		// One job name for the --once runs and the daemon: the target's
 		// marker names the registry job that writes it, and refuses others.
-		Job: "demo",
+		Job: "demo", ExitCode: exitCode,
 	}
 	step := func(title string, progress bool) (*mirror.Summary, int) {
 		fmt.Fprintf(out, "== %s\n", title)
@@ -90,34 +90,34 @@ func (a *App) demo(ctx context.Context, args []string) int {
 		if err != nil {
 			fmt.Fprintf(a.Stderr, "ferry demo: %v\n", err)
 			if me, ok := err.(*mirror.Error); ok {
-				return sum, me.Code
+				return sum, exitCode(me.Outcome)
 			}
-			return sum, mirror.ExitUsage
+			return sum, exitUsage
 		}
 		fmt.Fprintln(out)
-		return sum, mirror.ExitOK
+		return sum, exitOK
 	}
-	if _, code := step("first run: mirror everything", true); code != mirror.ExitOK {
+	if _, code := step("first run: mirror everything", true); code != exitOK {
 		return code
 	}
-	if _, code := step("second run, nothing changed: nothing is sent", false); code != mirror.ExitOK {
+	if _, code := step("second run, nothing changed: nothing is sent", false); code != exitOK {
 		return code
 	}
 	edited := filepath.Join(src, "docs", "index.html")
 	if err := os.WriteFile(edited, []byte(fmt.Sprintf("<h1>edited at %s</h1>\n", time.Now().Format(time.RFC3339))), 0o644); err != nil {
 		fmt.Fprintf(a.Stderr, "ferry demo: %v\n", err)
-		return mirror.ExitUsage
+		return exitUsage
 	}
-	if _, code := step("third run after editing docs/index.html: exactly one file is sent", false); code != mirror.ExitOK {
+	if _, code := step("third run after editing docs/index.html: exactly one file is sent", false); code != exitOK {
 		return code
 	}
-	if code := a.demoLive(ctx, o, src, dst); code != mirror.ExitOK {
+	if code := a.demoLive(ctx, o, src, dst); code != exitOK {
 		return code
 	}
 	fmt.Fprintf(out, "look around:\n  source     %s\n  remote     %s\n  registry   %s  (sqlite3 %s 'select dir, name, state, remote_size from entry limit 10')\n",
 		src, dst, filepath.Join(state, "ferry.db"), filepath.Join(state, "ferry.db"))
 	fmt.Fprintf(out, "  again      ferry --once --job demo --state %s --known-hosts %s %s sftp://...  (the server stops with this demo)\n", state, srv.KnownHostsFile, src)
-	return mirror.ExitOK
+	return exitOK
 }
 
 // generateTree writes a small website-like tree, deterministically.
@@ -164,12 +164,12 @@ func (a *App) demoLive(ctx context.Context, o mirror.Options, src, dst string) i
 	dj, err := daemonJob(jc, o)
 	if err != nil {
 		fmt.Fprintf(a.Stderr, "ferry demo: %v\n", err)
-		return mirror.ExitUsage
+		return exitUsage
 	}
 	d, err := daemon.New(daemon.Options{Jobs: []daemon.Job{dj}, Log: log, StateDir: o.StateDir, Version: a.Version})
 	if err != nil {
 		fmt.Fprintf(a.Stderr, "ferry demo: %v\n", err)
-		return mirror.ExitUsage
+		return exitUsage
 	}
 	ready := make(chan struct{})
 	d.SetReady(func() { close(ready) })
@@ -188,9 +188,9 @@ func (a *App) demoLive(ctx context.Context, o mirror.Options, src, dst string) i
 	case err := <-done:
 		stopped = true
 		fmt.Fprintf(a.Stderr, "ferry demo: the daemon stopped: %v\n", err)
-		return mirror.ExitUsage
+		return exitUsage
 	case <-ctx.Done():
-		return mirror.ExitInterrupted
+		return exitInterrupted
 	}
 	rel := filepath.Join("docs", "guide", "live.html")
 	for i := 1; i <= 3; i++ {
@@ -198,12 +198,12 @@ func (a *App) demoLive(ctx context.Context, o mirror.Options, src, dst string) i
 		saved := time.Now()
 		if err := os.WriteFile(filepath.Join(src, rel), body, 0o644); err != nil {
 			fmt.Fprintf(a.Stderr, "ferry demo: %v\n", err)
-			return mirror.ExitUsage
+			return exitUsage
 		}
 		took, ok := waitContent(ctx, filepath.Join(dst, rel), body, 30*time.Second)
 		if !ok {
 			fmt.Fprintf(a.Stderr, "ferry demo: save %d of %s did not arrive within 30 s\n", i, rel)
-			return mirror.ExitFailed
+			return exitFailed
 		}
 		fmt.Fprintf(out, "   saved %s (%d bytes) at %s → on the remote %d ms later, complete\n", rel, len(body), saved.Format("15:04:05.000"), took.Milliseconds())
 		time.Sleep(300 * time.Millisecond)
@@ -211,7 +211,7 @@ func (a *App) demoLive(ctx context.Context, o mirror.Options, src, dst string) i
 	fmt.Fprintf(out, "\n== what `ferry status` says about it (from the daemon's control socket in %s)\n", o.StateDir)
 	writeStatus(a, d.Status(ctx))
 	fmt.Fprintf(out, "\n(run your own: ferry --config FILE, with a [[job]] as in config.example.toml)\n\n")
-	return mirror.ExitOK
+	return exitOK
 }
 
 // waitContent polls p until it holds want.

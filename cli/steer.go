@@ -13,7 +13,6 @@ import (
 
 	"ferry/config"
 	"ferry/control"
-	"ferry/mirror"
 	"ferry/remote"
 )
 
@@ -30,9 +29,9 @@ func (a *App) steer(ctx context.Context, cmd string, args []string) int {
 	retry := fs.Bool("retry-failed", false, "sync: make the failed files pending again first")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return mirror.ExitOK
+			return exitOK
 		}
-		return mirror.ExitUsage
+		return exitUsage
 	}
 	dir := *state
 	if dir == "" && *cfgPath != "" {
@@ -41,7 +40,7 @@ func (a *App) steer(ctx context.Context, cmd string, args []string) int {
 			for line := range strings.SplitSeq(err.Error(), "\n") {
 				fmt.Fprintf(a.Stderr, "ferry: %s\n", line)
 			}
-			return mirror.ExitUsage
+			return exitUsage
 		}
 		dir = cfg.StateDir
 	}
@@ -82,7 +81,7 @@ func (a *App) steer(ctx context.Context, cmd string, args []string) int {
 		if errors.Is(err, control.ErrNotRunning) {
 			fmt.Fprintln(a.Stderr, "ferry: start it with `ferry --config FILE` (or systemctl start ferry), or give the --state or --config it runs with")
 		}
-		return mirror.ExitUsage
+		return exitUsage
 	}
 	if cmd != "status" {
 		who := "every job"
@@ -91,7 +90,7 @@ func (a *App) steer(ctx context.Context, cmd string, args []string) int {
 		}
 		fmt.Fprintf(a.Stdout, "%s: %s\n", cmd, who)
 	}
-	return mirror.ExitOK
+	return exitOK
 }
 
 // writeStatus prints the readable table of `ferry status`.

@@ -337,7 +337,7 @@ func (d *Daemon) startAfter(j *job, done <-chan struct{}) {
 func needsRestart(j *job, jc Job) bool {
 	session := func(o mirror.Options) mirror.Options {
 		o.Workers = 0
-		o.Open, o.Logf, o.Progress, o.Now, o.DryRunOut, o.RemoteOpts.Warnf = nil, nil, nil, nil, nil, nil
+		o.Open, o.Logf, o.Progress, o.Now, o.DryRunOut, o.RemoteOpts.Warnf, o.ExitCode = nil, nil, nil, nil, nil, nil, nil
 		return o
 	}
 	return j.watch != jc.Watch || !reflect.DeepEqual(session(j.given), session(jc.Options))

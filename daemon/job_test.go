@@ -54,12 +54,12 @@ func TestPermanent(t *testing.T) {
 		err  error
 		want bool
 	}{
-		{"wrong password", &mirror.Error{Code: mirror.ExitUsage, Err: fmt.Errorf("connect: %w", remote.Errorf(remote.KindAuth, "login", "", errors.New("530")))}, true},
+		{"wrong password", &mirror.Error{Outcome: mirror.Aborted, Err: fmt.Errorf("connect: %w", remote.Errorf(remote.KindAuth, "login", "", errors.New("530")))}, true},
 		{"host key", remote.Errorf(remote.KindHostKey, "login", "", errors.New("changed")), true},
-		{"server down at start", &mirror.Error{Code: mirror.ExitUsage, Err: fmt.Errorf("connect: %w", remote.Errorf(remote.KindTransport, "dial", "", errors.New("connection refused")))}, false},
+		{"server down at start", &mirror.Error{Outcome: mirror.Aborted, Err: fmt.Errorf("connect: %w", remote.Errorf(remote.KindTransport, "dial", "", errors.New("connection refused")))}, false},
 		{"server gone while running", fmt.Errorf("%w: %w", transfer.ErrNoConnection, remote.Errorf(remote.KindTransport, "dial", "", errors.New("refused"))), false},
-		{"missing source", &mirror.Error{Code: mirror.ExitUsage, Err: errors.New("source /x: no such file or directory")}, true},
-		{"refused for safety", &mirror.Error{Code: mirror.ExitRefused, Err: errors.New("refused: source is empty")}, true},
+		{"missing source", &mirror.Error{Outcome: mirror.Aborted, Err: errors.New("source /x: no such file or directory")}, true},
+		{"refused for safety", &mirror.Error{Outcome: mirror.Refused, Err: errors.New("refused: source is empty")}, true},
 		{"anything else", errors.New("registry: disk I/O error"), false},
 	} {
 		if got := permanent(tc.err); got != tc.want {

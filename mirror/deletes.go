@@ -19,23 +19,23 @@ import (
 // deletes runs the deletion phase, after every upload: files in parallel,
 // then directories deepest first. Nothing is deleted if the plan exceeds
 // --max-delete, and nothing under a directory where something failed.
-func (r *runner) deletes(ctx context.Context, pl *planner.Planner) (int, error) {
+func (r *runner) deletes(ctx context.Context, pl *planner.Planner) (Outcome, error) {
 	lanes, err := r.job.PendingLanes(ctx)
 	if err != nil {
-		return ExitUsage, err
+		return Aborted, err
 	}
 	n := int64(lanes[entry.LaneDeletes] + lanes[entry.LaneDirDeletes])
 	if n == 0 {
-		return ExitOK, nil
+		return Complete, nil
 	}
 	total, err := r.job.Count(ctx, entry.Done)
 	if err != nil {
-		return ExitUsage, err
+		return Aborted, err
 	}
 	// Type changes deleted what stood in their way already this pass.
 	used, _ := r.replace.counts()
 	if limit := r.o.MaxDelete.Limit(total + n); limit >= 0 && n+used > limit {
-		return ExitRefused, fmt.Errorf("refused: %d deletions planned on %s (and %d made to replace paths whose type changed), more than the deletion limit allows (%d: --max-delete, or max_delete in the config); nothing was deleted (check the source, then raise the limit)", n, r.o.Target, used, limit)
+		return Refused, fmt.Errorf("refused: %d deletions planned on %s (and %d made to replace paths whose type changed), more than the deletion limit allows (%d: --max-delete, or max_delete in the config); nothing was deleted (check the source, then raise the limit)", n, r.o.Target, used, limit)
 	}
 	for d := range pl.ErrDirs {
 		r.markFailedDir(d)
@@ -45,16 +45,16 @@ func (r *runner) deletes(ctx context.Context, pl *planner.Planner) (int, error) 
 	pool := r.newPool(q, r.o.Workers, func() int { _, low, _ := q.Depth(); return low })
 	if err := pool.Run(ctx); err != nil {
 		if ctx.Err() != nil {
-			return ExitInterrupted, err
+			return Interrupted, err
 		}
-		return ExitUsage, r.poolErr(err)
+		return Aborted, r.poolErr(err)
 	}
 	// Directories, deepest first, on one connection.
 	var dirs []entry.Entry
 	for {
 		batch, err := r.job.Claim(ctx, entry.LaneDirDeletes, 1000)
 		if err != nil {
-			return ExitUsage, err
+			return Aborted, err
 		}
 		if len(batch) == 0 {
 			break
@@ -62,25 +62,25 @@ func (r *runner) deletes(ctx context.Context, pl *planner.Planner) (int, error) 
 		dirs = append(dirs, batch...)
 	}
 	if len(dirs) == 0 {
-		return ExitOK, r.w.Flush(ctx)
+		return Complete, r.w.Flush(ctx)
 	}
 	sort.Slice(dirs, func(i, j int) bool { return strings.Count(dirs[i].Path, "/") > strings.Count(dirs[j].Path, "/") })
 	c := r.conns.take()
 	if c == nil {
 		var err error
 		if c, err = r.o.Open(ctx, r.o.Target, r.o.RemoteOpts); err != nil {
-			return ExitUsage, err
+			return Aborted, err
 		}
 	}
 	defer r.conns.give(c)
 	for _, e := range dirs {
 		err := r.remove(ctx, c, e)
 		if ctx.Err() != nil {
-			return ExitInterrupted, ctx.Err()
+			return Interrupted, ctx.Err()
 		}
 		r.result(queue.Item{Path: e.Path, Data: e}, err, 1)
 	}
-	return ExitOK, r.w.Flush(ctx)
+	return Complete, r.w.Flush(ctx)
 }
 
 // deferredClaimer serves one deferred lane as the queue's lane 0.

@@ -34,7 +34,7 @@ func (printSink) Forget(string) error        { return nil }
 
 // dryRun plans and prints; it changes nothing, neither on the remote nor in
 // the registry.
-func (r *runner) dryRun(ctx context.Context, first remote.Conn, listRemote bool) (int, error) {
+func (r *runner) dryRun(ctx context.Context, first remote.Conn, listRemote bool) (Outcome, error) {
 	out := r.o.DryRunOut
 	if out == nil {
 		out = os.Stdout
@@ -58,15 +58,15 @@ func (r *runner) dryRun(ctx context.Context, first remote.Conn, listRemote bool)
 	r.sum.Plan = pl.Stats
 	if err != nil {
 		if ctx.Err() != nil {
-			return ExitInterrupted, err
+			return Interrupted, err
 		}
-		return ExitUsage, err
+		return Aborted, err
 	}
 	if r.o.Delete && pl.Stats.Deletes > 0 {
 		total, _ := r.job.Count(ctx, entry.Done)
 		if limit := r.o.MaxDelete.Limit(total); limit >= 0 && pl.Stats.Deletes > limit {
-			return ExitRefused, fmt.Errorf("refused: %d deletions planned, more than --max-delete allows (%d)", pl.Stats.Deletes, limit)
+			return Refused, fmt.Errorf("refused: %d deletions planned, more than --max-delete allows (%d)", pl.Stats.Deletes, limit)
 		}
 	}
-	return ExitOK, nil
+	return Complete, nil
 }

@@ -141,14 +141,14 @@ func TestDeleteLeavesExcluded(t *testing.T) {
 			var out strings.Builder
 			if _, code := e.run(func(o *Options) {
 				o.Delete, o.Excludes, o.CheckRemote, o.DryRun, o.DryRunOut = true, excl, true, true, &out
-			}); code != ExitOK || strings.Contains(out.String(), "delete") {
+			}); code != Complete || strings.Contains(out.String(), "delete") {
 				t.Fatalf("dry run: exit %d, plan:\n%s", code, out.String())
 			}
 
 			// Asked for, they go — and then they count against --max-delete.
 			if _, code := e.run(func(o *Options) {
 				o.Delete, o.DeleteExcluded, o.Excludes, o.MaxDelete, o.CheckRemote = true, true, excl, two, true
-			}); code != ExitRefused {
+			}); code != Refused {
 				t.Fatalf("--delete-excluded beyond --max-delete: exit %d, want 3", code)
 			}
 			e.wantRemote(kept)

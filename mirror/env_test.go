@@ -88,8 +88,8 @@ func (e *env) options() Options {
 		Logf: func(format string, args ...any) { fmt.Fprintf(e.logs, format+"\n", args...) }}
 }
 
-// run makes one pass and returns the summary and the exit code.
-func (e *env) run(mut func(*Options)) (*Summary, int) {
+// run makes one pass and returns the summary and its outcome.
+func (e *env) run(mut func(*Options)) (*Summary, Outcome) {
 	e.t.Helper()
 	o := e.options()
 	if mut != nil {
@@ -99,9 +99,9 @@ func (e *env) run(mut func(*Options)) (*Summary, int) {
 	var me *Error
 	switch {
 	case err == nil:
-		return sum, ExitOK
+		return sum, Complete
 	case errors.As(err, &me):
-		return sum, me.Code
+		return sum, me.Outcome
 	}
 	e.t.Fatalf("Run returned a bare error: %v", err)
 	return nil, -1
@@ -110,7 +110,7 @@ func (e *env) run(mut func(*Options)) (*Summary, int) {
 func (e *env) mustRun(mut func(*Options)) *Summary {
 	e.t.Helper()
 	sum, code := e.run(mut)
-	if code != ExitOK {
+	if code != Complete {
 		e.t.Fatalf("%s: exit %d; summary %+v\nlog:\n%s", e.name, code, sum, e.logs)
 	}
 	return sum

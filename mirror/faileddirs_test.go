@@ -145,7 +145,7 @@ func TestFailureDuringRemoteOnlyWalk(t *testing.T) {
 				// of a/bad.txt has been refused.
 				refuser(e, o, "a/bad.txt", "gone")
 			})
-			if code != ExitFailed || sum.Failed != 1 {
+			if code != Partial || sum.Failed != 1 {
 				t.Fatalf("exit %d, %d failed; want 1 and the refused upload\n%s", code, sum.Failed, e.logs)
 			}
 			// gone/ holds a conflict copy: it stays, y.txt goes.

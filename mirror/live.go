@@ -77,7 +77,7 @@ func (l *Live) Serve(ctx context.Context) error {
 type ScanResult struct {
 	Plan    planner.Stats
 	Deleted int64
-	Code    int // an exit code: ExitRefused when --max-delete held deletions back (or another registry's marker)
+	Outcome Outcome // Refused when --max-delete held deletions back (or another registry's marker)
 	Err     error
 	// MarkerWritten says the scan wrote a new token in the target's marker.
 	MarkerWritten bool
@@ -97,16 +97,16 @@ func (l *Live) Scan(ctx context.Context, dir string, listRemote bool) ScanResult
 	var me *Error
 	switch {
 	case err == nil:
-	case ctx.Err() == nil && !(errors.As(err, &me) && me.Code == ExitRefused) && (remote.IsTemporary(err) || remote.Unreachable(err)):
+	case ctx.Err() == nil && !(errors.As(err, &me) && me.Outcome == Refused) && (remote.IsTemporary(err) || remote.Unreachable(err)):
 		// The server is down or silent: the scan's work waits for it in
 		// the queue like any other (the daemon waits, it does not give
 		// up), under the last verdict; the next scan checks again.
 		o.Logf("the marker could not be checked (%v); scanning on with the last check's verdict", err)
 		chk = l.s.marker
 	default:
-		res := ScanResult{Code: ExitUsage, Err: err}
+		res := ScanResult{Outcome: Aborted, Err: err}
 		if errors.As(err, &me) {
-			res.Code = me.Code
+			res.Outcome = me.Outcome
 		}
 		return res
 	}
@@ -126,7 +126,7 @@ func (l *Live) Scan(ctx context.Context, dir string, listRemote bool) ScanResult
 		if c == nil {
 			var err error
 			if c, err = o.Open(ctx, o.Target, o.RemoteOpts); err != nil {
-				return ScanResult{Code: ExitUsage, Err: fmt.Errorf("connect to %s to list it: %w", o.Target, err)}
+				return ScanResult{Outcome: Aborted, Err: fmt.Errorf("connect to %s to list it: %w", o.Target, err)}
 			}
 		}
 		ls = newListers(c, o, r.noteLost)
@@ -139,34 +139,34 @@ func (l *Live) Scan(ctx context.Context, dir string, listRemote bool) ScanResult
 	}
 	res := ScanResult{Plan: pl.Stats}
 	if err != nil {
-		res.Code, res.Err = ExitUsage, err
+		res.Outcome, res.Err = Aborted, err
 		if ctx.Err() != nil {
-			res.Code = ExitInterrupted
+			res.Outcome = Interrupted
 		}
 		return res
 	}
 	l.q.More()
 	if err := l.q.WaitIdle(ctx); err != nil {
-		res.Code, res.Err = ExitInterrupted, err
+		res.Outcome, res.Err = Interrupted, err
 		return res
 	}
 	listedAll := listRemote && dir == "" && len(pl.Stats.DirErrors) == 0
 	if listedAll {
 		if err := r.job.MarkListed(ctx, o.Now()); err != nil {
-			res.Code, res.Err = ExitUsage, err
+			res.Outcome, res.Err = Aborted, err
 			return res
 		}
 	}
 	if o.Delete {
-		res.Code, res.Err = r.deletes(ctx, pl)
+		res.Outcome, res.Err = r.deletes(ctx, pl)
 	}
 	res.Deleted = r.deleted.Load() - deleted
 	// A new token after a full scan (the daemon's changes since the last
 	// one included), or after any scan that repaired an untrusted remote.
 	if res.Err == nil && (dir == "" || l.s.marker.kind != markerTrusted) {
-		wrote, err := l.s.settleMarker(ctx, res.Code, listedAll, pl.Stats.Mkdirs)
+		wrote, err := l.s.settleMarker(ctx, res.Outcome, listedAll, pl.Stats.Mkdirs)
 		if err != nil {
-			res.Code, res.Err = ExitUsage, err
+			res.Outcome, res.Err = Aborted, err
 		}
 		res.MarkerWritten = wrote
 	}

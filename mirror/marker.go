@@ -136,7 +136,7 @@ func (s *Session) checkMarker(ctx context.Context, c remote.Conn, job *registry.
 	o := s.o
 	rec, err := job.Marker(ctx)
 	if err != nil {
-		return markerCheck{}, &Error{Code: ExitUsage, Err: err}
+		return markerCheck{}, &Error{Outcome: Aborted, Err: err}
 	}
 	caps := c.Caps()
 	stamped := rec.Token != "" && rec.Mtime != 0 && caps.SetModTime
@@ -165,7 +165,7 @@ func (s *Session) checkMarker(ctx context.Context, c remote.Conn, job *registry.
 	case err != nil:
 		return markerCheck{}, s.markerErr(ctx, "stat", err)
 	case st.IsDir:
-		return markerCheck{}, fail(ExitUsage, "target %s: %s is a directory, not ferry's marker; move it away or name the marker otherwise (--marker, marker =)", o.Target, o.Marker)
+		return markerCheck{}, fail(Aborted, "target %s: %s is a directory, not ferry's marker; move it away or name the marker otherwise (--marker, marker =)", o.Target, o.Marker)
 	}
 	if stamped && st.Size == rec.Size &&
 		entry.MtimeMatch(st.ModTime, time.Unix(0, rec.Mtime), caps.ModTimePrecision) {
@@ -173,7 +173,7 @@ func (s *Session) checkMarker(ctx context.Context, c remote.Conn, job *registry.
 	}
 	rd, ok := c.(remote.Reader)
 	if !ok {
-		return markerCheck{}, fail(ExitUsage, "target %s: this backend cannot read the marker %s back", o.Target, o.Marker)
+		return markerCheck{}, fail(Aborted, "target %s: this backend cannot read the marker %s back", o.Target, o.Marker)
 	}
 	b, err := rd.ReadSmall(ctx, o.Marker, markerLimit)
 	if err != nil {
@@ -184,7 +184,7 @@ func (s *Session) checkMarker(ctx context.Context, c remote.Conn, job *registry.
 	case perr != nil && takeover:
 		return markerCheck{kind: markerTakenOver, reason: fmt.Sprintf("%s was not a marker ferry can read (%v); taken over (--takeover)", o.Marker, perr)}, nil
 	case perr != nil:
-		return markerCheck{}, &Error{Code: ExitRefused, Err: fmt.Errorf("refused: %s at the root of %s is not a marker ferry can read (%v), so ferry cannot tell who writes this target: %w; if nothing else does, run again with --takeover to list the remote, repair it and write this job's marker; nothing was changed", o.Marker, o.Target, perr, ErrNotOurs)}
+		return markerCheck{}, &Error{Outcome: Refused, Err: fmt.Errorf("refused: %s at the root of %s is not a marker ferry can read (%v), so ferry cannot tell who writes this target: %w; if nothing else does, run again with --takeover to list the remote, repair it and write this job's marker; nothing was changed", o.Marker, o.Target, perr, ErrNotOurs)}
 	case m.Registry == s.db.ID() && m.Job == o.Job && m.Token == rec.Token:
 		return markerCheck{kind: markerTrusted}, nil // ours; the server did not keep the stamp
 	case m.Registry == s.db.ID() && m.Job == o.Job:
@@ -196,15 +196,15 @@ func (s *Session) checkMarker(ctx context.Context, c remote.Conn, job *registry.
 	case takeover:
 		return markerCheck{kind: markerTakenOver, reason: fmt.Sprintf("the target was written by another registry (%s); taken over (--takeover)", m.who())}, nil
 	}
-	return markerCheck{}, &Error{Code: ExitRefused, Err: fmt.Errorf("refused: %s was last written by another registry (%s): %w; two registries writing one target each believe the remote is theirs. If that one is retired, run again with --takeover: this run then lists the remote, repairs it and writes its own marker; nothing was changed", o.Target, m.who(), ErrNotOurs)}
+	return markerCheck{}, &Error{Outcome: Refused, Err: fmt.Errorf("refused: %s was last written by another registry (%s): %w; two registries writing one target each believe the remote is theirs. If that one is retired, run again with --takeover: this run then lists the remote, repairs it and writes its own marker; nothing was changed", o.Target, m.who(), ErrNotOurs)}
 }
 
 // markerErr explains a marker that cannot be stat-ed or read.
 func (s *Session) markerErr(ctx context.Context, op string, err error) error {
 	if ctx.Err() != nil {
-		return &Error{Code: ExitInterrupted, Err: ctx.Err()}
+		return &Error{Outcome: Interrupted, Err: ctx.Err()}
 	}
-	return fail(ExitUsage, "target %s: the marker %s cannot be %s (%w): ferry checks it to know the remote is as its registry says; check the remote account's rights on it", s.o.Target, s.o.Marker, map[string]string{"stat": "stat-ed", "read": "read"}[op], err)
+	return fail(Aborted, "target %s: the marker %s cannot be %s (%w): ferry checks it to know the remote is as its registry says; check the remote account's rights on it", s.o.Target, s.o.Marker, map[string]string{"stat": "stat-ed", "read": "read"}[op], err)
 }
 
 // ensureTarget makes the target directory when it is missing (not in a
@@ -218,13 +218,13 @@ func (s *Session) ensureTarget(ctx context.Context, c remote.Conn) error {
 		return nil
 	case errors.Is(err, remote.ErrNotExist):
 		if err := c.Mkdir(ctx, ""); err != nil {
-			return &Error{Code: ExitUsage, Err: fmt.Errorf("create the target directory %s: %w", s.o.Target, err)}
+			return &Error{Outcome: Aborted, Err: fmt.Errorf("create the target directory %s: %w", s.o.Target, err)}
 		}
 		return nil
 	case ctx.Err() != nil:
-		return &Error{Code: ExitInterrupted, Err: ctx.Err()}
+		return &Error{Outcome: Interrupted, Err: ctx.Err()}
 	}
-	return &Error{Code: ExitUsage, Err: fmt.Errorf("target %s: %w", s.o.Target, err)}
+	return &Error{Outcome: Aborted, Err: fmt.Errorf("target %s: %w", s.o.Target, err)}
 }
 
 // writeMarker puts a new token on the target (through a temporary name and
@@ -285,9 +285,9 @@ func (r *runner) changes() int64 {
 // what the remote holds) when the marker was not trusted or the remote
 // changed since the token was written. A pass that listed the remote
 // writes it only if the listing was complete. It reports whether it wrote.
-func (s *Session) settleMarker(ctx context.Context, code int, listedAll bool, mkdirs int64) (bool, error) {
+func (s *Session) settleMarker(ctx context.Context, code Outcome, listedAll bool, mkdirs int64) (bool, error) {
 	r := s.r
-	if s.o.DryRun || (code != ExitOK && code != ExitFailed && code != ExitRefused) || (s.marker.kind != markerTrusted && !listedAll) {
+	if s.o.DryRun || (code != Complete && code != Partial && code != Refused) || (s.marker.kind != markerTrusted && !listedAll) {
 		return false, nil
 	}
 	n := r.changes()
@@ -317,7 +317,7 @@ func (s *Session) rescanMarker(ctx context.Context) (markerCheck, error) {
 	if c == nil {
 		var err error
 		if c, err = s.o.Open(ctx, s.o.Target, s.o.RemoteOpts); err != nil {
-			return markerCheck{}, &Error{Code: ExitUsage, Err: fmt.Errorf("connect to %s: %w", s.o.Target, err)}
+			return markerCheck{}, &Error{Outcome: Aborted, Err: fmt.Errorf("connect to %s: %w", s.o.Target, err)}
 		}
 	}
 	defer r.conns.give(c)
@@ -336,11 +336,11 @@ func (s *Session) rescanMarker(ctx context.Context) (markerCheck, error) {
 // the scans leave the name out from then on.
 func (o *Options) reserveMarker() error {
 	if err := CheckMarkerName(o.Marker); err != nil {
-		return &Error{Code: ExitUsage, Err: err}
+		return &Error{Outcome: Aborted, Err: err}
 	}
 	w := scanner.NewWalker(o.Source, scanner.Options{Excludes: o.Excludes, Links: o.Links})
 	if fi, err := os.Lstat(filepath.Join(o.Source, o.Marker)); err == nil && !w.Excluded(o.Marker, fi.IsDir()) {
-		return fail(ExitUsage, "source %s holds %s at its root: that name is ferry's marker on the target, so it cannot be mirrored; rename it, exclude it, or name the marker otherwise (--marker, marker =)", o.Source, o.Marker)
+		return fail(Aborted, "source %s holds %s at its root: that name is ferry's marker on the target, so it cannot be mirrored; rename it, exclude it, or name the marker otherwise (--marker, marker =)", o.Source, o.Marker)
 	}
 	o.Excludes = append(slices.Clip(o.Excludes), "/"+o.Marker)
 	return nil

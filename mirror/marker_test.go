@@ -129,7 +129,7 @@ func TestMarkerSecondRegistry(t *testing.T) {
 			}
 			_, err := run(stateB, false)
 			var me *Error
-			if !errors.As(err, &me) || me.Code != ExitRefused || !errors.Is(err, ErrNotOurs) ||
+			if !errors.As(err, &me) || me.Outcome != Refused || !errors.Is(err, ErrNotOurs) ||
 				!strings.Contains(err.Error(), stateA) || !strings.Contains(err.Error(), "--takeover") {
 				t.Fatalf("second registry: %v", err)
 			}
@@ -168,7 +168,7 @@ func TestMarkerNeverMirrored(t *testing.T) {
 		t.Run(e.name, func(t *testing.T) {
 			e.t = t
 			e.tree(20, 2)
-			if _, code := e.run(func(o *Options) { o.DryRun, o.DryRunOut = true, &strings.Builder{} }); code != ExitOK {
+			if _, code := e.run(func(o *Options) { o.DryRun, o.DryRunOut = true, &strings.Builder{} }); code != Complete {
 				t.Fatalf("dry run: exit %d", code)
 			}
 			if _, err := os.Stat(filepath.Join(e.disk, DefaultMarker)); !errors.Is(err, os.ErrNotExist) {
@@ -185,7 +185,7 @@ func TestMarkerNeverMirrored(t *testing.T) {
 			e.write(filepath.Join(e.src, DefaultMarker), 10)
 			_, err := Run(context.Background(), e.options())
 			var me *Error
-			if !errors.As(err, &me) || me.Code != ExitUsage || !strings.Contains(err.Error(), "holds .ferry-marker at its root") {
+			if !errors.As(err, &me) || me.Outcome != Aborted || !strings.Contains(err.Error(), "holds .ferry-marker at its root") {
 				t.Fatalf("a source file named like the marker: %v", err)
 			}
 			os.Remove(filepath.Join(e.src, DefaultMarker))
@@ -214,10 +214,10 @@ func TestMarkerGarbageAndDirectory(t *testing.T) {
 	if err := os.WriteFile(p, []byte("not mine\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, code := e.run(nil); code != ExitRefused {
+	if _, code := e.run(nil); code != Refused {
 		t.Fatalf("garbage marker: exit %d, want 3", code)
 	}
-	if sum, code := e.run(func(o *Options) { o.Takeover = true }); code != ExitOK || sum.Marker != "taken-over" {
+	if sum, code := e.run(func(o *Options) { o.Takeover = true }); code != Complete || sum.Marker != "taken-over" {
 		t.Fatalf("garbage marker taken over: exit %d %+v", code, sum)
 	}
 	// Unreadable (and not this job's stamp, so it must be read): exit 2
@@ -230,12 +230,12 @@ func TestMarkerGarbageAndDirectory(t *testing.T) {
 	}
 	_, err := Run(context.Background(), e.options())
 	var me *Error
-	if !errors.As(err, &me) || me.Code != ExitUsage || !strings.Contains(err.Error(), "cannot be read") || !errors.Is(err, remote.ErrPermission) {
+	if !errors.As(err, &me) || me.Outcome != Aborted || !strings.Contains(err.Error(), "cannot be read") || !errors.Is(err, remote.ErrPermission) {
 		t.Fatalf("an unreadable marker: %v", err)
 	}
 	os.Remove(p)
 	os.Mkdir(p, 0o755)
-	if _, code := e.run(nil); code != ExitUsage {
+	if _, code := e.run(nil); code != Aborted {
 		t.Fatalf("a directory named like the marker: exit %d, want 2", code)
 	}
 	os.Remove(p)
@@ -327,7 +327,7 @@ func TestMarkerLiveScan(t *testing.T) {
 				t.Fatal(err)
 			}
 			res = l.Scan(ctx, "", true)
-			if res.Code != ExitRefused || !errors.Is(res.Err, ErrNotOurs) || !strings.Contains(res.Err.Error(), o.StateDir) {
+			if res.Outcome != Refused || !errors.Is(res.Err, ErrNotOurs) || !strings.Contains(res.Err.Error(), o.StateDir) {
 				t.Fatalf("scan after another registry took over: %+v", res)
 			}
 		})

@@ -16,28 +16,6 @@ import (
 	"ferry/scanner"
 )
 
-// Exit codes of the user-facing contract.
-const (
-	ExitOK          = 0
-	ExitFailed      = 1   // some files failed; the rest is done
-	ExitUsage       = 2   // usage, config, connection or authentication error
-	ExitRefused     = 3   // refused for safety
-	ExitInterrupted = 130 // interrupted; the registry is saved
-)
-
-// Error carries the exit code a failure maps to.
-type Error struct {
-	Code int
-	Err  error
-}
-
-func (e *Error) Error() string { return e.Err.Error() }
-func (e *Error) Unwrap() error { return e.Err }
-
-func fail(code int, format string, args ...any) *Error {
-	return &Error{Code: code, Err: fmt.Errorf(format, args...)}
-}
-
 // runner holds one pass's state.
 type runner struct {
 	o     Options
@@ -69,7 +47,7 @@ type runner struct {
 }
 
 // Run makes one pass: it mirrors Source to Target and returns what it did.
-// The error, when not nil, is an *Error with the exit code.
+// The error, when not nil, is an *Error with the outcome.
 func Run(ctx context.Context, o Options) (*Summary, error) {
 	s, sum, err := Open(ctx, o)
 	if err != nil {
@@ -79,8 +57,8 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	return s.Once(ctx)
 }
 
-// pass runs the stages and returns the exit code.
-func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (int, error) {
+// pass runs the stages and returns their outcome.
+func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (Outcome, error) {
 	o := r.o
 	if o.DryRun {
 		return r.dryRun(ctx, first, listRemote)
@@ -134,46 +112,46 @@ func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (
 	})
 	err := g.Wait()
 	if ctx.Err() != nil {
-		return ExitInterrupted, ctx.Err()
+		return Interrupted, ctx.Err()
 	}
 	if err != nil {
-		return ExitUsage, r.poolErr(err)
+		return Aborted, r.poolErr(err)
 	}
 	if code, err := r.settleLate(ctx); err != nil {
 		return code, err
 	}
 	if listRemote && len(pl.Stats.DirErrors) == 0 {
 		if err := r.job.MarkListed(ctx, r.o.Now()); err != nil {
-			return ExitUsage, err
+			return Aborted, err
 		}
 		r.listedAll = true
 	}
 	if o.Delete {
 		r.prog.Phase("deleting")
-		if code, err := r.deletes(ctx, pl); code != ExitOK || err != nil {
+		if code, err := r.deletes(ctx, pl); code != Complete || err != nil {
 			return code, err
 		}
 	}
 	if _, refused := r.replace.counts(); refused > 0 {
-		return ExitRefused, fmt.Errorf("refused: %d paths whose type changed would delete more on %s than the deletion limit allows (--max-delete, or max_delete in the config); they were left as they are", refused, r.o.Target)
+		return Refused, fmt.Errorf("refused: %d paths whose type changed would delete more on %s than the deletion limit allows (--max-delete, or max_delete in the config); they were left as they are", refused, r.o.Target)
 	}
 	if r.failed.Load() > 0 || len(pl.Stats.DirErrors) > 0 {
-		return ExitFailed, nil
+		return Partial, nil
 	}
-	return ExitOK, nil
+	return Complete, nil
 }
 
 // settleLate runs what was recorded after the queue had drained (the
 // cleanup of a temporary file a dying connection left, say) with a short
 // second round of the pool, so a pass ends with nothing left pending.
-func (r *runner) settleLate(ctx context.Context) (int, error) {
+func (r *runner) settleLate(ctx context.Context) (Outcome, error) {
 	for round := 0; round < 3; round++ {
 		if err := r.w.Flush(ctx); err != nil {
-			return ExitUsage, err
+			return Aborted, err
 		}
 		lanes, err := r.job.PendingLanes(ctx)
 		if err != nil {
-			return ExitUsage, err
+			return Aborted, err
 		}
 		left := 0
 		for lane, n := range lanes {
@@ -182,19 +160,19 @@ func (r *runner) settleLate(ctx context.Context) (int, error) {
 			}
 		}
 		if left == 0 {
-			return ExitOK, nil
+			return Complete, nil
 		}
 		q := queue.New(claimer{r.job, r.w}, 256)
 		q.Close()
 		pool := r.newPool(q, min(r.o.Workers, left), nil)
 		if err := pool.Run(ctx); err != nil {
 			if ctx.Err() != nil {
-				return ExitInterrupted, err
+				return Interrupted, err
 			}
-			return ExitUsage, r.poolErr(err)
+			return Aborted, r.poolErr(err)
 		}
 	}
-	return ExitOK, r.w.Flush(ctx)
+	return Complete, r.w.Flush(ctx)
 }
 
 // plan walks the tree and settles every directory; with --delete it also

@@ -102,7 +102,7 @@ func TestConflictPolicies(t *testing.T) {
 				copies, _ := filepath.Glob(filepath.Join(e.disk, "page.ferry-conflict-*.html"))
 				switch policy {
 				case KeepBoth:
-					if code != ExitOK || string(got) != string(ours) || len(copies) != 1 {
+					if code != Complete || string(got) != string(ours) || len(copies) != 1 {
 						t.Fatalf("keep-both: exit %d, remote %q, copies %v", code, got, copies)
 					}
 					if kept, _ := os.ReadFile(copies[0]); string(kept) != string(theirs) {
@@ -114,11 +114,11 @@ func TestConflictPolicies(t *testing.T) {
 						t.Fatalf("--delete removed the conflict copy: %v", err)
 					}
 				case Overwrite:
-					if code != ExitOK || string(got) != string(ours) || len(copies) != 0 {
+					if code != Complete || string(got) != string(ours) || len(copies) != 0 {
 						t.Fatalf("overwrite: exit %d, remote %q, copies %v", code, got, copies)
 					}
 				case Skip:
-					if code != ExitFailed || string(got) != string(theirs) || len(copies) != 0 {
+					if code != Partial || string(got) != string(theirs) || len(copies) != 0 {
 						t.Fatalf("skip: exit %d, remote %q, copies %v", code, got, copies)
 					}
 					if len(sum.Failures) != 1 || sum.Failures[0].Path != "page.html" || !strings.Contains(sum.Failures[0].Error, "someone else") {
@@ -169,11 +169,11 @@ func TestDeleteSafety(t *testing.T) {
 			full := e.src
 
 			e.src = t.TempDir() // empty
-			if _, code := e.run(func(o *Options) { o.Delete = true }); code != ExitRefused {
+			if _, code := e.run(func(o *Options) { o.Delete = true }); code != Refused {
 				t.Fatalf("empty source with --delete: exit %d, want 3", code)
 			}
 			e.src = filepath.Join(t.TempDir(), "missing")
-			if _, code := e.run(func(o *Options) { o.Delete = true }); code != ExitRefused {
+			if _, code := e.run(func(o *Options) { o.Delete = true }); code != Refused {
 				t.Fatalf("missing source with --delete: exit %d, want 3", code)
 			}
 			e.src = full
@@ -189,7 +189,7 @@ func TestDeleteSafety(t *testing.T) {
 			}
 			md, _ := ParseMaxDelete("2")
 			_, code := e.run(func(o *Options) { o.Delete = true; o.MaxDelete = md })
-			if code != ExitRefused {
+			if code != Refused {
 				t.Fatalf("%d deletions with --max-delete 2: exit %d, want 3", removed, code)
 			}
 			if got := snapshot(t, e.disk); len(got) != len(before) {
@@ -223,7 +223,7 @@ func TestBadCredentialsChangeNothing(t *testing.T) {
 	e := newFTPEnv(t)
 	e.tree(5, 1)
 	e.ropts.Password = "wrong"
-	if _, code := e.run(nil); code != ExitUsage {
+	if _, code := e.run(nil); code != Aborted {
 		t.Fatalf("wrong FTP password: exit %d, want 2", code)
 	}
 	if got := snapshot(t, e.ftp.Root); len(got) != 0 {
@@ -235,7 +235,7 @@ func TestBadCredentialsChangeNothing(t *testing.T) {
 	s.ropts.KnownHostsFile = filepath.Join(t.TempDir(), "empty_known_hosts")
 	os.WriteFile(s.ropts.KnownHostsFile, nil, 0o600)
 	sum, code := s.run(nil)
-	if code != ExitUsage {
+	if code != Aborted {
 		t.Fatalf("unknown host key: exit %d, want 2 (%+v)", code, sum)
 	}
 	if _, err := os.Stat(s.disk); !os.IsNotExist(err) {
@@ -291,7 +291,7 @@ func TestServerKilledMidRun(t *testing.T) {
 			}
 			sum, code := e.run(func(o *Options) { o.Progress = k })
 			k.wg.Wait()
-			if code != ExitOK || sum.Failed != 0 {
+			if code != Complete || sum.Failed != 0 {
 				t.Fatalf("exit %d, %+v\n%s", code, sum, e.logs)
 			}
 			if k.n.Load() < 150 {
@@ -357,7 +357,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	e.tree(10, 2)
 	var out strings.Builder
 	sum, code := e.run(func(o *Options) { o.DryRun = true; o.DryRunOut = &out })
-	if code != ExitOK || sum.Plan.Uploads != 10 {
+	if code != Complete || sum.Plan.Uploads != 10 {
 		t.Fatalf("dry run: exit %d, %+v", code, sum.Plan)
 	}
 	if strings.Count(out.String(), "upload ") != 10 {

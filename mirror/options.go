@@ -1,11 +1,11 @@
 // Package mirror owns a job's session: it wires the stages of the data
 // flow — scanner → planner → registry → queue → transfer pool → remote —
 // for one `ferry --once` pass, or keeps them open for the daemon (live
-// changes, scans, moves), and turns their outcome into a Summary and an
-// exit code. It never learns which protocol is in use: it receives an
-// Opener.
+// changes, scans, moves), and turns what they did into a Summary and an
+// Outcome (the CLI maps outcomes to exit codes). It never learns which
+// protocol is in use: it receives an Opener.
 //
-// session.go holds the session (its lock, registry and connections);
+// outcome.go says how a pass ended; session.go holds the session (its lock, registry and connections);
 // mirror.go one pass; workers.go the pool, the connections kept for it and
 // the claims from the registry; handle.go what a worker does with an item;
 // live.go the daemon's side; marker.go the target's marker; deletes.go,
@@ -138,6 +138,10 @@ type Options struct {
 	Progress Progress
 	// Now is the clock (tests).
 	Now func() time.Time
+	// ExitCode maps a pass's outcome to the exit code the caller gives
+	// for it, which the Summary shows and the registry's run history
+	// keeps; nil keeps the outcome's ordinal.
+	ExitCode func(Outcome) int
 }
 
 // Progress receives live counts; calls come from many goroutines.
@@ -163,6 +167,9 @@ func (o *Options) defaults() {
 	}
 	if o.Marker == "" {
 		o.Marker = DefaultMarker
+	}
+	if o.ExitCode == nil {
+		o.ExitCode = func(oc Outcome) int { return int(oc) }
 	}
 }
 

@@ -45,19 +45,19 @@ func Open(ctx context.Context, o Options) (*Session, *Summary, error) {
 	fi, err := os.Stat(o.Source)
 	switch {
 	case err != nil && o.Delete:
-		return nil, sum, fail(ExitRefused, "refused: source %s cannot be read (%v) and --delete is on; nothing was changed", o.Source, err)
+		return nil, sum, fail(Refused, "refused: source %s cannot be read (%v) and --delete is on; nothing was changed", o.Source, err)
 	case err != nil:
-		return nil, sum, fail(ExitUsage, "source %s: %v", o.Source, err)
+		return nil, sum, fail(Aborted, "source %s: %v", o.Source, err)
 	case !fi.IsDir():
-		return nil, sum, fail(ExitUsage, "source %s: not a directory", o.Source)
+		return nil, sum, fail(Aborted, "source %s: not a directory", o.Source)
 	}
 	if o.Delete {
 		empty, err := sourceEmpty(o)
 		if err != nil {
-			return nil, sum, fail(ExitRefused, "refused: source %s cannot be read (%v) and --delete is on; nothing was changed", o.Source, err)
+			return nil, sum, fail(Refused, "refused: source %s cannot be read (%v) and --delete is on; nothing was changed", o.Source, err)
 		}
 		if empty {
-			return nil, sum, fail(ExitRefused, "refused: source %s is empty and --delete would remove everything on %s; nothing was changed", o.Source, o.Target)
+			return nil, sum, fail(Refused, "refused: source %s is empty and --delete would remove everything on %s; nothing was changed", o.Source, o.Target)
 		}
 	}
 	if err := o.reserveMarker(); err != nil {
@@ -66,7 +66,7 @@ func Open(ctx context.Context, o Options) (*Session, *Summary, error) {
 
 	unlock, err := registry.Lock(o.StateDir, o.Job)
 	if err != nil {
-		return nil, sum, &Error{Code: ExitUsage, Err: err}
+		return nil, sum, &Error{Outcome: Aborted, Err: err}
 	}
 	s := &Session{o: o, unlock: unlock, started: start}
 	ok := false
@@ -76,12 +76,12 @@ func Open(ctx context.Context, o Options) (*Session, *Summary, error) {
 		}
 	}()
 	if s.db, err = registry.Open(ctx, o.StateDir); err != nil {
-		return nil, sum, &Error{Code: ExitUsage, Err: err}
+		return nil, sum, &Error{Outcome: Aborted, Err: err}
 	}
 	sum.Registry = s.db.Path()
 	job, err := s.db.Job(ctx, o.Job, o.Source, o.Target.String())
 	if err != nil {
-		return nil, sum, &Error{Code: ExitUsage, Err: err}
+		return nil, sum, &Error{Outcome: Aborted, Err: err}
 	}
 
 	// Connect once before changing anything: a wrong password or host key
@@ -89,9 +89,9 @@ func Open(ctx context.Context, o Options) (*Session, *Summary, error) {
 	first, err := o.Open(ctx, o.Target, o.RemoteOpts)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, sum, &Error{Code: ExitInterrupted, Err: ctx.Err()}
+			return nil, sum, &Error{Outcome: Interrupted, Err: ctx.Err()}
 		}
-		return nil, sum, &Error{Code: ExitUsage, Err: fmt.Errorf("connect to %s: %w", o.Target, err)}
+		return nil, sum, &Error{Outcome: Aborted, Err: fmt.Errorf("connect to %s: %w", o.Target, err)}
 	}
 	s.first = first
 	caps := first.Caps()
@@ -109,7 +109,7 @@ func Open(ctx context.Context, o Options) (*Session, *Summary, error) {
 		// remote check, and the remote is listed to find what completed
 		// and the temporary files the crash left.
 		if s.recovered, err = job.Recover(ctx); err != nil {
-			return nil, sum, &Error{Code: ExitUsage, Err: err}
+			return nil, sum, &Error{Outcome: Aborted, Err: err}
 		}
 	}
 	s.r = &runner{o: o, job: job, caps: caps, lim: o.limiter(), dirs: newDirCache(), failedDirs: map[string]bool{}, conns: &stash{}, prog: o.Progress,
@@ -171,7 +171,7 @@ func (s *Session) Once(ctx context.Context) (*Summary, error) {
 	if !o.DryRun {
 		var err error
 		if run, err = r.job.StartRun(ctx, s.started); err != nil {
-			return sum, &Error{Code: ExitUsage, Err: err}
+			return sum, &Error{Outcome: Aborted, Err: err}
 		}
 		if last, _ := r.job.LastRun(ctx, run.ID); last != nil && last.ExitCode < 0 {
 			sum.Recovered++ // the last run died; list the remote this time
@@ -184,18 +184,18 @@ func (s *Session) Once(ctx context.Context) (*Summary, error) {
 	}
 	first, err := s.takeFirst(ctx)
 	if err != nil {
-		return sum, &Error{Code: ExitUsage, Err: fmt.Errorf("connect to %s: %w", o.Target, err)}
+		return sum, &Error{Outcome: Aborted, Err: fmt.Errorf("connect to %s: %w", o.Target, err)}
 	}
 	code, err := r.pass(ctx, first, listRemote)
 	if r.w != nil {
 		if ferr := r.w.Flush(context.WithoutCancel(ctx)); ferr != nil && err == nil {
-			err, code = ferr, ExitUsage
+			err, code = ferr, Aborted
 		}
 	}
-	if err == nil || code == ExitRefused {
+	if err == nil || code == Refused {
 		wrote, merr := s.settleMarker(ctx, code, r.listedAll, r.sum.Plan.Mkdirs)
 		if merr != nil && err == nil {
-			err, code = merr, ExitUsage
+			err, code = merr, Aborted
 		}
 		sum.MarkerWritten = wrote
 	}
@@ -210,12 +210,9 @@ func (s *Session) Once(ctx context.Context) (*Summary, error) {
 	sum.finish()
 	if run != nil {
 		run.Ended, run.Planned, run.Transferred, run.Skipped = sum.Ended, sum.Plan.Uploads+sum.Plan.Touches+sum.Plan.Mkdirs+sum.Plan.Deletes, sum.Transferred, sum.Plan.Unchanged
-		run.Deleted, run.Failed, run.Bytes, run.ExitCode = sum.Deleted, sum.Failed, sum.Bytes, code
-		if code == ExitInterrupted {
-			run.ExitCode = ExitInterrupted
-		}
+		run.Deleted, run.Failed, run.Bytes, run.ExitCode = sum.Deleted, sum.Failed, sum.Bytes, o.ExitCode(code)
 		if eerr := r.job.EndRun(run); eerr != nil && err == nil {
-			err, code = eerr, ExitUsage
+			err, code = eerr, Aborted
 		}
 		if fails, ferr := r.job.Failures(context.Background()); ferr == nil {
 			for _, e := range fails {
@@ -223,12 +220,12 @@ func (s *Session) Once(ctx context.Context) (*Summary, error) {
 			}
 		}
 	}
-	sum.ExitCode = code
+	sum.Outcome, sum.ExitCode = code, o.ExitCode(code)
 	if err != nil {
-		return sum, &Error{Code: code, Err: err}
+		return sum, &Error{Outcome: code, Err: err}
 	}
-	if code != ExitOK {
-		return sum, &Error{Code: code, Err: fmt.Errorf("%d of the files failed", sum.Failed)}
+	if code != Complete {
+		return sum, &Error{Outcome: code, Err: fmt.Errorf("%d of the files failed", sum.Failed)}
 	}
 	return sum, nil
 }

@@ -40,7 +40,8 @@ type Summary struct {
 	Conflicts   int64     `json:"conflicts"`
 	Failed      int64     `json:"failed"`
 	Failures    []Failure `json:"failures,omitempty"`
-	ExitCode    int       `json:"exit_code"`
+	ExitCode    int       `json:"exit_code"` // Options.ExitCode of the Outcome
+	Outcome     Outcome   `json:"-"`
 	Seconds     float64   `json:"seconds"`
 
 	// SessionsLost counts sessions that ended under an item (a reset, a

@@ -59,7 +59,7 @@ func TestTypeChangeConverges(t *testing.T) {
 			e.write(filepath.Join(e.src, "z", "new.txt"), 9)
 
 			sum, code := e.run(nil)
-			if code != ExitFailed {
+			if code != Partial {
 				t.Fatalf("without --delete: exit %d, want 1; %+v", code, sum)
 			}
 			for p, kind := range map[string]string{"x": "directory", "y": "file"} {
@@ -93,7 +93,7 @@ func TestTypeChangeConverges(t *testing.T) {
 			e.typedTree()
 			e.swapTypes()
 			sum, code := e.run(nil)
-			if code != ExitFailed || !strings.Contains(failureOf(sum, "x"), "--delete") || !strings.Contains(failureOf(sum, "y"), "--delete") {
+			if code != Partial || !strings.Contains(failureOf(sum, "x"), "--delete") || !strings.Contains(failureOf(sum, "y"), "--delete") {
 				t.Fatalf("without --delete: exit %d, failures %+v", code, sum.Failures)
 			}
 			sum = e.mustRun(func(o *Options) { o.Delete = true; o.CheckRemote = true })
@@ -118,7 +118,7 @@ func TestTypeChangeUnrecorded(t *testing.T) {
 			e.remoteWrite("x/theirs/a.txt", "made on the server")
 			e.write(filepath.Join(e.src, "x"), 77)
 			sum, code := e.run(nil)
-			if code != ExitFailed || !strings.Contains(failureOf(sum, "x"), "--delete") {
+			if code != Partial || !strings.Contains(failureOf(sum, "x"), "--delete") {
 				t.Fatalf("without --delete: exit %d, failures %+v", code, sum.Failures)
 			}
 			if sum := e.mustRun(func(o *Options) { o.Delete = true }); sum.Deleted != 3 || sum.ListedRemote {
@@ -142,7 +142,7 @@ func TestTypeChangeSafety(t *testing.T) {
 			e.mustRun(nil)
 			e.swapTypes()
 			one, _ := ParseMaxDelete("1")
-			if _, code := e.run(func(o *Options) { o.Delete, o.MaxDelete = true, one }); code != ExitRefused {
+			if _, code := e.run(func(o *Options) { o.Delete, o.MaxDelete = true, one }); code != Refused {
 				t.Fatalf("type change beyond --max-delete: exit %d, want 3\n%s", code, e.logs)
 			}
 			if _, err := os.Stat(filepath.Join(e.disk, "x", "a.txt")); err != nil {
@@ -152,7 +152,7 @@ func TestTypeChangeSafety(t *testing.T) {
 			theirs := "changed on the server"
 			e.remoteWrite("x/sub/b.txt", theirs)
 			sum, code := e.run(func(o *Options) { o.Delete = true })
-			if code != ExitFailed || !strings.Contains(failureOf(sum, "x"), "x/sub/b.txt") {
+			if code != Partial || !strings.Contains(failureOf(sum, "x"), "x/sub/b.txt") {
 				t.Fatalf("changed file in the old directory: exit %d, failures %+v\n%s", code, sum.Failures, e.logs)
 			}
 			if got, _ := os.ReadFile(filepath.Join(e.disk, "x", "sub", "b.txt")); string(got) != theirs {
@@ -168,7 +168,7 @@ func TestTypeChangeSafety(t *testing.T) {
 				t.Fatal(err)
 			}
 			sum, code = e.run(func(o *Options) { o.Delete = true; o.CheckRemote = true })
-			if code != ExitFailed || !strings.Contains(failureOf(sum, "x"), "conflict") {
+			if code != Partial || !strings.Contains(failureOf(sum, "x"), "conflict") {
 				t.Fatalf("conflict copy in the old directory: exit %d, failures %+v\n%s", code, sum.Failures, e.logs)
 			}
 			if _, err := os.Stat(filepath.Join(e.disk, filepath.FromSlash(copyName))); err != nil {
