@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -212,3 +213,6 @@ func num(x float64) string {
 func cell(s string) string {
 	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
 }
+
+// itoa is strconv.Itoa for the report's table cells.
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
