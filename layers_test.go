@@ -63,6 +63,16 @@ var layerRules = []struct {
 		why:    "the planner decides; it reads and writes the registry through its Recorded and Sink interfaces only",
 	},
 	{
+		pkgs:   []string{"ferry/transfer"},
+		banned: []string{"ferry/registry", "ferry/mirror"},
+		why:    "transfer ships one item and records it through its Recorder; the registry behind it can change without touching the workers",
+	},
+	{
+		pkgs:   []string{"ferry/planner"},
+		banned: []string{"ferry/transfer"},
+		why:    "the planner decides and transfer carries out; never the reverse",
+	},
+	{
 		pkgs:   []string{"ferry/daemon", "ferry/control"},
 		banned: []string{"ferry/cli", "ferry/bench", "ferry/config"},
 		why:    "the daemon is started by the command line with typed options, never the other way, and never reads the config file",

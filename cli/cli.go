@@ -6,6 +6,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"ferry/planner"
 	"flag"
 	"fmt"
 	"io"
@@ -228,11 +229,11 @@ func (a *App) options(j config.Job, state, regName string, dryRun bool) (mirror.
 	if !ok {
 		return o, fmt.Errorf("target %s: no backend for %q", j.Target, t.Scheme)
 	}
-	conflict, err := mirror.ParseConflict(j.Conflict)
+	conflict, err := planner.ParseConflict(j.Conflict)
 	if err != nil {
 		return o, err
 	}
-	md, err := mirror.ParseMaxDelete(j.MaxDelete)
+	md, err := planner.ParseMaxDelete(j.MaxDelete)
 	if err != nil {
 		return o, err
 	}

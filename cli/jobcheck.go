@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"ferry/planner"
 	"fmt"
 
 	"ferry/config"
@@ -28,10 +29,10 @@ func checkJob(j *config.Job) []config.FieldError {
 	if _, err := linkMode(*j); err != nil {
 		bad("links", err)
 	}
-	if _, err := mirror.ParseConflict(j.Conflict); err != nil {
+	if _, err := planner.ParseConflict(j.Conflict); err != nil {
 		bad("conflict", err)
 	}
-	if _, err := mirror.ParseMaxDelete(j.MaxDelete); err != nil {
+	if _, err := planner.ParseMaxDelete(j.MaxDelete); err != nil {
 		bad("max_delete", err)
 	}
 	if err := mirror.CheckMarkerName(j.Marker); err != nil {

@@ -5,24 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"strings"
 
 	"ferry/entry"
 	"ferry/queue"
 	"ferry/registry"
 	"ferry/remote"
 )
-
-// dirMove is the payload of a queued directory rename. The worker that
-// takes it renames the remote directory when it is still what ferry made
-// and nothing is in the way, re-keys the registry and says how it went.
-type dirMove struct {
-	from, to string
-	moved    int64 // files re-keyed; set by the worker
-	renamed  bool
-	err      error
-	done     chan struct{} // closed by the pool's result
-}
 
 // errDirMoveFallback says a directory move cannot be one remote rename: its
 // files are settled one by one instead (uploads, and deletions of the old
@@ -73,48 +61,53 @@ func (l *Live) MovedDir(ctx context.Context, from, to string) (renamed bool, fil
 	if err := r.w.Flush(ctx); err != nil { // what those items recorded
 		return false, 0, err
 	}
-	m := &dirMove{from: from, to: to, done: make(chan struct{})}
-	l.q.Push(queue.Item{Path: to, DirtySince: l.s.o.Now().UnixNano(), Data: m})
+	// The worker that takes it renames the remote directory when it is
+	// still what ferry made and nothing is in the way, re-keys the
+	// registry and says how it went.
+	m := &queue.Move{From: entry.Entry{Path: from, IsDir: true}, Done: make(chan struct{})}
+	l.q.Push(queue.Item{Path: to, DirtySince: l.s.o.Now().UnixNano(), Entry: entry.Entry{Path: to, IsDir: true}, Move: m})
 	select {
-	case <-m.done:
+	case <-m.Done:
 	case <-ctx.Done():
 		return false, 0, ctx.Err()
 	}
-	if m.renamed {
+	if m.Renamed {
 		released = true
 		l.q.Release(from, true)
 		l.q.More()
-		return true, m.moved, nil
+		return true, m.Files, nil
 	}
-	if m.err != nil && !errors.Is(m.err, errDirMoveFallback) {
-		r.o.Logf("rename %s to %s on the remote: %v; its files are sent again instead", from, to, m.err)
+	if m.Err != nil && !errors.Is(m.Err, errDirMoveFallback) {
+		r.o.Logf("rename %s to %s on the remote: %v; its files are sent again instead", from, to, m.Err)
 	}
 	return false, 0, nil
 }
 
-// moveDir renames the remote directory m.from to m.to when it is a
-// directory and nothing is at m.to (a rename cannot replace a directory,
-// and one someone else made is theirs), then re-keys the registry and the
-// directory cache. Anything else is errDirMoveFallback.
-func (r *runner) moveDir(ctx context.Context, c remote.Conn, m *dirMove) error {
-	st, err := c.Stat(ctx, m.from)
+// moveDir renames the remote directory it.Move.From to it.Path when it is
+// a directory and nothing is at the new name (a rename cannot replace a
+// directory, and one someone else made is theirs), then re-keys the
+// registry and the directory cache. Anything else is errDirMoveFallback.
+func (r *runner) moveDir(ctx context.Context, c remote.Conn, it queue.Item) error {
+	m := it.Move
+	from, to := m.From.Path, it.Path
+	st, err := c.Stat(ctx, from)
 	switch {
 	case errors.Is(err, remote.ErrNotExist):
-		return fmt.Errorf("rename %s: %w: the remote directory is gone", m.from, errDirMoveFallback)
+		return fmt.Errorf("rename %s: %w: the remote directory is gone", from, errDirMoveFallback)
 	case err != nil:
 		return err
 	case !st.IsDir:
-		return fmt.Errorf("rename %s: %w: the remote holds a file of that name", m.from, errDirMoveFallback)
+		return fmt.Errorf("rename %s: %w: the remote holds a file of that name", from, errDirMoveFallback)
 	}
-	if _, err := c.Stat(ctx, m.to); err == nil {
-		return fmt.Errorf("rename %s to %s: %w: the new name exists on the remote", m.from, m.to, errDirMoveFallback)
+	if _, err := c.Stat(ctx, to); err == nil {
+		return fmt.Errorf("rename %s to %s: %w: the new name exists on the remote", from, to, errDirMoveFallback)
 	} else if !errors.Is(err, remote.ErrNotExist) {
 		return err
 	}
-	if err := r.dirs.ensure(ctx, c, path.Dir(m.to)); err != nil {
+	if err := r.ship.Dirs.Ensure(ctx, c, path.Dir(to)); err != nil {
 		return err
 	}
-	if err := c.Rename(ctx, m.from, m.to); err != nil {
+	if err := c.Rename(ctx, from, to); err != nil {
 		return err
 	}
 	// The registry is re-keyed at once, not through the writer: the rows
@@ -122,36 +115,20 @@ func (r *runner) moveDir(ctx context.Context, c remote.Conn, m *dirMove) error {
 	// made. A crash between the two leaves rows under the old name, which
 	// the next scan settles (the old name is gone, the new one is listed
 	// and adopted or sent).
-	n, err := r.job.MovePrefix(ctx, m.from, m.to)
+	n, err := r.job.MovePrefix(ctx, from, to)
 	if errors.Is(err, registry.ErrMoveSource) || errors.Is(err, registry.ErrMoveTarget) {
 		// A scan planned the old name's deletion or the new name's upload
 		// since the checks: its plan stands, on the names it planned for.
-		if uerr := c.Rename(ctx, m.to, m.from); uerr != nil {
-			r.o.Logf("rename %s back to %s on the remote: %v", m.to, m.from, uerr)
+		if uerr := c.Rename(ctx, to, from); uerr != nil {
+			r.o.Logf("rename %s back to %s on the remote: %v", to, from, uerr)
 		}
 		return fmt.Errorf("%w: %w", errDirMoveFallback, err)
 	}
 	if err != nil {
-		return fmt.Errorf("rename %s to %s: %w", m.from, m.to, err)
+		return fmt.Errorf("rename %s to %s: %w", from, to, err)
 	}
-	r.dirs.move(m.from, m.to)
-	m.renamed, m.moved = true, n
-	r.moved.Add(n)
+	r.ship.Dirs.Move(from, to)
+	m.Renamed, m.Files = true, n
+	r.ship.Counters.Moved.Add(n)
 	return nil
-}
-
-// move renames the known directories at and under from.
-func (d *dirCache) move(from, to string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for k := range d.known {
-		if k == from || strings.HasPrefix(k, from+"/") {
-			delete(d.known, k)
-			d.known[to+k[len(from):]] = true
-		}
-	}
-	for dir := path.Dir(to); dir != "." && dir != "" && !d.known[dir]; dir = path.Dir(dir) {
-		d.known[dir] = true
-	}
-	d.known[to] = true
 }

@@ -2,7 +2,6 @@ package mirror
 
 import (
 	"context"
-	"path"
 	"slices"
 	"sync"
 	"time"
@@ -12,76 +11,6 @@ import (
 	"ferry/scanner"
 	"ferry/transfer"
 )
-
-// dirCache remembers which remote directories exist, so each is made once
-// per run however many files land in it, and concurrent uploads into a new
-// directory wait for one Mkdir instead of racing.
-type dirCache struct {
-	mu    sync.Mutex
-	known map[string]bool
-	busy  map[string]*dirCall
-}
-
-type dirCall struct {
-	done chan struct{}
-	err  error
-}
-
-func newDirCache() *dirCache {
-	return &dirCache{known: map[string]bool{"": true, ".": true}, busy: map[string]*dirCall{}}
-}
-
-// markKnown records that dir and its ancestors exist.
-func (d *dirCache) markKnown(dir string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for dir != "" && dir != "." && !d.known[dir] {
-		d.known[dir] = true
-		dir = path.Dir(dir)
-	}
-}
-
-func (d *dirCache) forget(dir string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	delete(d.known, dir)
-}
-
-// ensure makes dir (and its parents) unless it is known to exist.
-func (d *dirCache) ensure(ctx context.Context, c remote.Conn, dir string) error {
-	if dir == "." {
-		dir = ""
-	}
-	d.mu.Lock()
-	if d.known[dir] {
-		d.mu.Unlock()
-		return nil
-	}
-	if call, ok := d.busy[dir]; ok {
-		d.mu.Unlock()
-		select {
-		case <-call.done:
-			if call.err != nil {
-				return d.ensure(ctx, c, dir) // its owner failed: try ourselves
-			}
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	call := &dirCall{done: make(chan struct{})}
-	d.busy[dir] = call
-	d.mu.Unlock()
-	call.err = c.Mkdir(ctx, dir)
-	d.mu.Lock()
-	delete(d.busy, dir)
-	d.mu.Unlock()
-	close(call.done)
-	if call.err == nil {
-		d.markKnown(dir)
-	}
-	return call.err
-}
 
 // listers serve remote listings for the planner: the first connection, plus
 // a few more when listings can run in parallel.

@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"context"
+	"ferry/planner"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,7 +114,7 @@ func TestDeleteLeavesExcluded(t *testing.T) {
 			e.remoteWrite("old/gone.txt", "remote-only")
 			e.remoteWrite("stale.txt", "remote-only")
 			excl := []string{"*.log", "cache/", "tmp/"}
-			two, _ := ParseMaxDelete("2")
+			two, _ := planner.ParseMaxDelete("2")
 
 			// From the registry alone: notes.log and tmp/ were shipped
 			// before the excludes came; they stay.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"path/filepath"
 	"sync"
 	"time"
@@ -117,9 +116,9 @@ func (l *Live) Scan(ctx context.Context, dir string, listRemote bool) ScanResult
 	// Failures hold back deletions for the scan in which they happen: this
 	// one retries every failed path under dir and marks again what still
 	// fails, so a fixed failure holds nothing back until a restart.
-	r.clearFailedDirs(dir)
+	r.safety.Retry(dir)
 	pl := planner.New(r.job, r.w, r.planOptions())
-	r.replace.reset() // --max-delete is counted per scan
+	r.safety.Reset() // --max-delete is counted per scan
 	var ls *listers
 	if listRemote {
 		c := r.conns.take()
@@ -132,7 +131,7 @@ func (l *Live) Scan(ctx context.Context, dir string, listRemote bool) ScanResult
 		ls = newListers(c, o, r.noteLost)
 		defer ls.close()
 	}
-	deleted := r.deleted.Load()
+	deleted := r.ship.Counters.Deleted.Load()
 	err = r.plan(ctx, pl, ls, listRemote, dir)
 	if ls != nil {
 		ls.close()
@@ -160,7 +159,7 @@ func (l *Live) Scan(ctx context.Context, dir string, listRemote bool) ScanResult
 	if o.Delete {
 		res.Outcome, res.Err = r.deletes(ctx, pl)
 	}
-	res.Deleted = r.deleted.Load() - deleted
+	res.Deleted = r.ship.Counters.Deleted.Load() - deleted
 	// A new token after a full scan (the daemon's changes since the last
 	// one included), or after any scan that repaired an untrusted remote.
 	if res.Err == nil && (dir == "" || l.s.marker.kind != markerTrusted) {
@@ -171,13 +170,6 @@ func (l *Live) Scan(ctx context.Context, dir string, listRemote bool) ScanResult
 		res.MarkerWritten = wrote
 	}
 	return res
-}
-
-// liveMove is the payload of a queued local move: rename the remote copy
-// instead of sending the bytes again.
-type liveMove struct {
-	from entry.Entry
-	to   entry.Entry
 }
 
 // Sync makes what the workers recorded so far readable: call it before a
@@ -218,7 +210,7 @@ func (l *Live) Changed(ctx context.Context, rel string, since time.Time) (bool, 
 	// save, or have shipped it between the read and the push: this item
 	// then compares with the remote first instead of sending it twice.
 	bulk := known && (e.State == entry.Transferring || e.State == entry.Pending && e.Lane != entry.LaneLive)
-	l.q.Push(queue.Item{Path: rel, Size: f.Size, DirtySince: planned.DirtySince, Data: *planned, Waited: bulk})
+	l.q.Push(queue.Item{Path: rel, Size: f.Size, DirtySince: planned.DirtySince, Entry: *planned, Waited: bulk})
 	return true, nil
 }
 
@@ -254,7 +246,7 @@ func (l *Live) Moved(ctx context.Context, from, to string, since time.Time) (boo
 			if err := r.w.Put(dst); err != nil {
 				return false, err
 			}
-			l.q.Push(queue.Item{Path: to, Size: 0, DirtySince: now, Data: liveMove{from: old, to: dst}})
+			l.q.Push(queue.Item{Path: to, Size: 0, DirtySince: now, Entry: dst, Move: &queue.Move{From: old}})
 			return true, nil
 		}
 	}
@@ -273,40 +265,6 @@ func (c captureSink) Put(e entry.Entry) error  { c.put(e); return nil }
 func (c captureSink) Plan(e entry.Entry) error { c.put(e); return nil }
 func (c captureSink) Forget(p string) error    { return c.w.Forget(p) }
 
-// move renames the remote copy of m.from to m.to after checking that it is
-// still what ferry shipped; anything unexpected falls back to an upload.
-func (r *runner) move(ctx context.Context, c remote.Conn, m liveMove) error {
-	st, err := c.Stat(ctx, m.from.Path)
-	prec := r.caps.ModTimePrecision
-	same := err == nil && !st.IsDir && st.Size == m.from.RemoteSize &&
-		(!r.caps.SetModTime || m.from.RemoteMtime == 0 || entry.MtimeMatch(st.ModTime, time.Unix(0, m.from.RemoteMtime), prec))
-	if same {
-		if _, err := c.Stat(ctx, m.to.Path); err == nil {
-			same = false // something is at the new name: the upload path handles it (conflict policy)
-		} else if !errors.Is(err, remote.ErrNotExist) {
-			return err
-		}
-	}
-	if !same {
-		e := m.to
-		e.RemoteSize, e.RemoteMtime, e.Hash, e.Recheck = -1, 0, "", false
-		return r.upload(ctx, c, e)
-	}
-	if err := r.ensureDir(ctx, c, path.Dir(m.to.Path)); err != nil {
-		return err
-	}
-	if err := c.Rename(ctx, m.from.Path, m.to.Path); err != nil {
-		return err
-	}
-	if err := r.forget(m.from.Path); err != nil {
-		return err
-	}
-	e := m.to
-	e.MarkDone()
-	r.moved.Add(1)
-	return r.record(e, 0)
-}
-
 // Counters are what the session did since it opened.
 type Counters struct {
 	Transferred, Bytes, Touched, Moved, Deleted, Failed int64
@@ -316,8 +274,8 @@ type Counters struct {
 // Counters returns the session's totals.
 func (l *Live) Counters() Counters {
 	r := l.s.r
-	return Counters{Transferred: r.transferred.Load(), Bytes: r.bytes.Load(), Touched: r.touched.Load(),
-		Moved: r.moved.Load(), Deleted: r.deleted.Load(), Failed: r.failed.Load(), SessionsLost: r.sessionsLost.Load()}
+	return Counters{Transferred: r.ship.Counters.Transferred.Load(), Bytes: r.ship.Counters.Bytes.Load(), Touched: r.ship.Counters.Touched.Load(),
+		Moved: r.ship.Counters.Moved.Load(), Deleted: r.ship.Counters.Deleted.Load(), Failed: r.ship.Counters.Failed.Load(), SessionsLost: r.sessionsLost.Load()}
 }
 
 // Backlog counts what the registry holds out of sync (not yet claimed or
@@ -363,4 +321,4 @@ func (l *Live) RetryFailed(ctx context.Context) (int, error) {
 
 // Rate is the measured upload rate of one connection in bytes per second
 // (0 until a file big enough to tell has been sent).
-func (l *Live) Rate() float64 { return l.s.r.rate.get() }
+func (l *Live) Rate() float64 { return l.s.r.ship.Rate() }

@@ -277,7 +277,7 @@ func hostname() string {
 // marker needs a new token (a backup taken before these changes must not
 // pass for the current remote).
 func (r *runner) changes() int64 {
-	return r.transferred.Load() + r.touched.Load() + r.deleted.Load() + r.cleaned.Load() + r.moved.Load() + r.conflicts.Load()
+	return r.ship.Counters.Transferred.Load() + r.ship.Counters.Touched.Load() + r.ship.Counters.Deleted.Load() + r.ship.Counters.Cleaned.Load() + r.ship.Counters.Moved.Load() + r.ship.Counters.Conflicts.Load()
 }
 
 // settleMarker writes a new token at the end of a pass that ran to its end

@@ -3,6 +3,7 @@ package mirror
 import (
 	"context"
 	"errors"
+	"ferry/planner"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,7 +95,7 @@ func TestMarkerRestoredBackup(t *testing.T) {
 			if out, err := exec.Command("cp", "-a", backup, e.disk).CombinedOutput(); err != nil {
 				t.Fatalf("cp: %v %s", err, out)
 			}
-			sum := e.mustRun(func(o *Options) { o.Conflict = Overwrite })
+			sum := e.mustRun(func(o *Options) { o.Conflict = planner.Overwrite })
 			if sum.Marker != "old-token" || !sum.ListedRemote || sum.Transferred != 3 || sum.Conflicts != 2 || !sum.MarkerWritten {
 				t.Fatalf("run after the restore: %+v\nlog:\n%s", sum, e.logs)
 			}

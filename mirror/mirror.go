@@ -2,12 +2,11 @@ package mirror
 
 import (
 	"context"
+	"ferry/transfer"
 	"fmt"
-	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/time/rate"
 
 	"ferry/planner"
 	"ferry/queue"
@@ -22,26 +21,19 @@ type runner struct {
 	job   *registry.Job
 	w     *registry.Writer
 	caps  remote.Caps
-	lim   *rate.Limiter // shared by all workers: --bwlimit is for the job
-	conns *stash        // logged-in connections between phases
-	dirs  *dirCache
+	conns *stash // logged-in connections between phases
 	sum   *Summary
 	prog  Progress
-	errMu sync.Mutex
-	// failedDirs are directories under which something failed in this
-	// pass (the daemon: in this scan): no deletion is made there. Guarded
-	// by errMu, since the planner and the workers write it concurrently.
-	failedDirs map[string]bool
+	// ship ships and records each item; safety holds the planner's
+	// deletion rules, which the workers and the delete phase share.
+	ship   *transfer.Shipper
+	safety *planner.Safety
 	// excluded matches the job's exclude patterns against remote paths
-	// (nil = none); replace holds the type changes' removals.
+	// (nil = none).
 	excluded func(rel string, isDir bool) bool
-	replace  replacer
 
 	// listedAll is set when this pass listed the whole remote.
 	listedAll bool
-
-	transferred, bytes, touched, adopted, deleted, failed, conflicts, cleaned, moved atomic.Int64
-	rate                                                                             rateMeter // per connection, for protected hours
 
 	sessionsLost atomic.Int64 // sessions an item's attempt lost and redialed
 }
@@ -65,7 +57,7 @@ func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (
 	}
 	q := queue.New(claimer{r.job, r.w}, 256)
 	pl := planner.New(r.job, r.w, r.planOptions())
-	r.replace.reset()
+	r.safety.Reset()
 
 	// When the remote is listed, the first connection serves listings
 	// (with a few more) and they all go when the scan is over, so the
@@ -132,10 +124,10 @@ func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (
 			return code, err
 		}
 	}
-	if _, refused := r.replace.counts(); refused > 0 {
+	if _, refused := r.safety.Replacements(); refused > 0 {
 		return Refused, fmt.Errorf("refused: %d paths whose type changed would delete more on %s than the deletion limit allows (--max-delete, or max_delete in the config); they were left as they are", refused, r.o.Target)
 	}
-	if r.failed.Load() > 0 || len(pl.Stats.DirErrors) > 0 {
+	if r.ship.Counters.Failed.Load() > 0 || len(pl.Stats.DirErrors) > 0 {
 		return Partial, nil
 	}
 	return Complete, nil
@@ -197,12 +189,12 @@ func (r *runner) plan(ctx context.Context, pl *planner.Planner, ls *listers, lis
 		}
 		switch {
 		case p.Listed && !p.Missing:
-			r.dirs.markKnown(p.Local.Path)
+			r.ship.Dirs.MarkKnown(p.Local.Path)
 		case p.Listed && p.Missing:
 			// Gone from the remote (wiped, or removed by someone else):
 			// made again before anything is put in it, not trusted from
 			// an earlier pass.
-			r.dirs.forget(p.Local.Path)
+			r.ship.Dirs.Forget(p.Local.Path)
 		}
 		files := pl.Stats.Uploads + pl.Stats.Touches + pl.Stats.Mkdirs
 		if files != lastFiles {

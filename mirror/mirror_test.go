@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"ferry/planner"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,7 +82,7 @@ func TestMirrorThenRerun(t *testing.T) {
 // shipped it is kept aside, overwritten or skipped, as the policy says.
 func TestConflictPolicies(t *testing.T) {
 	for _, mk := range []func(*testing.T) *env{newFTPEnv, newSFTPEnv} {
-		for _, policy := range []Conflict{KeepBoth, Overwrite, Skip} {
+		for _, policy := range []planner.Conflict{planner.KeepBoth, planner.Overwrite, planner.Skip} {
 			e := mk(t)
 			t.Run(e.name+"/"+policy.String(), func(t *testing.T) {
 				e.t = t
@@ -101,7 +102,7 @@ func TestConflictPolicies(t *testing.T) {
 				got, _ := os.ReadFile(remotePath)
 				copies, _ := filepath.Glob(filepath.Join(e.disk, "page.ferry-conflict-*.html"))
 				switch policy {
-				case KeepBoth:
+				case planner.KeepBoth:
 					if code != Complete || string(got) != string(ours) || len(copies) != 1 {
 						t.Fatalf("keep-both: exit %d, remote %q, copies %v", code, got, copies)
 					}
@@ -113,11 +114,11 @@ func TestConflictPolicies(t *testing.T) {
 					if _, err := os.Stat(copies[0]); err != nil {
 						t.Fatalf("--delete removed the conflict copy: %v", err)
 					}
-				case Overwrite:
+				case planner.Overwrite:
 					if code != Complete || string(got) != string(ours) || len(copies) != 0 {
 						t.Fatalf("overwrite: exit %d, remote %q, copies %v", code, got, copies)
 					}
-				case Skip:
+				case planner.Skip:
 					if code != Partial || string(got) != string(theirs) || len(copies) != 0 {
 						t.Fatalf("skip: exit %d, remote %q, copies %v", code, got, copies)
 					}
@@ -187,7 +188,7 @@ func TestDeleteSafety(t *testing.T) {
 					removed++
 				}
 			}
-			md, _ := ParseMaxDelete("2")
+			md, _ := planner.ParseMaxDelete("2")
 			_, code := e.run(func(o *Options) { o.Delete = true; o.MaxDelete = md })
 			if code != Refused {
 				t.Fatalf("%d deletions with --max-delete 2: exit %d, want 3", removed, code)
@@ -195,7 +196,7 @@ func TestDeleteSafety(t *testing.T) {
 			if got := snapshot(t, e.disk); len(got) != len(before) {
 				t.Fatalf("a run refused for --max-delete deleted %d entries", len(before)-len(got))
 			}
-			md, _ = ParseMaxDelete("50%")
+			md, _ = planner.ParseMaxDelete("50%")
 			sum := e.mustRun(func(o *Options) { o.Delete = true; o.MaxDelete = md })
 			if sum.Deleted != int64(removed) {
 				t.Fatalf("deleted %d, want %d", sum.Deleted, removed)

@@ -5,22 +5,23 @@
 // Outcome (the CLI maps outcomes to exit codes). It never learns which
 // protocol is in use: it receives an Opener.
 //
-// outcome.go says how a pass ended; session.go holds the session (its lock, registry and connections);
-// mirror.go one pass; workers.go the pool, the connections kept for it and
-// the claims from the registry; handle.go what a worker does with an item;
-// live.go the daemon's side; marker.go the target's marker; deletes.go,
-// typechange.go and dirmove.go the deletions, type changes and directory
-// moves.
+// What to do about each path is the planner's (including the conflict
+// policy and the deletion rules, planner.Safety); shipping an item and
+// recording it is transfer's (transfer.Shipper). This package holds what
+// ties them to one job: outcome.go says how a pass ended; session.go holds
+// the session (its lock, registry and connections); mirror.go one pass;
+// workers.go the pool, the connections kept for it and the claims from
+// the registry; handle.go hands items to the shipper; live.go the
+// daemon's side; marker.go the target's marker; deletes.go the delete
+// phase; dirmove.go directory renames, which re-key the registry.
 package mirror
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
+	"ferry/planner"
 	"io"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -28,73 +29,6 @@ import (
 	"ferry/remote"
 	"ferry/scanner"
 )
-
-// Conflict is the policy for a remote file that differs from what ferry
-// last put there (someone else changed it).
-type Conflict int
-
-// The conflict policies.
-const (
-	KeepBoth  Conflict = iota // move the remote copy aside with a dated name, then write
-	Overwrite                 // write over it
-	Skip                      // leave it, report the path
-)
-
-// ParseConflict reads a --conflict value.
-func ParseConflict(s string) (Conflict, error) {
-	switch s {
-	case "keep-both", "":
-		return KeepBoth, nil
-	case "overwrite":
-		return Overwrite, nil
-	case "skip":
-		return Skip, nil
-	}
-	return 0, fmt.Errorf("conflict policy %q: want keep-both, overwrite or skip", s)
-}
-
-func (c Conflict) String() string {
-	return [...]string{"keep-both", "overwrite", "skip"}[c]
-}
-
-// MaxDelete limits how much one run may delete: a count, or a percentage of
-// the files ferry has on the remote.
-type MaxDelete struct {
-	N         int64
-	Percent   float64
-	IsPercent bool
-	Set       bool
-}
-
-// ParseMaxDelete reads "N" or "P%".
-func ParseMaxDelete(s string) (MaxDelete, error) {
-	if s == "" {
-		return MaxDelete{}, nil
-	}
-	if p, ok := strings.CutSuffix(s, "%"); ok {
-		v, err := strconv.ParseFloat(p, 64)
-		if err != nil || v < 0 || v > 100 {
-			return MaxDelete{}, fmt.Errorf("max-delete %q: want a count or a percentage between 0%% and 100%%", s)
-		}
-		return MaxDelete{Percent: v, IsPercent: true, Set: true}, nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return MaxDelete{}, fmt.Errorf("max-delete %q: want a count (e.g. 100) or a percentage (e.g. 5%%)", s)
-	}
-	return MaxDelete{N: n, Set: true}, nil
-}
-
-// Limit returns the most deletions allowed when total files are recorded.
-func (m MaxDelete) Limit(total int64) int64 {
-	if !m.Set {
-		return -1
-	}
-	if m.IsPercent {
-		return int64(m.Percent / 100 * float64(total))
-	}
-	return m.N
-}
 
 // Options configure one pass.
 type Options struct {
@@ -111,14 +45,14 @@ type Options struct {
 	// DeleteExcluded (with Delete) also deletes remote paths the excludes
 	// match; without it they are not ferry's and are left alone.
 	DeleteExcluded bool
-	MaxDelete      MaxDelete
+	MaxDelete      planner.MaxDelete
 	DryRun         bool
 	Excludes       []string
 	Links          scanner.Links
 	Checksum       bool
 	CheckRemote    bool
 	Move           bool
-	Conflict       Conflict
+	Conflict       planner.Conflict
 	BwLimit        float64 // bytes per second; 0 = unlimited
 	// Marker is the name of the marker at the target's root ("" =
 	// DefaultMarker); Takeover lets this job take over a target whose

@@ -3,6 +3,9 @@ package mirror
 import (
 	"context"
 	"errors"
+	"ferry/entry"
+	"ferry/planner"
+	"ferry/transfer"
 	"fmt"
 	"os"
 	"time"
@@ -112,14 +115,18 @@ func Open(ctx context.Context, o Options) (*Session, *Summary, error) {
 			return nil, sum, &Error{Outcome: Aborted, Err: err}
 		}
 	}
-	s.r = &runner{o: o, job: job, caps: caps, lim: o.limiter(), dirs: newDirCache(), failedDirs: map[string]bool{}, conns: &stash{}, prog: o.Progress,
-		excluded: scanner.Excluder(o.Excludes)}
-	if s.r.prog == nil {
-		s.r.prog = nopProgress{}
+	r := &runner{o: o, job: job, caps: caps, conns: &stash{}, prog: o.Progress, excluded: scanner.Excluder(o.Excludes)}
+	if r.prog == nil {
+		r.prog = nopProgress{}
 	}
 	if !o.DryRun {
-		s.r.w = job.NewWriter(25*time.Millisecond, 2000)
+		r.w = job.NewWriter(25*time.Millisecond, 2000)
 	}
+	r.safety = &planner.Safety{Target: o.Target.String(), MaxDelete: o.MaxDelete, DeleteExcluded: o.DeleteExcluded, Excluded: r.excluded,
+		InSync: func(ctx context.Context) (int64, error) { return job.Count(ctx, entry.Done) }}
+	r.ship = transfer.NewShipper(transfer.ShipOptions{Source: o.Source, Caps: caps, Limiter: o.limiter(), Rec: r.w, Records: job,
+		Safety: r.safety, Conflict: o.Conflict, Delete: o.Delete, Move: o.Move, Logf: o.Logf, Now: o.Now, Progress: r.prog})
+	s.r = r
 	ok = true
 	return s, sum, nil
 }
@@ -199,12 +206,12 @@ func (s *Session) Once(ctx context.Context) (*Summary, error) {
 		}
 		sum.MarkerWritten = wrote
 	}
-	sum.Transferred, sum.Bytes, sum.Touched = r.transferred.Load(), r.bytes.Load(), r.touched.Load()
+	sum.Transferred, sum.Bytes, sum.Touched = r.ship.Counters.Transferred.Load(), r.ship.Counters.Bytes.Load(), r.ship.Counters.Touched.Load()
 	// Adopted by a worker's stat or by the planner from the listing: each
 	// path is settled by one of them, so together with the transfers and
 	// the unchanged they count every file once.
-	sum.Adopted = r.adopted.Load() + sum.Plan.Adopted
-	sum.Deleted, sum.Failed, sum.Conflicts, sum.Cleaned = r.deleted.Load(), r.failed.Load(), r.conflicts.Load(), r.cleaned.Load()
+	sum.Adopted = r.ship.Counters.Adopted.Load() + sum.Plan.Adopted
+	sum.Deleted, sum.Failed, sum.Conflicts, sum.Cleaned = r.ship.Counters.Deleted.Load(), r.ship.Counters.Failed.Load(), r.ship.Counters.Conflicts.Load(), r.ship.Counters.Cleaned.Load()
 	sum.SessionsLost = r.sessionsLost.Load()
 	sum.Ended = o.Now()
 	sum.finish()

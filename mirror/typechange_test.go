@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"context"
+	"ferry/planner"
 	"os"
 	"path/filepath"
 	"strings"
@@ -141,7 +142,7 @@ func TestTypeChangeSafety(t *testing.T) {
 			e.typedTree()
 			e.mustRun(nil)
 			e.swapTypes()
-			one, _ := ParseMaxDelete("1")
+			one, _ := planner.ParseMaxDelete("1")
 			if _, code := e.run(func(o *Options) { o.Delete, o.MaxDelete = true, one }); code != Refused {
 				t.Fatalf("type change beyond --max-delete: exit %d, want 3\n%s", code, e.logs)
 			}

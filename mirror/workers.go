@@ -92,7 +92,7 @@ func (c claimer) claimLane(ctx context.Context, lane, n int) ([]queue.Item, erro
 	}
 	out := make([]queue.Item, len(es))
 	for i, e := range es {
-		out[i] = queue.Item{Path: e.Path, Size: max(e.LocalSize, 0), DirtySince: e.DirtySince, Data: e}
+		out[i] = queue.Item{Path: e.Path, Size: max(e.LocalSize, 0), DirtySince: e.DirtySince, Entry: e}
 	}
 	return out, nil
 }

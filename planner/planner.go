@@ -4,6 +4,12 @@
 // of sync. Identical content means no work: an unchanged file is skipped on
 // size and mtime, and a touched file whose bytes are the same is hashed and
 // only has its remote mtime set.
+//
+// It also owns the decisions a worker asks for when the remote holds what
+// ferry did not expect (conflict.go: adopt, overwrite, or apply the
+// conflict policy), and the deletion rules (safety.go: excluded paths,
+// deletions held back under failures, the deletion limit; policy.go holds
+// the policies' types).
 package planner
 
 import (

@@ -20,6 +20,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"ferry/entry"
 	"slices"
 	"sync"
 	"time"
@@ -51,9 +52,23 @@ type Item struct {
 	// was queued: what that one shipped may be what this one means to
 	// ship, so the handler should compare with the remote first.
 	Waited bool
-	// Data is the caller's payload (the registry entry); the queue does not
-	// look at it.
-	Data any
+	// Entry is the path's recorded entry: its Action says what to do. The
+	// queue does not look at it.
+	Entry entry.Entry
+	// Move, when set, renames the remote copy of a path the user moved
+	// instead of sending it again.
+	Move *Move
+}
+
+// Move is a queued rename of what ferry shipped under an old name. For a
+// directory the caller waits for the outcome: the worker sets Renamed,
+// Files and Err, then closes Done.
+type Move struct {
+	From    entry.Entry // what ferry recorded under the old name
+	Renamed bool
+	Files   int64 // rows re-keyed under the new name
+	Err     error
+	Done    chan struct{}
 }
 
 // Source supplies bulk work from where it is stored.

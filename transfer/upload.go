@@ -1,6 +1,10 @@
-// Package transfer owns moving bytes: the pool of workers that each hold one
-// connection, and the upload of one local file with its checks (the file did
-// not change while it was read, and the server holds what was sent).
+// Package transfer owns carrying out the plan: the pool of workers that each
+// hold one connection (pool.go, worker.go, growth.go, silence.go), the
+// Shipper that ships one item and records its outcome through a Recorder
+// (ship.go, send.go, replace.go, remove.go, dirs.go), and the upload of one
+// local file with its checks (upload.go: the file did not change while it
+// was read, and the server holds what was sent). What to do when the
+// remote holds something unexpected is the planner's decision.
 package transfer
 
 import (

@@ -1,4 +1,4 @@
-package mirror
+package transfer
 
 import (
 	"context"
@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"ferry/entry"
+	"ferry/planner"
 	"ferry/remote"
 	"ferry/scanner"
 )
@@ -18,33 +18,9 @@ import (
 // reverse) finds the old type on the remote in its way. The deletion phase
 // comes after every upload, too late for it, so the item itself removes
 // what is in its way before it is put or made, under the rules of any
-// deletion: only with --delete, never what someone else changed or what
-// ferry keeps (conflict copies, excluded names), never past --max-delete,
-// and never where something under it failed this run.
-
-// replacer serialises the removals type changes make, and keeps the
-// deletions they made this pass against --max-delete.
-type replacer struct {
-	mu      sync.Mutex // one replacement at a time: several items may find the same file in their way
-	used    int64      // deletions made by replacements this pass
-	refused int64      // replacements refused for --max-delete this pass
-}
-
-// reset starts a new pass's count.
-func (p *replacer) reset() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.used, p.refused = 0, 0
-}
-
-func (p *replacer) counts() (used, refused int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.used, p.refused
-}
-
-// errKept says why a type change cannot remove what is in its way.
-var errKept = errors.New("not replaced")
+// deletion (the planner's Safety): only with --delete, never what someone
+// else changed or what ferry keeps (conflict copies, excluded names), never
+// past --max-delete, and never where something under it failed this run.
 
 // inTheWay is the error of a type change without --delete.
 func inTheWay(op, p string, remoteDir bool) error {
@@ -55,10 +31,10 @@ func inTheWay(op, p string, remoteDir bool) error {
 	return remote.Errorf(remote.KindExist, op, p, fmt.Errorf("the remote holds a %s of that name where the source has a %s; --delete would replace it", what, ours))
 }
 
-// ensureDir makes dir (and its parents) on the remote; when a file stands
+// EnsureDir makes dir (and its parents) on the remote; when a file stands
 // where one of them must be, it is replaced first (--delete) or reported.
-func (r *runner) ensureDir(ctx context.Context, c remote.Conn, dir string) error {
-	err := r.dirs.ensure(ctx, c, dir)
+func (s *Shipper) EnsureDir(ctx context.Context, c remote.Conn, dir string) error {
+	err := s.Dirs.Ensure(ctx, c, dir)
 	if err == nil || ctx.Err() != nil || remote.IsTemporary(err) {
 		return err
 	}
@@ -67,13 +43,13 @@ func (r *runner) ensureDir(ctx context.Context, c remote.Conn, dir string) error
 		return err
 	}
 	if found {
-		if err := r.clearFile(ctx, c, blocker); err != nil {
+		if err := s.clearFile(ctx, c, blocker); err != nil {
 			return err
 		}
 	}
 	// Made again also when no file is in the way now: another item (the
 	// parent's own) may have replaced it between our mkdir and the look.
-	return r.dirs.ensure(ctx, c, dir)
+	return s.Dirs.Ensure(ctx, c, dir)
 }
 
 // fileAbove finds the first path from the root down to dir that is a file
@@ -99,14 +75,28 @@ func fileAbove(ctx context.Context, c remote.Conn, dir string) (string, bool, er
 	return "", false, nil
 }
 
+// reserve asks the planner's Safety for n deletions a type change at p
+// would make; a refusal becomes the item's error.
+func (s *Shipper) reserve(ctx context.Context, op, p string, n int64) error {
+	err := s.o.Safety.Reserve(ctx, n)
+	if errors.Is(err, planner.ErrTooManyDeletes) {
+		return remote.Errorf(remote.KindOther, op, p, err)
+	}
+	return err
+}
+
+// matches reports whether the remote file st is still what e recorded.
+func (s *Shipper) matches(st entry.FileInfo, e entry.Entry, prec time.Duration) bool {
+	return !st.IsDir && st.Size == e.RemoteSize && (!s.o.Caps.SetModTime || e.RemoteMtime == 0 || entry.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), prec))
+}
+
 // clearFile removes the remote file p that stands where the source has a
 // directory, if it is still what ferry recorded (or listed) there.
-func (r *runner) clearFile(ctx context.Context, c remote.Conn, p string) error {
-	if !r.o.Delete {
+func (s *Shipper) clearFile(ctx context.Context, c remote.Conn, p string) error {
+	if !s.o.Delete {
 		return inTheWay("mkdir", p, false)
 	}
-	r.replace.mu.Lock()
-	defer r.replace.mu.Unlock()
+	defer s.o.Safety.Replacing()()
 	st, err := c.Stat(ctx, p)
 	if errors.Is(err, remote.ErrNotExist) || (err == nil && st.IsDir) {
 		return nil // another item replaced it already
@@ -114,39 +104,39 @@ func (r *runner) clearFile(ctx context.Context, c remote.Conn, p string) error {
 	if err != nil {
 		return err
 	}
-	if r.excluded != nil && !r.o.DeleteExcluded && r.excluded(p, false) {
-		return remote.Errorf(remote.KindExist, "mkdir", p, fmt.Errorf("%w: the remote file of that name is excluded, so not ferry's to delete (--delete-excluded would)", errKept))
+	if s.o.Safety.Kept(p, false) {
+		return remote.Errorf(remote.KindExist, "mkdir", p, fmt.Errorf("%w: the remote file of that name is excluded, so not ferry's to delete (--delete-excluded would)", planner.ErrKept))
 	}
-	if err := r.w.Flush(ctx); err != nil {
+	if err := s.o.Rec.Flush(ctx); err != nil {
 		return err
 	}
-	e, known, err := r.job.Get(ctx, p)
+	e, known, err := s.o.Records.Get(ctx, p)
 	if err != nil {
 		return err
 	}
 	// The entry is the file ferry shipped, or the directory planned in
 	// its place carrying what the file was (see the planner).
 	if known && e.RemoteSize >= 0 {
-		prec := r.caps.ModTimePrecision
+		prec := s.o.Caps.ModTimePrecision
 		if e.Hash == "" {
-			prec = r.caps.ListModTimePrecision // known from a listing
+			prec = s.o.Caps.ListModTimePrecision // known from a listing
 		}
-		if st.Size != e.RemoteSize || (r.caps.SetModTime && e.RemoteMtime != 0 && !entry.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), prec)) {
-			r.conflicts.Add(1)
-			return remote.Errorf(remote.KindOther, "mkdir", p, fmt.Errorf("%w: the remote file of that name was changed by someone else since ferry recorded it; not deleted", errKept))
+		if !s.matches(st, e, prec) {
+			s.Counters.Conflicts.Add(1)
+			return remote.Errorf(remote.KindOther, "mkdir", p, fmt.Errorf("%w: the remote file of that name was changed by someone else since ferry recorded it; not deleted", planner.ErrKept))
 		}
 	}
-	if err := r.reserveLocked(ctx, "mkdir", p, 1); err != nil {
+	if err := s.reserve(ctx, "mkdir", p, 1); err != nil {
 		return err
 	}
 	if err := c.Remove(ctx, p); err != nil && !errors.Is(err, remote.ErrNotExist) {
 		return err
 	}
-	r.deleted.Add(1)
-	r.replace.used++
-	r.o.Logf("replaced remote file %s with a directory (--delete)", p)
+	s.Counters.Deleted.Add(1)
+	s.o.Safety.Replaced()
+	s.o.Logf("replaced remote file %s with a directory (--delete)", p)
 	if known && !e.IsDir {
-		return r.w.Forget(p)
+		return s.o.Rec.Forget(p)
 	}
 	return nil
 }
@@ -160,19 +150,18 @@ type oldEntry struct {
 
 // clearDir removes the remote directory p, and all it holds, that stands
 // where the source has a file. Nothing is removed unless all of it may be.
-func (r *runner) clearDir(ctx context.Context, c remote.Conn, p string) error {
-	if !r.o.Delete {
+func (s *Shipper) clearDir(ctx context.Context, c remote.Conn, p string) error {
+	if !s.o.Delete {
 		return inTheWay("upload", p, true)
 	}
-	r.replace.mu.Lock()
-	defer r.replace.mu.Unlock()
-	if d := r.failedUnder(p); d != "" {
-		return remote.Errorf(remote.KindOther, "upload", p, fmt.Errorf("%w: the remote directory of that name is kept this run, since something under %s failed", errKept, d))
+	defer s.o.Safety.Replacing()()
+	if d := s.o.Safety.FailedUnder(p); d != "" {
+		return remote.Errorf(remote.KindOther, "upload", p, fmt.Errorf("%w: the remote directory of that name is kept this run, since something under %s failed", planner.ErrKept, d))
 	}
-	if err := r.w.Flush(ctx); err != nil {
+	if err := s.o.Rec.Flush(ctx); err != nil {
 		return err
 	}
-	recorded, err := r.recordedUnder(ctx, p)
+	recorded, err := s.recordedUnder(ctx, p)
 	if err != nil {
 		return err
 	}
@@ -198,8 +187,8 @@ func (r *runner) clearDir(ctx context.Context, c remote.Conn, p string) error {
 		return err
 	}
 	for _, o := range append(files, dirs...) {
-		if err := r.mayRemove(ctx, c, o); err != nil {
-			return remote.Errorf(remote.KindOther, "upload", p, fmt.Errorf("%w: the remote directory of that name %v; nothing in it was deleted", errKept, err))
+		if err := s.mayRemove(ctx, c, o); err != nil {
+			return remote.Errorf(remote.KindOther, "upload", p, fmt.Errorf("%w: the remote directory of that name %v; nothing in it was deleted", planner.ErrKept, err))
 		}
 	}
 	n := int64(len(dirs)) + 1
@@ -208,7 +197,7 @@ func (r *runner) clearDir(ctx context.Context, c remote.Conn, p string) error {
 			n++
 		}
 	}
-	if err := r.reserveLocked(ctx, "upload", p, n); err != nil {
+	if err := s.reserve(ctx, "upload", p, n); err != nil {
 		return err
 	}
 	// Files first, then directories deepest first, then p itself.
@@ -220,33 +209,33 @@ func (r *runner) clearDir(ctx context.Context, c remote.Conn, p string) error {
 			return fmt.Errorf("replace the remote directory %q with a file: %w", p, err)
 		}
 		if entry.IsTemp(o.fi.Name) {
-			r.cleaned.Add(1)
+			s.Counters.Cleaned.Add(1)
 		} else {
-			r.deleted.Add(1)
-			r.replace.used++
+			s.Counters.Deleted.Add(1)
+			s.o.Safety.Replaced()
 		}
 		if o.fi.IsDir {
-			r.dirs.forget(o.path)
+			s.Dirs.Forget(o.path)
 		}
 	}
 	// Whatever ferry recorded under p is gone with it.
 	for q := range recorded {
-		if err := r.w.Forget(q); err != nil {
+		if err := s.o.Rec.Forget(q); err != nil {
 			return err
 		}
 	}
-	r.o.Logf("replaced remote directory %s with a file (--delete): %d entries deleted", p, n)
+	s.o.Logf("replaced remote directory %s with a file (--delete): %d entries deleted", p, n)
 	return nil
 }
 
 // mayRemove says why one entry of a directory a file replaces must stay.
-func (r *runner) mayRemove(ctx context.Context, c remote.Conn, o oldEntry) error {
+func (s *Shipper) mayRemove(ctx context.Context, c remote.Conn, o oldEntry) error {
 	switch {
 	case entry.IsConflictCopy(o.fi.Name):
 		return fmt.Errorf("holds the conflict copy %s (someone else's version, kept)", o.path)
 	case entry.IsTemp(o.fi.Name):
 		return nil // a dead run's temporary file
-	case r.excluded != nil && !r.o.DeleteExcluded && r.excluded(o.path, o.fi.IsDir):
+	case s.o.Safety.Kept(o.path, o.fi.IsDir):
 		return fmt.Errorf("holds %s, which the excludes leave alone (--delete-excluded would delete it)", o.path)
 	case o.fi.IsDir || o.rec == nil || o.rec.RemoteSize < 0:
 		return nil // a directory, or a file ferry never recorded: --delete removes it
@@ -259,55 +248,25 @@ func (r *runner) mayRemove(ctx context.Context, c remote.Conn, o oldEntry) error
 	if err != nil {
 		return err
 	}
-	prec := r.caps.ModTimePrecision
+	prec := s.o.Caps.ModTimePrecision
 	if e.LocalSize < 0 {
-		prec = r.caps.ListModTimePrecision
+		prec = s.o.Caps.ListModTimePrecision
 	}
-	if st.IsDir || st.Size != e.RemoteSize || (r.caps.SetModTime && e.RemoteMtime != 0 && !entry.MtimeMatch(st.ModTime, time.Unix(0, e.RemoteMtime), prec)) {
-		r.conflicts.Add(1)
+	if !s.matches(st, *e, prec) {
+		s.Counters.Conflicts.Add(1)
 		return fmt.Errorf("holds %s, changed on the remote since ferry recorded it", o.path)
 	}
 	return nil
 }
 
-// reserveLocked checks that n more deletions keep this pass within
-// --max-delete; r.replace.mu is held.
-func (r *runner) reserveLocked(ctx context.Context, op, p string, n int64) error {
-	if !r.o.MaxDelete.Set {
-		return nil
-	}
-	total, err := r.job.Count(ctx, entry.Done)
-	if err != nil {
-		return err
-	}
-	if limit := r.o.MaxDelete.Limit(total); r.replace.used+n > limit {
-		r.replace.refused++
-		return remote.Errorf(remote.KindOther, op, p, fmt.Errorf("%w: refused: replacing it deletes %d remote entries, more than the deletion limit allows (%d: --max-delete, or max_delete in the config; %d were used this run); nothing was deleted", errKept, n, limit, r.replace.used))
-	}
-	return nil
-}
-
-// failedUnder returns a directory at or under p where something failed
-// this run, "" when none.
-func (r *runner) failedUnder(p string) string {
-	r.errMu.Lock()
-	defer r.errMu.Unlock()
-	for d := range r.failedDirs {
-		if d == p || strings.HasPrefix(d, p+"/") {
-			return d
-		}
-	}
-	return ""
-}
-
 // recordedUnder returns what the registry holds under directory p.
-func (r *runner) recordedUnder(ctx context.Context, p string) (map[string]entry.Entry, error) {
+func (s *Shipper) recordedUnder(ctx context.Context, p string) (map[string]entry.Entry, error) {
 	out := map[string]entry.Entry{}
 	todo := []string{p}
 	for len(todo) > 0 {
 		d := todo[len(todo)-1]
 		todo = todo[:len(todo)-1]
-		if err := r.job.Dir(ctx, d, func(e entry.Entry) error {
+		if err := s.o.Records.Dir(ctx, d, func(e entry.Entry) error {
 			out[e.Path] = e
 			if e.IsDir {
 				todo = append(todo, e.Path)
