@@ -72,4 +72,3 @@ func (m MaxDelete) Limit(total int64) int64 {
 	}
 	return m.N
 }
-
