@@ -9,13 +9,12 @@ import (
 	"ferry/entry"
 	"ferry/planner"
 	"ferry/queue"
-	"ferry/registry"
 )
 
 // deletes runs the deletion phase, after every upload: files in parallel,
 // then directories deepest first. Nothing is deleted if the plan exceeds
 // --max-delete, and nothing under a directory where something failed.
-func (r *runner) deletes(ctx context.Context, pl *planner.Planner) (Outcome, error) {
+func (r *stages) deletes(ctx context.Context, pl *planner.Planner) (Outcome, error) {
 	lanes, err := r.job.PendingLanes(ctx)
 	if err != nil {
 		return Aborted, err
@@ -35,7 +34,7 @@ func (r *runner) deletes(ctx context.Context, pl *planner.Planner) (Outcome, err
 	for d := range pl.ErrDirs {
 		r.safety.Failed(d)
 	}
-	q := queue.New(deferredClaimer{r.job, r.w, entry.LaneDeletes}, 256)
+	q := queue.NewPhase(claimer{r.job, r.w}, 256, entry.LaneDeletes)
 	q.Close()
 	pool := r.newPool(q, r.o.Workers, func() int { _, low, _ := q.Depth(); return low })
 	if err := pool.Run(ctx); err != nil {
@@ -76,18 +75,4 @@ func (r *runner) deletes(ctx context.Context, pl *planner.Planner) (Outcome, err
 		r.result(queue.Item{Path: e.Path, Entry: e}, err, 1)
 	}
 	return Complete, r.w.Flush(ctx)
-}
-
-// deferredClaimer serves one deferred lane as the queue's lane 0.
-type deferredClaimer struct {
-	job  *registry.Job
-	w    *registry.Writer
-	lane int
-}
-
-func (d deferredClaimer) Claim(ctx context.Context, lane, n int) ([]queue.Item, error) {
-	if lane != 0 {
-		return nil, nil
-	}
-	return claimer{d.job, d.w}.claimLane(ctx, d.lane, n)
 }

@@ -14,13 +14,13 @@ import (
 // newPool returns a worker pool for one phase; it takes logged-in
 // connections from the stash before dialing, and gives them back after.
 // It gives up on a server silent for the job's patience.
-func (r *runner) newPool(q *queue.Queue, workers int, backlog func() int) *transfer.Pool {
+func (r *stages) newPool(q *queue.Queue, workers int, backlog func() int) *transfer.Pool {
 	return r.pool(q, workers, backlog, r.o.patience())
 }
 
 // pool is newPool with the patience given: 0 waits for a silent server for
 // as long as it takes (the daemon's live pool).
-func (r *runner) pool(q *queue.Queue, workers int, backlog func() int, patience time.Duration) *transfer.Pool {
+func (r *stages) pool(q *queue.Queue, workers int, backlog func() int, patience time.Duration) *transfer.Pool {
 	return transfer.NewPool(q, transfer.Options{
 		Workers: workers,
 		Open:    func(ctx context.Context) (remote.Conn, error) { return r.o.Open(ctx, r.o.Target, r.o.RemoteOpts) },
@@ -76,10 +76,6 @@ type claimer struct {
 }
 
 func (c claimer) Claim(ctx context.Context, lane, n int) ([]queue.Item, error) {
-	return c.claimLane(ctx, lane, n)
-}
-
-func (c claimer) claimLane(ctx context.Context, lane, n int) ([]queue.Item, error) {
 	// A worker records its result, then lets the path go; the record may
 	// still sit in the writer's batch. Claimed from before the commit, a
 	// row done a moment ago would look pending and ship a second time.

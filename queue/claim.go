@@ -13,18 +13,18 @@ func (q *Queue) claim(ctx context.Context) {
 	q.mu.Lock()
 	gen := q.gen
 	want := [Lanes]int{}
-	for l := 0; l < Lanes; l++ {
+	for l := range q.lanes {
 		if !q.exhaust[l] && len(q.low[l]) < q.window/2+1 {
 			want[l] = q.window - len(q.low[l])
 		}
 	}
 	q.mu.Unlock()
-	for l := 0; l < Lanes && err == nil; l++ {
+	for l := 0; l < len(q.lanes) && err == nil; l++ {
 		if want[l] == 0 {
 			continue
 		}
 		tried[l] = true
-		got[l], err = q.src.Claim(ctx, l, want[l])
+		got[l], err = q.src.Claim(ctx, q.lanes[l], want[l])
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()

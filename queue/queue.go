@@ -85,6 +85,9 @@ var ErrClosed = errors.New("queue closed")
 type Queue struct {
 	src    Source
 	window int
+	// lanes are the source's lanes the queue's weight lanes draw from, in
+	// order: all weight lanes, or one deferred phase (NewPhase).
+	lanes []int
 
 	mu       sync.Mutex
 	wake     chan struct{} // closed and replaced whenever something may have changed
@@ -125,11 +128,20 @@ func New(src Source, window int) *Queue {
 	if window < 1 {
 		window = 64
 	}
-	q := &Queue{src: src, window: window, wake: make(chan struct{}), highIdx: map[string]*Item{},
+	q := &Queue{src: src, window: window, lanes: []int{0, 1, 2, 3}, wake: make(chan struct{}), highIdx: map[string]*Item{},
 		inflight: map[string]inflight{}, again: map[string]Item{}}
 	for i := range q.avg {
 		q.avg[i] = 10 * time.Millisecond
 	}
+	return q
+}
+
+// NewPhase returns a queue for one deferred phase: it draws only the
+// source's lane phase (entry.LaneDeletes, say), which stands outside the
+// weight lanes so that the phase's rows wait for it.
+func NewPhase(src Source, window, phase int) *Queue {
+	q := New(src, window)
+	q.lanes = []int{phase}
 	return q
 }
 
@@ -231,7 +243,7 @@ func (q *Queue) Next(ctx context.Context) (Item, error) {
 
 // claimable reports whether some lane is short and not known to be empty.
 func (q *Queue) claimable() bool {
-	for l := 0; l < Lanes; l++ {
+	for l := range q.lanes {
 		if !q.exhaust[l] && len(q.low[l]) < q.window/2+1 {
 			return true
 		}
@@ -243,7 +255,7 @@ func (q *Queue) allExhausted() bool {
 	if q.src == nil {
 		return true
 	}
-	for _, e := range q.exhaust {
+	for _, e := range q.exhaust[:len(q.lanes)] {
 		if !e {
 			return false
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -475,6 +476,62 @@ func TestDoneDuringClaim(t *testing.T) {
 			q.Done(it, 0)
 		case <-ctx.Done():
 			t.Fatal("claimed items never handed out")
+		}
+	}
+}
+
+// phaseSource holds items in named lanes, as the registry does (weight
+// lanes, and negative ones for the deferred phases), and records which
+// lanes were asked for.
+type phaseSource struct {
+	mu    sync.Mutex
+	lanes map[int][]Item
+	asked map[int]int
+}
+
+func (s *phaseSource) Claim(_ context.Context, lane, n int) ([]Item, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.asked[lane]++
+	k := min(n, len(s.lanes[lane]))
+	out := s.lanes[lane][:k]
+	s.lanes[lane] = s.lanes[lane][k:]
+	return out, nil
+}
+
+// TestNewPhase: a phase's queue serves exactly the rows of its lane and
+// never claims a weight lane, whose rows belong to the upload phase.
+func TestNewPhase(t *testing.T) {
+	const deletes = -1
+	src := &phaseSource{lanes: map[int][]Item{}, asked: map[int]int{}}
+	for i := range 300 {
+		src.lanes[deletes] = append(src.lanes[deletes], Item{Path: fmt.Sprintf("gone/%03d", i)})
+		src.lanes[i%Lanes] = append(src.lanes[i%Lanes], Item{Path: fmt.Sprintf("up/%03d", i)})
+	}
+	q := NewPhase(src, 64, deletes)
+	q.Close()
+	ctx := context.Background()
+	seen := map[string]bool{}
+	for {
+		it, err := q.Next(ctx)
+		if errors.Is(err, ErrClosed) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(it.Path, "gone/") || seen[it.Path] {
+			t.Fatalf("the delete phase served %q (seen before: %v)", it.Path, seen[it.Path])
+		}
+		seen[it.Path] = true
+		q.Done(it, time.Millisecond)
+	}
+	if len(seen) != 300 {
+		t.Fatalf("served %d of the phase's 300 rows", len(seen))
+	}
+	for lane, n := range src.asked {
+		if lane != deletes {
+			t.Errorf("the phase's queue claimed weight lane %d (%d times)", lane, n)
 		}
 	}
 }
