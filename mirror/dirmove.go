@@ -87,7 +87,7 @@ func (l *Live) MovedDir(ctx context.Context, from, to string) (renamed bool, fil
 // a directory and nothing is at the new name (a rename cannot replace a
 // directory, and one someone else made is theirs), then re-keys the
 // registry and the directory cache. Anything else is errDirMoveFallback.
-func (r *runner) moveDir(ctx context.Context, c remote.Conn, it queue.Item) error {
+func (r *stages) moveDir(ctx context.Context, c remote.Conn, it queue.Item) error {
 	m := it.Move
 	from, to := m.From.Path, it.Path
 	st, err := c.Stat(ctx, from)

@@ -108,4 +108,4 @@ func listRetrying(ctx context.Context, c remote.Conn, dir string, lost func()) (
 }
 
 // noteLost counts a session the server ended and a listing redialed.
-func (r *runner) noteLost() { r.sessionsLost.Add(1) }
+func (r *stages) noteLost() { r.sessionsLost.Add(1) }

@@ -34,7 +34,7 @@ func (printSink) Forget(string) error        { return nil }
 
 // dryRun plans and prints; it changes nothing, neither on the remote nor in
 // the registry.
-func (r *runner) dryRun(ctx context.Context, first remote.Conn, listRemote bool) (Outcome, error) {
+func (r *stages) dryRun(ctx context.Context, first remote.Conn, listRemote bool, res *passed) (Outcome, error) {
 	out := r.o.DryRunOut
 	if out == nil {
 		out = os.Stdout
@@ -55,7 +55,7 @@ func (r *runner) dryRun(ctx context.Context, first remote.Conn, listRemote bool)
 	if err == nil {
 		err = pl.RemoteOnly(ctx, ls.list, 1)
 	}
-	r.sum.Plan = pl.Stats
+	res.plan = pl.Stats
 	if err != nil {
 		if ctx.Err() != nil {
 			return Interrupted, err

@@ -11,7 +11,7 @@ import (
 // handle makes one attempt at an item on a worker's connection: a
 // directory rename is the session's (it re-keys the registry), everything
 // else is the shipper's.
-func (r *runner) handle(ctx context.Context, c remote.Conn, it queue.Item) error {
+func (r *stages) handle(ctx context.Context, c remote.Conn, it queue.Item) error {
 	if m := it.Move; m != nil && m.From.IsDir {
 		err := r.moveDir(ctx, c, it)
 		if errors.Is(err, errDirMoveFallback) {
@@ -24,7 +24,7 @@ func (r *runner) handle(ctx context.Context, c remote.Conn, it queue.Item) error
 }
 
 // result takes an item's final outcome.
-func (r *runner) result(it queue.Item, err error, attempts int) {
+func (r *stages) result(it queue.Item, err error, attempts int) {
 	if m := it.Move; m != nil && m.From.IsDir {
 		// Its caller waits for the outcome and falls back on a failure.
 		if err != nil {

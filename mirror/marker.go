@@ -276,7 +276,7 @@ func hostname() string {
 // changes counts what the session did to the remote, to tell whether the
 // marker needs a new token (a backup taken before these changes must not
 // pass for the current remote).
-func (r *runner) changes() int64 {
+func (r *stages) changes() int64 {
 	return r.ship.Counters.Transferred.Load() + r.ship.Counters.Touched.Load() + r.ship.Counters.Deleted.Load() + r.ship.Counters.Cleaned.Load() + r.ship.Counters.Moved.Load() + r.ship.Counters.Conflicts.Load()
 }
 

@@ -15,14 +15,16 @@ import (
 	"ferry/scanner"
 )
 
-// runner holds one pass's state.
-type runner struct {
+// stages are what a session wires for its job and keeps for as long as it
+// is open: the registry and its writer, the shipper with its counters and
+// directory cache, the deletion rules and the logged-in connections. A
+// pass (mirror.go) and the daemon's scans (live.go) run on them.
+type stages struct {
 	o     Options
 	job   *registry.Job
 	w     *registry.Writer
 	caps  remote.Caps
 	conns *stash // logged-in connections between phases
-	sum   *Summary
 	prog  Progress
 	// ship ships and records each item; safety holds the planner's
 	// deletion rules, which the workers and the delete phase share.
@@ -31,9 +33,6 @@ type runner struct {
 	// excluded matches the job's exclude patterns against remote paths
 	// (nil = none).
 	excluded func(rel string, isDir bool) bool
-
-	// listedAll is set when this pass listed the whole remote.
-	listedAll bool
 
 	sessionsLost atomic.Int64 // sessions an item's attempt lost and redialed
 }
@@ -49,11 +48,21 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	return s.Once(ctx)
 }
 
+// passed is what one pass found, for its caller to sum up; the stages keep
+// what outlives a pass (the shipper's counters, the safety rules, the
+// connections, the registry).
+type passed struct {
+	plan      planner.Stats
+	listedAll bool // the pass listed the whole remote without an error
+}
+
 // pass runs the stages and returns their outcome.
-func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (Outcome, error) {
+func (r *stages) pass(ctx context.Context, first remote.Conn, listRemote bool) (passed, Outcome, error) {
 	o := r.o
+	var res passed
 	if o.DryRun {
-		return r.dryRun(ctx, first, listRemote)
+		code, err := r.dryRun(ctx, first, listRemote, &res)
+		return res, code, err
 	}
 	q := queue.New(claimer{r.job, r.w}, 256)
 	pl := planner.New(r.job, r.w, r.planOptions())
@@ -78,7 +87,7 @@ func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (
 		defer close(planDone)
 		defer q.Close()
 		err := r.plan(gctx, pl, listers, listRemote, "")
-		r.sum.Plan = pl.Stats
+		res.plan = pl.Stats
 		if listers != nil {
 			listers.close()
 		}
@@ -104,39 +113,39 @@ func (r *runner) pass(ctx context.Context, first remote.Conn, listRemote bool) (
 	})
 	err := g.Wait()
 	if ctx.Err() != nil {
-		return Interrupted, ctx.Err()
+		return res, Interrupted, ctx.Err()
 	}
 	if err != nil {
-		return Aborted, r.poolErr(err)
+		return res, Aborted, r.poolErr(err)
 	}
 	if code, err := r.settleLate(ctx); err != nil {
-		return code, err
+		return res, code, err
 	}
 	if listRemote && len(pl.Stats.DirErrors) == 0 {
 		if err := r.job.MarkListed(ctx, r.o.Now()); err != nil {
-			return Aborted, err
+			return res, Aborted, err
 		}
-		r.listedAll = true
+		res.listedAll = true
 	}
 	if o.Delete {
 		r.prog.Phase("deleting")
 		if code, err := r.deletes(ctx, pl); code != Complete || err != nil {
-			return code, err
+			return res, code, err
 		}
 	}
 	if _, refused := r.safety.Replacements(); refused > 0 {
-		return Refused, fmt.Errorf("refused: %d paths whose type changed would delete more on %s than the deletion limit allows (--max-delete, or max_delete in the config); they were left as they are", refused, r.o.Target)
+		return res, Refused, fmt.Errorf("refused: %d paths whose type changed would delete more on %s than the deletion limit allows (--max-delete, or max_delete in the config); they were left as they are", refused, r.o.Target)
 	}
 	if r.ship.Counters.Failed.Load() > 0 || len(pl.Stats.DirErrors) > 0 {
-		return Partial, nil
+		return res, Partial, nil
 	}
-	return Complete, nil
+	return res, Complete, nil
 }
 
 // settleLate runs what was recorded after the queue had drained (the
 // cleanup of a temporary file a dying connection left, say) with a short
 // second round of the pool, so a pass ends with nothing left pending.
-func (r *runner) settleLate(ctx context.Context) (Outcome, error) {
+func (r *stages) settleLate(ctx context.Context) (Outcome, error) {
 	for round := 0; round < 3; round++ {
 		if err := r.w.Flush(ctx); err != nil {
 			return Aborted, err
@@ -169,7 +178,7 @@ func (r *runner) settleLate(ctx context.Context) (Outcome, error) {
 
 // plan walks the tree and settles every directory; with --delete it also
 // walks the subtrees that exist only on the remote.
-func (r *runner) plan(ctx context.Context, pl *planner.Planner, ls *listers, listRemote bool, start string) error {
+func (r *stages) plan(ctx context.Context, pl *planner.Planner, ls *listers, listRemote bool, start string) error {
 	w := scanner.NewWalker(r.o.Source, scanner.Options{Excludes: r.o.Excludes, Links: r.o.Links, Start: start})
 	var list scanner.ListFunc
 	ahead := 4
@@ -215,7 +224,7 @@ func (r *runner) plan(ctx context.Context, pl *planner.Planner, ls *listers, lis
 }
 
 // planOptions are the planner's options for this job's scans.
-func (r *runner) planOptions() planner.Options {
+func (r *stages) planOptions() planner.Options {
 	o := r.o
 	return planner.Options{Source: o.Source, Delete: o.Delete, Checksum: o.Checksum, ListPrecision: r.caps.ListModTimePrecision, Now: o.Now,
 		Excluded: r.excluded, DeleteExcluded: o.DeleteExcluded}

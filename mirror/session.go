@@ -20,14 +20,14 @@ import (
 // daemon keeps it for as long as it runs.
 type Session struct {
 	o         Options
-	r         *runner
+	r         *stages
 	db        *registry.DB
 	unlock    func()
 	first     remote.Conn // the connection Open made, until a pass takes it
 	recovered int64
 	started   time.Time
 	// marker is what the last check of the target's marker found;
-	// markerMark is the runner's change count when this session last wrote
+	// markerMark is the shipper's change count when this session last wrote
 	// it, and markerOurs says it did.
 	marker     markerCheck
 	markerMark int64
@@ -115,7 +115,7 @@ func Open(ctx context.Context, o Options) (*Session, *Summary, error) {
 			return nil, sum, &Error{Outcome: Aborted, Err: err}
 		}
 	}
-	r := &runner{o: o, job: job, caps: caps, conns: &stash{}, prog: o.Progress, excluded: scanner.Excluder(o.Excludes)}
+	r := &stages{o: o, job: job, caps: caps, conns: &stash{}, prog: o.Progress, excluded: scanner.Excluder(o.Excludes)}
 	if r.prog == nil {
 		r.prog = nopProgress{}
 	}
@@ -173,7 +173,6 @@ func (s *Session) Once(ctx context.Context) (*Summary, error) {
 	o, r := s.o, s.r
 	sum := &Summary{Job: o.Job, Source: o.Source, Target: o.Target.String(), DryRun: o.DryRun, Started: s.started,
 		Registry: s.db.Path(), Recovered: s.recovered}
-	r.sum = sum
 	var run *registry.Run
 	if !o.DryRun {
 		var err error
@@ -193,14 +192,15 @@ func (s *Session) Once(ctx context.Context) (*Summary, error) {
 	if err != nil {
 		return sum, &Error{Outcome: Aborted, Err: fmt.Errorf("connect to %s: %w", o.Target, err)}
 	}
-	code, err := r.pass(ctx, first, listRemote)
+	res, code, err := r.pass(ctx, first, listRemote)
+	sum.Plan = res.plan
 	if r.w != nil {
 		if ferr := r.w.Flush(context.WithoutCancel(ctx)); ferr != nil && err == nil {
 			err, code = ferr, Aborted
 		}
 	}
 	if err == nil || code == Refused {
-		wrote, merr := s.settleMarker(ctx, code, r.listedAll, r.sum.Plan.Mkdirs)
+		wrote, merr := s.settleMarker(ctx, code, res.listedAll, res.plan.Mkdirs)
 		if merr != nil && err == nil {
 			err, code = merr, Aborted
 		}

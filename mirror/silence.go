@@ -9,7 +9,7 @@ import (
 
 // poolErr names the server in a pool's give-up on a silent server, and
 // says what becomes of the work it abandoned.
-func (r *runner) poolErr(err error) error {
+func (r *stages) poolErr(err error) error {
 	var se *transfer.SilentError
 	if !errors.As(err, &se) {
 		return err
