@@ -46,6 +46,15 @@ func (e *Entry) MarkFailed(attempts int, err error) {
 	e.State, e.Attempts, e.LastError = Failed, e.Attempts+attempts, err.Error()
 }
 
+// Defer puts the path's action back to wait, in its lane, for a later
+// pass (a deletion held back after a failure near it).
+func (e *Entry) Defer() { e.State = Pending }
+
+// KeepDir records a remote directory ferry was to delete but keeps (it
+// holds something ferry keeps, such as a conflict copy): in sync, as a
+// directory ferry made.
+func (e *Entry) KeepDir() { e.State, e.Action, e.Lane = Done, Mkdir, 0 }
+
 // The lanes of a pending entry: 0 and up are the queue's weight lanes (by
 // size); the negative ones are phases, which no claim of a weight lane
 // takes.

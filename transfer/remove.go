@@ -14,7 +14,7 @@ import (
 // is deleted under a directory where something failed this pass.
 func (s *Shipper) Remove(ctx context.Context, c remote.Conn, e entry.Entry) error {
 	if s.o.Safety.HeldBack(e.Path) {
-		e.State = entry.Pending
+		e.Defer()
 		s.o.Logf("not deleting %s: something under %s failed this run", e.Path, path.Dir(e.Path))
 		return s.o.Rec.Put(e)
 	}
@@ -35,7 +35,7 @@ func (s *Shipper) Remove(ctx context.Context, c remote.Conn, e entry.Entry) erro
 			}
 			// Not empty: it holds something ferry keeps (a conflict copy).
 			s.o.Logf("kept remote directory %s: it is not empty (%v)", e.Path, err)
-			e.State, e.Action, e.Lane = entry.Done, entry.Mkdir, 0
+			e.KeepDir()
 			return s.o.Rec.Put(e)
 		}
 		s.Counters.Deleted.Add(1)
