@@ -57,4 +57,3 @@ type Source interface {
 	// marks them as being worked on.
 	Claim(ctx context.Context, lane, n int) ([]Item, error)
 }
-
