@@ -21,6 +21,11 @@ type Entry struct {
 	RemoteSize  int64 // what ferry last put; -1 = never
 	RemoteMtime int64 // unix ns
 	Hash        string
+	// GitBlob is the Git object id of the bytes last shipped, written from
+	// the upload's own read when the job has a Git stage ("" otherwise).
+	// A Done entry whose GitBlob changes, or a forgotten entry that had
+	// one, is what the Git stage commits next.
+	GitBlob string
 
 	State      State
 	Action     Action
