@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path"
 	"time"
@@ -29,7 +30,7 @@ func (s *Shipper) upload(ctx context.Context, c remote.Conn, e entry.Entry) erro
 		return err
 	}
 	began := time.Now()
-	shipped, err := Upload(ctx, c, s.local(e.Path), e.Path, s.o.Limiter)
+	shipped, err := Upload(ctx, c, s.local(e.Path), e.Path, s.o.Limiter, s.o.Keep)
 	s.noteLeftover(err)
 	if err == nil {
 		s.rate.note(shipped.Size, time.Since(began))
@@ -39,7 +40,7 @@ func (s *Shipper) upload(ctx context.Context, c remote.Conn, e entry.Entry) erro
 		if err := s.clearDir(ctx, c, e.Path); err != nil {
 			return err
 		}
-		shipped, err = Upload(ctx, c, s.local(e.Path), e.Path, s.o.Limiter)
+		shipped, err = Upload(ctx, c, s.local(e.Path), e.Path, s.o.Limiter, s.o.Keep)
 		s.noteLeftover(err)
 	}
 	if errors.Is(err, remote.ErrNotExist) && !errors.Is(err, ErrVanished) {
@@ -48,14 +49,14 @@ func (s *Shipper) upload(ctx context.Context, c remote.Conn, e entry.Entry) erro
 		if err := s.EnsureDir(ctx, c, path.Dir(e.Path)); err != nil {
 			return err
 		}
-		shipped, err = Upload(ctx, c, s.local(e.Path), e.Path, s.o.Limiter)
+		shipped, err = Upload(ctx, c, s.local(e.Path), e.Path, s.o.Limiter, s.o.Keep)
 		s.noteLeftover(err)
 	}
 	if err != nil {
 		return err
 	}
 	e.LocalSize, e.LocalMtime = shipped.Size, shipped.LocalMtime.UnixNano()
-	e.RemoteSize, e.RemoteMtime, e.Hash = shipped.Size, shipped.RemoteMtime.UnixNano(), shipped.Hash
+	e.RemoteSize, e.RemoteMtime, e.Hash, e.GitBlob = shipped.Size, shipped.RemoteMtime.UnixNano(), shipped.Hash, shipped.GitBlob
 	e.MarkDone()
 	s.Counters.Transferred.Add(1)
 	s.Counters.Bytes.Add(shipped.Size)
@@ -129,10 +130,20 @@ func (s *Shipper) recheck(ctx context.Context, c remote.Conn, e *entry.Entry) (b
 		}
 		found.HashMatch = sum == e.Hash
 	}
-	switch s.o.Conflict.Decide(found) {
+	verdict := s.o.Conflict.Decide(found)
+	var blob string
+	if verdict == planner.Adopt && s.o.Keep != nil {
+		// Adopted counts as shipped: the Git stage keeps these bytes, read
+		// once more and checked against the digest that proved them.
+		var kept string
+		if kept, blob, err = s.keepFile(s.local(e.Path)); err != nil || kept != sum {
+			return false, nil // unreadable or changed since: send it instead
+		}
+	}
+	switch verdict {
 	case planner.Adopt:
 		e.LocalSize, e.LocalMtime = lfi.Size(), lfi.ModTime().UnixNano()
-		e.RemoteSize, e.RemoteMtime, e.Hash = st.Size, st.ModTime.UnixNano(), sum
+		e.RemoteSize, e.RemoteMtime, e.Hash, e.GitBlob = st.Size, st.ModTime.UnixNano(), sum, blob
 		e.MarkDone()
 		s.Counters.Adopted.Add(1)
 		return true, s.record(*e, 0)
@@ -246,4 +257,31 @@ func (s *Shipper) rename(ctx context.Context, c remote.Conn, from, to entry.Entr
 	e.MarkDone()
 	s.Counters.Moved.Add(1)
 	return s.record(e, 0)
+}
+
+// keepFile reads the local file p once into a kept blob, returning its
+// digest and the blob's id.
+func (s *Shipper) keepFile(p string) (sum, blob string, err error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", "", err
+	}
+	b, err := s.o.Keep.NewBlob(fi.Size())
+	if err != nil {
+		return "", "", err
+	}
+	h := digest.New()
+	if _, err := io.Copy(io.MultiWriter(h, b), f); err != nil {
+		b.Abort()
+		return "", "", err
+	}
+	if blob, err = b.Close(); err != nil {
+		return "", "", err
+	}
+	return digest.Sum(h), blob, nil
 }

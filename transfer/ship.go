@@ -50,6 +50,9 @@ type ShipOptions struct {
 	// on the remote that ferry did not just put there.
 	Safety   *planner.Safety
 	Conflict planner.Conflict
+	// Keep, when set, keeps the bytes each upload ships (the Git stage):
+	// the entry it records then carries the blob's id (entry.GitBlob).
+	Keep     Blobs
 	Delete   bool // type changes may remove what stands in their way
 	Move     bool // remove each local file once its upload is recorded
 	Logf     func(format string, args ...any)

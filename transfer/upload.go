@@ -46,12 +46,32 @@ type Shipped struct {
 	LocalMtime  time.Time // the source file's mtime, set on the remote copy
 	RemoteMtime time.Time // as the server reports it
 	Hash        string    // digest of the bytes sent (internal/digest)
+	// GitBlob is the id of the blob Upload's keep wrote from the bytes it
+	// sent ("" without one).
+	GitBlob string
+}
+
+// Blobs keeps the bytes an upload ships, written from the upload's own read
+// (the Git stage's object store): what is committed later is exactly what
+// was sent, never the file as it is by then.
+type Blobs interface {
+	NewBlob(size int64) (Blob, error)
+}
+
+// Blob receives one file's bytes as they are read. Close returns the blob's
+// id once all size bytes came; Abort drops it.
+type Blob interface {
+	io.Writer
+	Close() (id string, err error)
+	Abort()
 }
 
 // Upload sends the local file src to rel on c. The remote copy appears
 // under rel only complete and confirmed by the server (remote.Conn.Put's
 // promise), and only if the local file did not change while it was read.
-func Upload(ctx context.Context, c remote.Conn, src, rel string, lim *rate.Limiter) (Shipped, error) {
+// With keep set, the bytes read are also written to a blob there, which
+// is kept only when the upload succeeds.
+func Upload(ctx context.Context, c remote.Conn, src, rel string, lim *rate.Limiter, keep Blobs) (Shipped, error) {
 	f, err := os.Open(src)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Shipped{}, fmt.Errorf("upload %q: %w", rel, ErrVanished)
@@ -68,6 +88,16 @@ func Upload(ctx context.Context, c remote.Conn, src, rel string, lim *rate.Limit
 		return Shipped{}, &LocalError{fmt.Errorf("upload %q: %s is not a regular file", rel, src)}
 	}
 	g := &guard{ctx: ctx, f: f, before: before, h: digest.New(), lim: lim, beat: Beat(ctx)}
+	if keep != nil {
+		if g.blob, err = keep.NewBlob(before.Size()); err != nil {
+			return Shipped{}, &LocalError{fmt.Errorf("upload %q: keep the bytes for the Git stage: %w", rel, err)}
+		}
+		defer func() {
+			if g.blob != nil {
+				g.blob.Abort()
+			}
+		}()
+	}
 	n, err := c.Put(ctx, rel, g, before.ModTime())
 	if g.localErr != nil {
 		if errors.Is(g.localErr, ErrChanged) {
@@ -85,6 +115,15 @@ func Upload(ctx context.Context, c remote.Conn, src, rel string, lim *rate.Limit
 		return Shipped{}, fmt.Errorf("verify %q: %w: %d bytes sent, the file has %d", rel, ErrVerify, n, before.Size())
 	}
 	out := Shipped{Size: n, LocalMtime: before.ModTime(), Hash: digest.Sum(g.h)}
+	if g.blob != nil {
+		b := g.blob
+		g.blob = nil
+		if out.GitBlob, err = b.Close(); err != nil {
+			// On the remote, but not kept for the Git stage: failed, so
+			// the next attempt sends it again and keeps it then.
+			return Shipped{}, &LocalError{fmt.Errorf("upload %q: keep the bytes for the Git stage: %w", rel, err)}
+		}
+	}
 	out.RemoteMtime = before.ModTime()
 	if caps := c.Caps(); caps.SetModTime && caps.ModTimePrecision > 0 {
 		out.RemoteMtime = before.ModTime().Truncate(caps.ModTimePrecision)
@@ -104,6 +143,7 @@ type guard struct {
 	n        int64
 	localErr error
 	beat     func() // bytes move: the server is taking them
+	blob     Blob   // the Git stage's copy of the bytes read, or nil
 }
 
 // Size is the file's size when the upload began: a hint for how a backend
@@ -122,6 +162,12 @@ func (g *guard) Read(p []byte) (int, error) {
 	}
 	g.n += int64(n)
 	g.h.Write(p[:n])
+	if g.blob != nil && n > 0 {
+		if _, werr := g.blob.Write(p[:n]); werr != nil {
+			g.localErr = fmt.Errorf("keep the bytes for the Git stage: %w", werr)
+			return n, g.localErr
+		}
+	}
 	if g.lim != nil && n > 0 {
 		if werr := g.lim.WaitN(g.ctx, n); werr != nil {
 			return n, werr

@@ -57,7 +57,7 @@ func TestUploadShipsAndVerifies(t *testing.T) {
 	mtime := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
 	os.WriteFile(src, []byte("hello"), 0o644)
 	os.Chtimes(src, mtime, mtime)
-	got, err := Upload(context.Background(), c, src, "a.txt", nil)
+	got, err := Upload(context.Background(), c, src, "a.txt", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestUploadRefusesAFileThatChangesWhileRead(t *testing.T) {
 		f.Write([]byte("appended while uploading"))
 		f.Close()
 	}}
-	_, err := Upload(context.Background(), hc, src, "log.txt", nil)
+	_, err := Upload(context.Background(), hc, src, "log.txt", nil, nil)
 	if !errors.Is(err, ErrChanged) {
 		t.Fatalf("want ErrChanged, got %v", err)
 	}
@@ -95,12 +95,12 @@ func TestUploadRefusesAFileThatChangesWhileRead(t *testing.T) {
 
 func TestUploadVanishedAndUnverifiable(t *testing.T) {
 	c, _ := fileConn(t)
-	_, err := Upload(context.Background(), c, filepath.Join(t.TempDir(), "gone"), "gone", nil)
+	_, err := Upload(context.Background(), c, filepath.Join(t.TempDir(), "gone"), "gone", nil, nil)
 	if !errors.Is(err, ErrVanished) || retryable(err) {
 		t.Fatalf("vanished file: %v", err)
 	}
 	dir := t.TempDir()
-	_, err = Upload(context.Background(), c, dir, "d", nil)
+	_, err = Upload(context.Background(), c, dir, "d", nil, nil)
 	var le *LocalError
 	if !errors.As(err, &le) {
 		t.Fatalf("uploading a directory: %v", err)
