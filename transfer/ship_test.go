@@ -36,6 +36,7 @@ type fakeRegistry struct {
 	mu      sync.Mutex
 	rows    map[string]entry.Entry // flushed
 	pending []func()               // Put and Forget not yet flushed
+	onFlush func()                 // when set, runs at each Flush (a test's hook)
 }
 
 func newFakeRegistry() *fakeRegistry { return &fakeRegistry{rows: map[string]entry.Entry{}} }
@@ -55,6 +56,9 @@ func (r *fakeRegistry) Forget(p string) error {
 }
 
 func (r *fakeRegistry) Flush(context.Context) error {
+	if r.onFlush != nil {
+		r.onFlush()
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, f := range r.pending {
