@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -94,6 +95,11 @@ func TestBlobSizeMismatch(t *testing.T) {
 		oid, err := b.Close()
 		if !errors.Is(err, ErrBlobSize) || oid != "" {
 			t.Errorf("size %d, %q: Close = %q, %v; want ErrBlobSize", c.size, c.write, oid, err)
+		}
+		// A file that grew is noticed at the first byte too many:
+		// the rest is neither hashed nor compressed.
+		if long := int64(len(c.write)) > c.size; long != strings.Contains(err.Error(), "more than") {
+			t.Errorf("size %d, %q: %v", c.size, c.write, err)
 		}
 		if _, err := b.Close(); err == nil {
 			t.Error("a second Close succeeded")

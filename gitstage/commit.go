@@ -194,6 +194,8 @@ func (r *Repo) writeCommit(ctx context.Context, parent string, adds []entry, del
 	if tree == parentTree {
 		return "", ErrNothingToCommit
 	}
+	// commit-tree does not read commit.gpgSign (git 2.39); should a
+	// later git, --no-gpg-sign keeps a commit from waiting on a key.
 	args := []string{"commit-tree", "--no-gpg-sign", tree}
 	if parent != "" {
 		args = append(args, "-p", parent)

@@ -219,6 +219,11 @@ func TestBadPaths(t *testing.T) {
 	if tip, _ := r.Tip(ctx); tip != "" {
 		t.Errorf("a bad batch committed %s", tip)
 	}
+	// Should a path checkPath lets through be one update-index skips,
+	// the commit fails rather than leave the file out.
+	if _, err := r.writeCommit(ctx, "", []entry{{"100644", x, "a"}, {"100644", x, "b/.git/c"}}, nil, "m", ident{"a", "b", "@1 +0000"}, ident{"a", "b", "@1 +0000"}); !errors.Is(err, ErrBadPath) || !strings.Contains(err.Error(), "b/.git/c") {
+		t.Errorf("a path update-index skips: %v, want ErrBadPath naming it", err)
+	}
 }
 
 func TestCheckPath(t *testing.T) {

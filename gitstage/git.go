@@ -53,8 +53,8 @@ func exitCode(err error) int {
 // line, which wins over every configuration file. Credentials, transports,
 // proxies, url rewrites and SSH settings are left to the user.
 var overrides = []string{
-	// commit-tree would sign, and fail without a key or wait on a pinentry.
-	"commit.gpgSign=false",
+	// A signed push needs a key and may wait on a pinentry (commit-tree
+	// gets --no-gpg-sign, which wins over commit.gpgSign).
 	"push.gpgSign=false",
 	// No encoding header: the messages are UTF-8.
 	"i18n.commitEncoding=UTF-8",

@@ -195,6 +195,35 @@ func TestTransientFailuresRetried(t *testing.T) {
 	}
 }
 
+// A repository out of reach does not keep a batch from its commit: it is
+// committed in the clone, the error says the fetch failed, and
+// PushPending pushes it once the repository is back.
+func TestPublishWhileUnreachable(t *testing.T) {
+	ctx := ctxT(t)
+	dir, url, d := served(t)
+	r := openT(t, url, nil)
+	sleeps := 0
+	r.test.sleep = func(context.Context, time.Duration) error { sleeps++; return nil }
+	d.stop()
+	c, err := r.Publish(ctx, []Change{{Path: "a", Blob: blobT(t, r, "a\n")}}, "offline", when, true)
+	if !errors.Is(err, ErrFetch) || !strings.Contains(err.Error(), url) || c == "" {
+		t.Fatalf("Publish with the repository down: %q, %v; want a commit and ErrFetch naming %s", c, err, url)
+	}
+	if sleeps != r.retry.attempts-1 {
+		t.Errorf("%d back-offs, want %d", sleeps, r.retry.attempts-1)
+	}
+	if tip, _ := r.Tip(ctx); tip != c {
+		t.Errorf("clone's tip %s, want %s", tip, c)
+	}
+	startDaemon(t, filepath.Dir(dir), d.port)
+	if pushed, err := r.PushPending(ctx); err != nil || pushed != c {
+		t.Fatalf("PushPending: %q, %v", pushed, err)
+	}
+	if got := gitT(t, dir, "rev-parse", "main"); got != c {
+		t.Errorf("target main %s, want %s", got, c)
+	}
+}
+
 // A wrong repository is a clear error naming it and quoting git, and
 // leaves no clone behind; a password in a URL is not repeated.
 func TestWrongRepository(t *testing.T) {
@@ -222,6 +251,17 @@ func TestWrongRepository(t *testing.T) {
 	}
 	if _, err := Open(ctx, state, Options{Repository: "--upload-pack=touch /tmp/x"}); err == nil {
 		t.Error("a repository that is an option was accepted")
+	}
+}
+
+// A password git repeats is not repeated in ferry's errors.
+func TestScrub(t *testing.T) {
+	r := &Repo{secret: secretOf("https://u:p%40ss@example.org/x.git")}
+	if got := r.scrub("fatal: https://u:p@ss@example.org/x.git: denied"); got != "fatal: https://u:xxxxx@example.org/x.git: denied" {
+		t.Errorf("scrub: %q", got)
+	}
+	if got := (&Repo{}).scrub("no secret"); got != "no secret" {
+		t.Errorf("scrub without a secret: %q", got)
 	}
 }
 
