@@ -72,16 +72,16 @@ func TestDeletions(t *testing.T) {
 	x := blobT(t, r, "x\n")
 	if _, err := r.Publish(ctx, []Change{
 		{Path: "a.txt", Blob: x}, {Path: "d/x", Blob: x}, {Path: "d/sub/y", Blob: x},
-		{Path: "dx", Blob: x}, {Path: "keep/k", Blob: x},
+		{Path: "dx", Blob: x}, {Path: "keep/k", Blob: x}, {Path: "odd\tname\nwith a newline", Blob: x},
 	}, "all", when, true); err != nil {
 		t.Fatal(err)
 	}
-	c, err := r.Publish(ctx, []Change{{Path: "a.txt"}, {Path: "d"}, {Path: "nothere"}, {Path: "keep/nothere/deep"}}, "deletions", when, true)
+	c, err := r.Publish(ctx, []Change{{Path: "a.txt"}, {Path: "d"}, {Path: "nothere"}, {Path: "keep/nothere/deep"}, {Path: "odd\tname\nwith a newline"}}, "deletions", when, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sameFiles(t, files(t, target, "main"), map[string]string{"dx": "100644 x\n", "keep/k": "100644 x\n"})
-	if got := gitT(t, target, "diff-tree", "-r", "--no-commit-id", "--name-status", c); got != "D\ta.txt\nD\td/sub/y\nD\td/x" {
+	if got := gitT(t, target, "diff-tree", "-r", "--no-commit-id", "--name-status", c); got != "D\ta.txt\nD\td/sub/y\nD\td/x\nD\t\"odd\\tname\\nwith a newline\"" {
 		t.Errorf("the deletions' commit records:\n%s", got)
 	}
 	if _, err := r.Publish(ctx, []Change{{Path: "a.txt"}, {Path: "gone/too"}}, "nothing", when, true); !errors.Is(err, ErrNothingToCommit) {
