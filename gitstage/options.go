@@ -3,6 +3,54 @@
 // read), commits them in batches on a branch of the configured repository,
 // with deletions, in the order the paths first went out of sync, and pushes
 // without ever forcing.
+//
+// # Why the git command and not go-git
+//
+// The stage drives the git command's plumbing (read-tree, update-index
+// --index-info on a temporary GIT_INDEX_FILE, write-tree, commit-tree,
+// update-ref with the old value, push without force) rather than go-git,
+// although go-git is already linked in for gitignore matching:
+//
+//   - Credentials. Users reach their repositories with an SSH agent,
+//     ~/.ssh/known_hosts and ~/.ssh/config, credential helpers for HTTPS,
+//     url.<base>.insteadOf rewrites; the git command honours all of them
+//     because they are the user's own configuration. go-git has no
+//     credential helpers and its own SSH client, which would make ferry a
+//     second place to configure access.
+//   - Correctness where it matters most. update-ref REF NEW OLD refuses a
+//     ref that moved; push without --force is refused by the server when
+//     the branch moved, and that refusal is what triggers a rebuild;
+//     write-tree and commit-tree write trees and commits that git fsck
+//     --strict accepts. go-git has open bugs in push and fetch on large
+//     repositories, and is documented as not safe for concurrent use.
+//   - Testability. The tests run the same binary the user runs, against
+//     real bare repositories and git daemon, and check the result with git
+//     fsck --strict.
+//
+// The one hot path is not a process per file: a blob is written in process
+// (blob.go) from the same bytes the upload reads, as a loose object, which
+// is what git hash-object -w would write.
+//
+// # Isolation
+//
+// ferry keeps its own bare clone in its state directory; the user's
+// working copies are never touched. git runs without a terminal (its own
+// session, GIT_TERMINAL_PROMPT=0, no askpass program), so a missing
+// credential is an error, never a prompt a daemon would hang on. The
+// user's configuration is read, for the credentials above, but the keys
+// that would change what ferry writes or make it fail (commit and push
+// signing, the commit encoding, hooks, automatic gc, replace refs) are
+// overridden on every command line; every GIT_* variable but those that
+// select a transport, a proxy or a configuration file is dropped from the
+// environment.
+//
+// # Concurrency
+//
+// One goroutine, the stage's, owns a Repo: Commit, Advance, Fetch, Push,
+// Publish, PushPending, Tip and Maintain must not run concurrently with
+// each other. NewBlob and the Blobs it returns are the exception: the
+// workers write blobs concurrently with each other and with the owner's
+// commands, since a loose object appears in one rename.
 package gitstage
 
 import "time"
@@ -54,4 +102,24 @@ type MessageData struct {
 	Files, Added, Changed, Deleted int
 	List                           []string // the first paths of the batch, one line each ("A path", "M path", "D path")
 	More                           int      // the paths not listed
+}
+
+// withDefaults fills in the keys left out, for a caller that did not.
+func (o Options) withDefaults() Options {
+	if o.Branch == "" {
+		o.Branch = DefaultBranch
+	}
+	if o.BatchFiles == 0 {
+		o.BatchFiles = DefaultBatchFiles
+	}
+	if o.BatchDelay == 0 {
+		o.BatchDelay = DefaultBatchDelay
+	}
+	if o.Message == "" {
+		o.Message = DefaultMessage
+	}
+	if o.Author.Name == "" {
+		o.Author.Name = DefaultAuthorName
+	}
+	return o
 }
