@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -219,5 +220,210 @@ func TestGitSameTransaction(t *testing.T) {
 	want := []pendingRow{{"a", "b1", 10, 0}, {"b", "b1", 20, 0}}
 	if got := pendingRows(t, j); !reflect.DeepEqual(got, want) {
 		t.Fatalf("pending = %+v, want %+v", got, want)
+	}
+}
+
+// ship records p shipped as blob, out of sync since dirty.
+func ship(t *testing.T, j *Job, p, blob string, dirty int64) {
+	t.Helper()
+	apply(t, j, put(file(p, entry.Pending, "", dirty)), done(p, blob))
+}
+
+func paths(cs []GitChange) string {
+	var s []string
+	for _, c := range cs {
+		s = append(s, fmt.Sprintf("%s=%s@%d", c.Path, c.Blob, c.DirtySince))
+	}
+	return strings.Join(s, " ")
+}
+
+// TestGitBatchOrder: batches take paths by the date they first went out of
+// sync, so a path that keeps changing keeps its first date while it waits,
+// and goes back in line (with its new date) once a batch took it: it
+// neither jumps the queue nor starves the others.
+func TestGitBatchOrder(t *testing.T) {
+	ctx := context.Background()
+	_, j, _ := gitJob(t)
+	ship(t, j, "hot", "h1", 100)
+	ship(t, j, "b", "b1", 150)
+	ship(t, j, "c", "c1", 200)
+	ship(t, j, "hot", "h2", 250) // changed again: still out of sync since 100
+	ship(t, j, "hot", "h3", 300)
+	at := time.Unix(0, 5000)
+	for i, want := range []string{
+		"hot=h3@100 b=b1@150",
+		"c=c1@200 hot=h4@260", // shipped again after the first batch
+	} {
+		b, cs, err := j.GitOpenBatch(ctx, 2, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := paths(cs); got != want || b.Files != len(cs) {
+			t.Fatalf("batch %d (%d files) = %s, want %s", i+1, b.Files, got, want)
+		}
+		if i == 0 {
+			ship(t, j, "hot", "h4", 260)
+		}
+		if err := j.GitCommitted(ctx, b.ID, fmt.Sprintf("commit%d", i+1), at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, cs, err := j.GitOpenBatch(ctx, 2, at); err != nil || b.ID != 0 || cs != nil {
+		t.Fatalf("with nothing waiting: %+v %v %v", b, cs, err)
+	}
+	var n int
+	j.db.sql.QueryRow(`SELECT COUNT(*) FROM git_batch`).Scan(&n)
+	if n != 2 {
+		t.Fatalf("%d batches recorded, want 2 (never an empty one)", n)
+	}
+}
+
+// TestGitShippedAgainWhileBatched: a path shipped again while its batch is
+// being committed gets a second, unbatched row; the batch keeps the bytes
+// it took, and the next batch commits the newer ones.
+func TestGitShippedAgainWhileBatched(t *testing.T) {
+	ctx := context.Background()
+	_, j, now := gitJob(t)
+	ship(t, j, "a", "b1", 10)
+	b, cs, err := j.GitOpenBatch(ctx, 100, time.Unix(0, 2000))
+	if err != nil || paths(cs) != "a=b1@10" {
+		t.Fatalf("first batch: %s, %v", paths(cs), err)
+	}
+	*now = 1100
+	ship(t, j, "a", "b2", 20)
+	*now = 1200
+	apply(t, j, forget("a")) // gone since: the unbatched row becomes a deletion
+	*now = 1300
+	ship(t, j, "a", "b3", 30) // and back
+	ship(t, j, "a", "b4", 40) // edited again
+	want := []pendingRow{{"a", "b4", 20, 0}, {"a", "b1", 10, b.ID}}
+	if got := pendingRows(t, j); !reflect.DeepEqual(got, want) {
+		t.Fatalf("pending = %+v, want %+v", got, want)
+	}
+	if n, oldest, err := j.GitWaiting(ctx); err != nil || n != 1 || oldest.UnixNano() != 1000 {
+		t.Fatalf("waiting = %d since %v, %v; want 1 path since 1000 (the batch's)", n, oldest.UnixNano(), err)
+	}
+	again, cs, err := j.GitOpenBatch(ctx, 100, time.Unix(0, 3000))
+	if err != nil || again != b || paths(cs) != "a=b1@10" {
+		t.Fatalf("uncommitted batch again = %+v %s, %v; want %+v a=b1@10", again, paths(cs), err, b)
+	}
+	if err := j.GitCommitted(ctx, b.ID, "c1", time.Unix(0, 3000)); err != nil {
+		t.Fatal(err)
+	}
+	if n, oldest, err := j.GitWaiting(ctx); err != nil || n != 1 || oldest.UnixNano() != 1100 {
+		t.Fatalf("waiting = %d since %v, %v; want 1 path since 1100 (its first ship after the batch)", n, oldest.UnixNano(), err)
+	}
+	next, cs, err := j.GitOpenBatch(ctx, 100, time.Unix(0, 4000))
+	if err != nil || next.ID == b.ID || paths(cs) != "a=b4@20" {
+		t.Fatalf("next batch = %+v %s, %v; want a=b4@20", next, paths(cs), err)
+	}
+}
+
+// TestGitBatchSurvivesACrash: a batch taken and not committed when the
+// process dies is the batch the next start commits, with the same rows.
+func TestGitBatchSurvivesACrash(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, _ := db.Job(ctx, "site", "/src", "ftp://h/x")
+	for i, p := range []string{"a", "b", "c"} {
+		ship(t, j, p, "b-"+p, int64(10*(i+1)))
+	}
+	b, cs, err := j.GitOpenBatch(ctx, 2, time.Unix(0, 5000))
+	if err != nil || len(cs) != 2 {
+		t.Fatalf("batch %+v %s, %v", b, paths(cs), err)
+	}
+	ship(t, j, "a", "b-a2", 40)
+	db.Close()
+
+	db, err = Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	j, _ = db.Job(ctx, "site", "/src", "ftp://h/x")
+	again, cs2, err := j.GitOpenBatch(ctx, 100, time.Unix(0, 9000))
+	if err != nil || again != b || !reflect.DeepEqual(cs2, cs) {
+		t.Fatalf("after reopen: %+v %s, %v; want %+v %s", again, paths(cs2), err, b, paths(cs))
+	}
+	if n, _, _ := j.GitWaiting(ctx); n != 3 {
+		t.Fatalf("waiting = %d, want 3 (a twice, b, c)", n)
+	}
+}
+
+// TestGitCommittedPushedAndStatus: batches committed and not pushed are
+// listed for the next push; a push marks the batch and the earlier ones;
+// status gives the figures.
+func TestGitCommittedPushedAndStatus(t *testing.T) {
+	ctx := context.Background()
+	_, j, _ := gitJob(t)
+	if s, err := j.GitStatus(ctx); err != nil || s != (GitStatus{}) {
+		t.Fatalf("status of a new job = %+v, %v", s, err)
+	}
+	var ids []int64
+	for i := range 3 {
+		ship(t, j, fmt.Sprintf("f%d", i), "b", int64(i+1))
+		b, _, err := j.GitOpenBatch(ctx, 10, time.Unix(0, 100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := j.GitCommitted(ctx, b.ID, fmt.Sprintf("c%d", i), time.Unix(0, int64(200+i))); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, b.ID)
+	}
+	ship(t, j, "w", "b", 7) // waiting, shipped at 1000
+	if err := j.GitFailed(ctx, ids[1], "push: rejected"); err != nil {
+		t.Fatal(err)
+	}
+	un, err := j.GitUnpushed(ctx)
+	if err != nil || len(un) != 3 || un[0].ID != ids[0] || un[2].Commit != "c2" || un[1].Error != "push: rejected" || un[2].CommittedAt.UnixNano() != 202 {
+		t.Fatalf("unpushed = %+v, %v", un, err)
+	}
+	want := GitStatus{Waiting: 1, WaitingSince: time.Unix(0, 1000), LastCommit: "c2", LastCommitAt: time.Unix(0, 202), LastError: "push: rejected", Unpushed: 3}
+	if s, err := j.GitStatus(ctx); err != nil || s != want {
+		t.Fatalf("status = %+v, %v\nwant %+v", s, err, want)
+	}
+
+	if err := j.GitPushed(ctx, ids[1], time.Unix(0, 300)); err != nil {
+		t.Fatal(err)
+	}
+	if un, _ := j.GitUnpushed(ctx); len(un) != 1 || un[0].ID != ids[2] {
+		t.Fatalf("unpushed after pushing the second = %+v", un)
+	}
+	want.LastPushAt, want.LastError, want.Unpushed = time.Unix(0, 300), "", 1
+	if s, err := j.GitStatus(ctx); err != nil || s != want {
+		t.Fatalf("status = %+v, %v\nwant %+v", s, err, want)
+	}
+	if got := pendingRows(t, j); len(got) != 2 || got[0].Path != "w" || got[1].Path != "f2" {
+		t.Fatalf("pending after the push = %+v; want w and the unpushed f2", got)
+	}
+	if cs, err := j.GitChanges(ctx, ids[2]); err != nil || paths(cs) != "f2=b@3" {
+		t.Fatalf("changes of the unpushed batch = %s, %v", paths(cs), err)
+	}
+	if err := j.GitCommitted(ctx, ids[0], "again", time.Unix(0, 400)); err == nil {
+		t.Fatal("a pushed batch was committed again")
+	}
+	if err := j.GitCommitted(ctx, ids[2], "c2-rebuilt", time.Unix(0, 400)); err != nil {
+		t.Fatalf("rebuilding an unpushed batch: %v", err)
+	}
+	if err := j.GitPushedThrough(ctx, "c2", time.Unix(0, 500)); err == nil {
+		t.Fatal("a replaced commit was marked pushed")
+	}
+	if err := j.GitPushedThrough(ctx, "c2-rebuilt", time.Unix(0, 500)); err != nil {
+		t.Fatal(err)
+	}
+	if un, _ := j.GitUnpushed(ctx); len(un) != 0 {
+		t.Fatalf("unpushed = %+v", un)
+	}
+	open, _, err := j.GitOpenBatch(ctx, 10, time.Unix(0, 600))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.GitPushed(ctx, open.ID, time.Unix(0, 700)); err == nil {
+		t.Fatal("a batch not committed was marked pushed")
 	}
 }
