@@ -319,6 +319,45 @@ func TestGitShippedAgainWhileBatched(t *testing.T) {
 	}
 }
 
+// TestGitMovePrefix: a directory rename is, for Git, each file's deletion
+// at its old path and the same blob at the new one, in the move's
+// transaction; files never shipped to Git and rows already in a batch are
+// left alone.
+func TestGitMovePrefix(t *testing.T) {
+	ctx := context.Background()
+	_, j, now := gitJob(t)
+	apply(t, j,
+		put(entry.Entry{Path: "docs", IsDir: true, LocalSize: -1, RemoteSize: -1, State: entry.Done}),
+		put(entry.Entry{Path: "docs/sub", IsDir: true, LocalSize: -1, RemoteSize: -1, State: entry.Done}),
+		put(file("docs/a", entry.Pending, "", 10)), done("docs/a", "ba"),
+		done("docs/sub/b", "bb"),
+		put(file("docs/sub/c", entry.Pending, "", 30)), // never shipped
+		done("docsx/d", "bd"),
+	)
+	b, _, err := j.GitOpenBatch(ctx, 1, time.Unix(0, 1500)) // takes docs/a
+	if err != nil {
+		t.Fatal(err)
+	}
+	*now = 2000
+	if n, err := j.MovePrefix(ctx, "docs", "manual"); err != nil || n != 3 {
+		t.Fatalf("MovePrefix = %d, %v", n, err)
+	}
+	want := []pendingRow{
+		{"docs/a", "", 2000, 0},     // a Done row: dated by the move
+		{"docs/sub/b", "", 1000, 0}, // its unbatched addition is now a deletion
+		{"docsx/d", "bd", 1000, 0},
+		{"manual/a", "ba", 2000, 0},
+		{"manual/sub/b", "bb", 2000, 0},
+		{"docs/a", "ba", 10, b.ID},
+	}
+	if got := pendingRows(t, j); !reflect.DeepEqual(got, want) {
+		t.Fatalf("pending = %+v\nwant      %+v", got, want)
+	}
+	if e, _, _ := j.Get(ctx, "manual/sub/b"); e.GitBlob != "bb" {
+		t.Fatalf("moved entry = %+v", e)
+	}
+}
+
 // TestGitBatchSurvivesACrash: a batch taken and not committed when the
 // process dies is the batch the next start commits, with the same rows.
 func TestGitBatchSurvivesACrash(t *testing.T) {
