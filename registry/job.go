@@ -17,6 +17,15 @@ type Job struct {
 	ID       int64
 	Name     string
 	ListedAt int64 // unix ns of the last complete remote listing; 0 = never
+
+	now func() time.Time // the Git stage's record times; tests set their own
+}
+
+func (j *Job) clock() time.Time {
+	if j.now != nil {
+		return j.now()
+	}
+	return time.Now()
 }
 
 func split(p string) (dir, name string) {
@@ -27,12 +36,12 @@ func split(p string) (dir, name string) {
 	return dir, name
 }
 
-const entryCols = `dir, name, is_dir, local_size, local_mtime, remote_size, remote_mtime, hash, state, action, lane, attempts, last_error, dirty_since, recheck`
+const entryCols = `dir, name, is_dir, local_size, local_mtime, remote_size, remote_mtime, hash, state, action, lane, attempts, last_error, dirty_since, recheck, git_blob`
 
 func scanEntry(rows interface{ Scan(...any) error }) (entry.Entry, error) {
 	var e entry.Entry
 	var dir, name string
-	err := rows.Scan(&dir, &name, &e.IsDir, &e.LocalSize, &e.LocalMtime, &e.RemoteSize, &e.RemoteMtime, &e.Hash, &e.State, &e.Action, &e.Lane, &e.Attempts, &e.LastError, &e.DirtySince, &e.Recheck)
+	err := rows.Scan(&dir, &name, &e.IsDir, &e.LocalSize, &e.LocalMtime, &e.RemoteSize, &e.RemoteMtime, &e.Hash, &e.State, &e.Action, &e.Lane, &e.Attempts, &e.LastError, &e.DirtySince, &e.Recheck, &e.GitBlob)
 	e.Path = path.Join(dir, name)
 	return e, err
 }

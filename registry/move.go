@@ -21,7 +21,8 @@ var ErrMoveSource = errors.New("the old name is not a directory ferry made, or d
 // MovePrefix records that the directory from was renamed to to on the
 // remote: the directory's row and every row under it are re-keyed to the
 // new prefix, keeping what they say was shipped, in one transaction, so a
-// crash leaves either the old names or the new ones. Rows a worker had
+// crash leaves either the old names or the new ones; the Git stage's
+// deletions and additions for the files that move are in it too. Rows a worker had
 // claimed but not started become pending again, under their new names.
 // It returns how many files moved. A registry already holding rows at or
 // under to is refused with ErrMoveTarget, and one whose from is not a done
@@ -63,6 +64,16 @@ func (j *Job) MovePrefix(ctx context.Context, from, to string) (int64, error) {
 	if ok == 0 || deleting > 0 {
 		return 0, fmt.Errorf("registry: move %q to %q: %w", from, to, ErrMoveSource)
 	}
+	// For Git, a rename is a deletion at the old path and the same blob at
+	// the new one, recorded with the move: a crash leaves both or neither.
+	// A row under a non-empty prefix always has a non-empty dir.
+	now := j.clock().UnixNano()
+	gitMoved := `INSERT INTO git_pending (job, path, blob, dirty_since, shipped_at, batch)
+		SELECT job, dir || '/' || name, %s, COALESCE(NULLIF(dirty_since, 0), ?), ?, 0
+		FROM entry WHERE job = ? AND is_dir = 0 AND git_blob != '' AND ` + under + gitUpsert
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(gitMoved, "''"), now, now, j.ID, from, fromN+1, from+"/"); err != nil {
+		return 0, fmt.Errorf("registry: move %q to %q: %w", from, to, err)
+	}
 	if _, err := tx.ExecContext(ctx, `UPDATE entry SET dir = ?, name = ? WHERE job = ? AND dir = ? AND name = ?`,
 		toDir, toName, j.ID, fromDir, fromName); err != nil {
 		return 0, fmt.Errorf("registry: move %q to %q: %w", from, to, err)
@@ -75,6 +86,11 @@ func (j *Job) MovePrefix(ctx context.Context, from, to string) (int64, error) {
 	if _, err := tx.ExecContext(ctx, `UPDATE entry SET dir = ? || substr(dir, ?),
 		state = CASE WHEN state = ? THEN ? ELSE state END WHERE job = ? AND `+under,
 		to, fromN+1, entry.Transferring, entry.Pending, j.ID, from, fromN+1, from+"/"); err != nil {
+		return 0, fmt.Errorf("registry: move %q to %q: %w", from, to, err)
+	}
+	// Nothing was recorded under to before (ErrMoveTarget): what is there
+	// now is what moved.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(gitMoved, "git_blob"), now, now, j.ID, to, toN+1, to+"/"); err != nil {
 		return 0, fmt.Errorf("registry: move %q to %q: %w", from, to, err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -191,13 +191,13 @@ func TestRuns(t *testing.T) {
 	ctx := context.Background()
 	_, j := open(t)
 	r1, _ := j.StartRun(ctx, time.Now())
-	r1.Transferred, r1.ExitCode, r1.Ended = 7, 0, time.Now()
+	r1.Transferred, r1.ExitCode, r1.Ended, r1.GitCommit = 7, 0, time.Now(), "c0ffee"
 	if err := j.EndRun(r1); err != nil {
 		t.Fatal(err)
 	}
 	r2, _ := j.StartRun(ctx, time.Now())
 	last, err := j.LastRun(ctx, r2.ID)
-	if err != nil || last == nil || last.Transferred != 7 || last.ExitCode != 0 {
+	if err != nil || last == nil || last.Transferred != 7 || last.ExitCode != 0 || last.GitCommit != "c0ffee" {
 		t.Fatalf("LastRun = %+v, %v", last, err)
 	}
 	if first, _ := j.LastRun(ctx, r1.ID); first != nil {

@@ -19,7 +19,8 @@ type Run struct {
 	Deleted     int64
 	Failed      int64
 	Bytes       int64
-	ExitCode    int // -1 while running, or when the run died
+	ExitCode    int    // -1 while running, or when the run died
+	GitCommit   string // the last commit the run's Git stage made; "" = none
 }
 
 // StartRun records the start of a run.
@@ -38,8 +39,8 @@ func (j *Job) StartRun(ctx context.Context, now time.Time) (*Run, error) {
 // EndRun records a run's totals and exit code. It runs even when ctx is
 // cancelled: an interrupted run still records what it did.
 func (j *Job) EndRun(r *Run) error {
-	_, err := j.db.sql.ExecContext(context.Background(), `UPDATE run SET ended = ?, planned = ?, transferred = ?, skipped = ?, deleted = ?, failed = ?, bytes = ?, exit_code = ? WHERE id = ?`,
-		r.Ended.UnixNano(), r.Planned, r.Transferred, r.Skipped, r.Deleted, r.Failed, r.Bytes, r.ExitCode, r.ID)
+	_, err := j.db.sql.ExecContext(context.Background(), `UPDATE run SET ended = ?, planned = ?, transferred = ?, skipped = ?, deleted = ?, failed = ?, bytes = ?, exit_code = ?, git_commit = ? WHERE id = ?`,
+		r.Ended.UnixNano(), r.Planned, r.Transferred, r.Skipped, r.Deleted, r.Failed, r.Bytes, r.ExitCode, r.GitCommit, r.ID)
 	if err != nil {
 		return fmt.Errorf("registry: end run %d: %w", r.ID, err)
 	}
@@ -50,8 +51,8 @@ func (j *Job) EndRun(r *Run) error {
 func (j *Job) LastRun(ctx context.Context, before int64) (*Run, error) {
 	var r Run
 	var started, ended int64
-	err := j.db.sql.QueryRowContext(ctx, `SELECT id, started, ended, planned, transferred, skipped, deleted, failed, bytes, exit_code FROM run WHERE job = ? AND id < ? ORDER BY id DESC LIMIT 1`, j.ID, before).
-		Scan(&r.ID, &started, &ended, &r.Planned, &r.Transferred, &r.Skipped, &r.Deleted, &r.Failed, &r.Bytes, &r.ExitCode)
+	err := j.db.sql.QueryRowContext(ctx, `SELECT id, started, ended, planned, transferred, skipped, deleted, failed, bytes, exit_code, git_commit FROM run WHERE job = ? AND id < ? ORDER BY id DESC LIMIT 1`, j.ID, before).
+		Scan(&r.ID, &started, &ended, &r.Planned, &r.Transferred, &r.Skipped, &r.Deleted, &r.Failed, &r.Bytes, &r.ExitCode, &r.GitCommit)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}

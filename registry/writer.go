@@ -194,6 +194,10 @@ func (w *Writer) Close() error {
 // apply runs a batch in one transaction. It uses a background context: a
 // batch of verified uploads must be recorded even while the run is being
 // cancelled, or the next run would send those bytes again.
+//
+// The same transaction records what the Git stage commits next (see
+// gitWriteOf): a crash can lose a batch of records, never the record of a
+// shipped version without the version itself.
 func (j *Job) apply(batch []op) error {
 	ctx := context.Background()
 	tx, err := j.db.sql.BeginTx(ctx, nil)
@@ -201,11 +205,15 @@ func (j *Job) apply(batch []op) error {
 		return fmt.Errorf("registry: begin: %w", err)
 	}
 	defer tx.Rollback()
-	put, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO entry (job, `+entryCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	put, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO entry (job, `+entryCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+		CASE WHEN ? THEN COALESCE((SELECT git_blob FROM entry WHERE job = ? AND dir = ? AND name = ?), '') ELSE ? END)`)
 	if err != nil {
 		return fmt.Errorf("registry: prepare: %w", err)
 	}
 	defer put.Close()
+	g := gitStmts{tx: tx}
+	defer g.close()
+	now := j.clock().UnixNano()
 	var del, cur *sql.Stmt
 	for _, o := range batch {
 		e := o.e
@@ -227,8 +235,23 @@ func (j *Job) apply(batch []op) error {
 		}
 		switch o.kind {
 		case opPut, opPlan:
-			_, err = put.ExecContext(ctx, j.ID, dir, name, e.IsDir, e.LocalSize, e.LocalMtime, e.RemoteSize, e.RemoteMtime, e.Hash, e.State, e.Action, e.Lane, e.Attempts, e.LastError, e.DirtySince, e.Recheck)
+			gw, blob := gitWriteOf(e), ""
+			switch gw {
+			case gitShip:
+				blob = e.GitBlob
+				err = g.shipped(ctx, j.ID, e.Path, dir, name, blob, e.DirtySince, now)
+			case gitGone:
+				err = g.gone(ctx, j.ID, e.Path, dir, name, now)
+			}
+			if err != nil {
+				return fmt.Errorf("registry: record %q: %w", e.Path, err)
+			}
+			_, err = put.ExecContext(ctx, j.ID, dir, name, e.IsDir, e.LocalSize, e.LocalMtime, e.RemoteSize, e.RemoteMtime, e.Hash, e.State, e.Action, e.Lane, e.Attempts, e.LastError, e.DirtySince, e.Recheck,
+				gw == gitKeep, j.ID, dir, name, blob)
 		case opDelete:
+			if err = g.gone(ctx, j.ID, e.Path, dir, name, now); err != nil {
+				return fmt.Errorf("registry: record %q: %w", e.Path, err)
+			}
 			if del == nil {
 				if del, err = tx.PrepareContext(ctx, `DELETE FROM entry WHERE job = ? AND dir = ? AND name = ?`); err != nil {
 					return fmt.Errorf("registry: prepare: %w", err)
