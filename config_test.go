@@ -83,6 +83,9 @@ func TestConfigErrors(t *testing.T) {
 		{"bad type", "workers = \"four\"\n", `ferry.toml:6: job "site": workers: incompatible types`},
 		{"bad duration", "max_delay = \"later\"\n", `ferry.toml:6: job "site": max_delay: want a duration`},
 		{"syntax", "delete = yes\n", `ferry.toml:6: `},
+		{"unknown git key", "[job.git]\nrepository = \"repo.git\"\nbrnach = \"dev\"\n", `ferry.toml:8: job "site": git.brnach: unknown key`},
+		{"git key without repository", "[job.git]\nbranch = \"dev\"\n", `ferry.toml:7: job "site": git.branch: is set but git.repository is not`},
+		{"git repository missing", "[job.git]\nrepository = \"repo.git\"\n", `ferry.toml:7: job "site": git.repository: ` + filepath.Join(dir, "repo.git") + " does not exist"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := filepath.Join(dir, "ferry.toml")

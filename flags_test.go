@@ -211,3 +211,44 @@ func TestTimeoutFlag(t *testing.T) {
 		t.Fatalf("--timeout 1s: gave up after %v", took)
 	}
 }
+
+// TestFlagsGit: the --git flags of `ferry --once` are judged as the keys
+// of [job.git] are: a refused one is exit 2 naming the flag, with nothing
+// made; accepted ones let the mirror run.
+func TestFlagsGit(t *testing.T) {
+	dir := t.TempDir()
+	src, dst, state := filepath.Join(dir, "src"), filepath.Join(dir, "dst"), filepath.Join(dir, "state")
+	writeTree(t, src, 3, 1)
+	bare := filepath.Join(dir, "site.git")
+	if err := os.MkdirAll(filepath.Join(bare, "objects"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(bare, "HEAD"), "ref: refs/heads/main\n")
+	for _, tc := range []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"--git-branch", "dev"}, "ferry: --git-branch: is set but git.repository is not"},
+		{[]string{"--git-push=false"}, "ferry: --git-push: is set but git.repository is not"},
+		{[]string{"--git-repository", bare, "--git-branch", "a b"}, `ferry: --git-branch: "a b" is not a valid branch name`},
+		{[]string{"--git-repository", bare, "--git-batch-delay", "-1"}, "ferry: --git-batch-delay: -1s: want a positive duration"},
+		{[]string{"--git-repository", "gopher://127.0.0.1/x"}, `ferry: --git-repository: gopher://127.0.0.1/x: scheme "gopher"`},
+	} {
+		r := ferry(t, nil, nil, append(append([]string{"--once", "--state", state}, tc.flags...), src, "file://"+dst)...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", tc.flags, r.code, r.stderr, tc.want)
+		}
+		for _, p := range []string{dst, state} {
+			if _, err := os.Stat(p); !os.IsNotExist(err) {
+				t.Fatalf("%q: a refused run made %s (%v)", tc.flags, p, err)
+			}
+		}
+	}
+	r := ferry(t, nil, nil, "--once", "--state", state, "--git-repository", bare, "--git-branch", "publish", "--git-batch-files", "5",
+		"--git-batch-delay", "1m", "--git-author", "Ops <ops@example.com>", "--git-message", "{{.Job}}", "--git-push=false",
+		"--git-path-prefix", "www", src, "file://"+dst)
+	if r.code != 0 {
+		t.Fatalf("every --git flag, good values: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	sameTree(t, src, dst)
+}

@@ -259,6 +259,10 @@ func (a *App) options(j config.Job, state, regName string, dryRun bool) (mirror.
 	if err != nil {
 		return o, err
 	}
+	git, err := gitOptions(j.Git, a.warnf)
+	if err != nil {
+		return o, err
+	}
 	return mirror.Options{
 		Source: src, Target: t, Open: open,
 		RemoteOpts: remote.Options{Password: pw, IdentityFile: j.IdentityFile, KnownHostsFile: j.KnownHosts, CAFile: j.TLSCAFile,
@@ -266,6 +270,7 @@ func (a *App) options(j config.Job, state, regName string, dryRun bool) (mirror.
 		StateDir: state, Job: regName, Workers: j.Workers, Delete: j.Delete, DeleteExcluded: j.DeleteExcluded, MaxDelete: md, DryRun: dryRun,
 		Excludes: j.Exclude, Links: links, Checksum: j.Checksum, CheckRemote: j.CheckRemote, Move: j.Move,
 		Conflict: conflict, BwLimit: rate, DryRunOut: a.Stdout, Marker: j.Marker, Patience: j.ServerPatience.Duration, ExitCode: exitCode,
+		Git: git,
 	}, nil
 }
 

@@ -88,6 +88,16 @@ func newOnceFlags(stderr io.Writer) (*flag.FlagSet, *onceFlags) {
 	fs.StringVar(&j.TLSCAFile, "tls-ca-file", d.TLSCAFile, "PEM CA certificate(s) to trust for ftps://")
 	fs.Var(seconds{&j.Timeout}, "timeout", "how long to wait for the server before a call fails (30s, or a number of seconds)")
 	fs.Var(seconds{&j.ServerPatience}, "server-patience", "give up on a server when no connection made progress this long (default 4 × timeout, at least 1m)")
+
+	g, dg := &j.Git, d.Git
+	fs.StringVar(&g.Repository, "git-repository", dg.Repository, "commit what was shipped to this Git repository: a local path, or a URL (ssh://, user@host:path, https://, git://, file://); the other --git flags need it")
+	fs.StringVar(&g.Branch, "git-branch", dg.Branch, "the branch the Git stage commits to")
+	fs.IntVar(&g.BatchFiles, "git-batch-files", dg.BatchFiles, "commit a batch once it holds this many files (or at --git-batch-delay)")
+	fs.Var(seconds{&g.BatchDelay}, "git-batch-delay", "commit a batch this long after its oldest file shipped, if --git-batch-files did not come first (10m, or a number of seconds)")
+	fs.StringVar(&g.Author, "git-author", dg.Author, `author and committer of the commits, "Name <email>" (default "ferry <ferry@HOSTNAME>")`)
+	fs.StringVar(&g.Message, "git-message", dg.Message, "the commit message, a Go text/template over .Job .Files .Added .Changed .Deleted .List .More")
+	fs.BoolVar(&g.Push, "git-push", dg.Push, "push each commit (--git-push=false keeps them in ferry's clone)")
+	fs.StringVar(&g.PathPrefix, "git-path-prefix", dg.PathPrefix, "where the mirrored tree lives inside the repository (default: its root)")
 	return fs, f
 }
 
@@ -95,7 +105,8 @@ func newOnceFlags(stderr io.Writer) (*flag.FlagSet, *onceFlags) {
 // override that key in every job run.
 var jobFlags = []string{"workers", "delete", "delete-excluded", "exclude", "checksum", "max-delete", "bwlimit", "conflict",
 	"check-remote", "marker", "move", "links", "identity-file", "known-hosts", "password-file", "tls-ca-file", "timeout",
-	"server-patience"}
+	"server-patience", "git-repository", "git-branch", "git-batch-files", "git-batch-delay", "git-author", "git-message",
+	"git-push", "git-path-prefix"}
 
 // override copies the job flags given on the command line onto j.
 func (f *onceFlags) override(j *config.Job) {
@@ -140,6 +151,22 @@ func (f *onceFlags) override(j *config.Job) {
 			j.Timeout = f.j.Timeout
 		case "server-patience":
 			j.ServerPatience = f.j.ServerPatience
+		case "git-repository":
+			j.Git.Repository = f.j.Git.Repository
+		case "git-branch":
+			j.Git.Branch = f.j.Git.Branch
+		case "git-batch-files":
+			j.Git.BatchFiles = f.j.Git.BatchFiles
+		case "git-batch-delay":
+			j.Git.BatchDelay = f.j.Git.BatchDelay
+		case "git-author":
+			j.Git.Author = f.j.Git.Author
+		case "git-message":
+			j.Git.Message = f.j.Git.Message
+		case "git-push":
+			j.Git.Push = f.j.Git.Push
+		case "git-path-prefix":
+			j.Git.PathPrefix = f.j.Git.PathPrefix
 		}
 	}
 }
@@ -164,8 +191,11 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// flagName turns a config key into its flag: max_delete -> --max-delete.
-func flagName(key string) string { return "--" + strings.ReplaceAll(key, "_", "-") }
+// flagName turns a config key into its flag: max_delete -> --max-delete,
+// git.batch_files -> --git-batch-files.
+func flagName(key string) string {
+	return "--" + strings.NewReplacer("_", "-", ".", "-").Replace(key)
+}
 
 // checkFlags judges the job flags as the config would judge its keys.
 func checkFlags(j *config.Job) error {

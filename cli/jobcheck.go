@@ -41,7 +41,7 @@ func checkJob(j *config.Job) []config.FieldError {
 	if _, err := schedule.ParseWindows(j.ProtectedHours); err != nil {
 		bad("protected_hours", err)
 	}
-	return out
+	return append(out, checkGit(j.Git)...)
 }
 
 // linkMode reads the links key.

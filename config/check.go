@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -67,7 +69,55 @@ func (j *Job) Check(base string) []FieldError {
 	if j.ScanInterval.Duration < 0 {
 		bad("scan_interval", "%v: want a duration, or 0 for a scan at start only", j.ScanInterval.Duration)
 	}
+	return append(out, j.Git.check(base)...)
+}
+
+// check judges the [job.git] table as far as config can: a key set while
+// the stage is off, the batch bounds, and a local repository's path made
+// absolute. What a repository, branch, author, message or prefix may be is
+// the stage's to judge (cli's Checker).
+func (g *Git) check(base string) []FieldError {
+	var out []FieldError
+	bad := func(key string, format string, args ...any) {
+		out = append(out, FieldError{Key: "git." + key, Err: fmt.Errorf(format, args...)})
+	}
+	if g.Repository == "" {
+		// "Set" is "not its default": the table written out with its
+		// defaults (as config.example.toml does) is still off, but any
+		// value the user chose would be silently ignored.
+		got, def := reflect.ValueOf(*g), reflect.ValueOf(Defaults().Git)
+		for i := range got.NumField() {
+			key := got.Type().Field(i).Tag.Get("toml")
+			if key != "repository" && !reflect.DeepEqual(got.Field(i).Interface(), def.Field(i).Interface()) {
+				bad(key, "is set but git.repository is not")
+			}
+		}
+		return out
+	}
+	if LocalRepository(g.Repository) {
+		g.Repository = absUnder(base, g.Repository)
+	}
+	if g.BatchFiles < 1 {
+		bad("batch_files", "%d: want 1 or more", g.BatchFiles)
+	}
+	if g.BatchDelay.Duration <= 0 {
+		bad("batch_delay", "%v: want a positive duration such as 10m", g.BatchDelay.Duration)
+	}
 	return out
+}
+
+var urlScheme = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`)
+
+// LocalRepository tells a repository given as a local path from a URL by
+// Git's own rule: a URL has a scheme ("ssh://..."), an scp-like address
+// ("user@host:path") has a colon before any slash, and anything else is a
+// path ("./a:b" is one).
+func LocalRepository(s string) bool {
+	if urlScheme.MatchString(s) {
+		return false
+	}
+	colon, slash := strings.IndexByte(s, ':'), strings.IndexByte(s, '/')
+	return colon < 0 || (slash >= 0 && slash < colon)
 }
 
 func absUnder(base, p string) string {

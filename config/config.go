@@ -75,6 +75,24 @@ type Job struct {
 
 	ProtectedHours []string `toml:"protected_hours"`
 	ProtectedLive  bool     `toml:"protected_live"`
+
+	Git Git `toml:"git"`
+}
+
+// Git is a job's [job.git] table: the optional stage that commits what was
+// shipped to a Git repository. It is off while Repository is empty, and a
+// key set without a repository is an error, not silently ignored.
+type Git struct {
+	// Repository: a local path (relative to the config file) or a URL;
+	// the stage's checker judges which.
+	Repository string   `toml:"repository"`
+	Branch     string   `toml:"branch"`
+	BatchFiles int      `toml:"batch_files"`
+	BatchDelay Duration `toml:"batch_delay"`
+	Author     string   `toml:"author"` // "Name <email>"; "" = ferry <ferry@HOSTNAME>
+	Message    string   `toml:"message"`
+	Push       bool     `toml:"push"`
+	PathPrefix string   `toml:"path_prefix"`
 }
 
 // Duration is a time.Duration written as "50ms", "5s", "1h30m".
@@ -110,8 +128,21 @@ func Defaults() Job {
 
 		ProtectedHours: []string{},
 		ProtectedLive:  true,
+
+		Git: Git{
+			Branch:     "main",
+			BatchFiles: 100,
+			BatchDelay: Duration{10 * time.Minute},
+			Message:    DefaultGitMessage,
+			Push:       true,
+		},
 	}
 }
+
+// DefaultGitMessage is the commit message template of the Git stage (the
+// stage's own default; a test in cli keeps the two equal, as it keeps the
+// other Git defaults).
+const DefaultGitMessage = "ferry {{.Job}}: {{.Files}} file{{if ne .Files 1}}s{{end}} ({{.Added}} added, {{.Changed}} changed, {{.Deleted}} deleted)\n\n{{range .List}}{{.}}\n{{end}}{{if .More}}… and {{.More}} more\n{{end}}"
 
 // DefaultMarker is the marker file's default name (the mirror's own
 // default; a test in cli keeps the two equal).
@@ -216,6 +247,20 @@ func Parse(file string, src []byte, check Checker) (*Config, error) {
 			at(fmt.Sprintf("job.%d.%s", i, fe.Key), fe.Err)
 		}
 	}
+	// The decoder names a key of the Nth [[job]] without N, but lists its
+	// keys in the order they were written, with a "job" key for each
+	// [[job]] opened: that order tells whose each key is, inline tables
+	// (git = {...}) included, which the lines cannot.
+	owners := map[string][]int{}
+	n := -1
+	for _, k := range md.Keys() {
+		switch key := k.String(); {
+		case key == "job":
+			n++
+		case strings.HasPrefix(key, "job.") && n >= 0:
+			owners[key] = append(owners[key], n)
+		}
+	}
 	reported := map[string]bool{}
 	for _, k := range md.Undecoded() {
 		key := k.String()
@@ -225,25 +270,16 @@ func Parse(file string, src []byte, check Checker) (*Config, error) {
 		reported[key] = true
 		unknown := errors.New("unknown key (config.example.toml lists the keys ferry knows)")
 		rest, inJob := strings.CutPrefix(key, "job.")
-		if !inJob {
+		if !inJob || len(owners[key]) == 0 {
 			at(key, unknown)
 			continue
 		}
-		// The decoder names a key of the Nth [[job]] without N. A job
-		// that failed to decode leaves keys undecoded that are fine.
-		found := false
-		for i := range cfg.Jobs {
-			if slices.ContainsFunc(failures, func(f decodeFailure) bool { return f.job == i }) {
-				found = true
-				continue
+		for _, i := range owners[key] {
+			// A job that failed to decode leaves keys undecoded that
+			// are fine; its failure is reported instead.
+			if !slices.ContainsFunc(failures, func(f decodeFailure) bool { return f.job == i }) {
+				at(fmt.Sprintf("job.%d.%s", i, rest), unknown)
 			}
-			if k := fmt.Sprintf("job.%d.%s", i, rest); lines[k] > 0 {
-				at(k, unknown)
-				found = true
-			}
-		}
-		if !found {
-			at(key, unknown)
 		}
 	}
 	if cfg.DrainTimeout.Duration <= 0 {
@@ -326,15 +362,18 @@ func decodeError(file string, err error, lines map[string]int, job int, jobs []J
 	return &Error{File: file, Line: lineFor(key, lines), Key: displayKey(key, jobs), Err: errors.New(msg)}
 }
 
-// lineFor is the line of key, or of its [[job]] table when the key is not
-// written (a missing name, say).
+// lineFor is the line of key or, when the key is not written on a line of
+// its own (a missing name, a key of an inline table), of the closest table
+// or key that holds it: job.0.git.branch, job.0.git, job.0.
 func lineFor(key string, lines map[string]int) int {
-	if n := lines[key]; n > 0 {
-		return n
+	for {
+		if n := lines[key]; n > 0 {
+			return n
+		}
+		i := strings.LastIndexByte(key, '.')
+		if i < 0 {
+			return 0
+		}
+		key = key[:i]
 	}
-	parts := strings.SplitN(key, ".", 3)
-	if len(parts) == 3 && parts[0] == "job" {
-		return lines["job."+parts[1]]
-	}
-	return 0
 }

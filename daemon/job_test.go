@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"ferry/gitstage"
 	"ferry/mirror"
 	"ferry/remote"
 	"ferry/schedule"
@@ -96,6 +97,9 @@ func TestNeedsRestart(t *testing.T) {
 		{"state dir", func(j *Job) { j.Options.StateDir = "/other" }, true},
 		{"watch", func(j *Job) { j.Watch = false }, true},
 		{"delete", func(j *Job) { j.Options.Delete = true }, true},
+		{"git stage on", func(j *Job) {
+			j.Options.Git = gitstage.Options{Repository: "/srv/site.git", Branch: "main", Push: true}
+		}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			next := base

@@ -26,6 +26,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"ferry/gitstage"
 	"ferry/remote"
 	"ferry/scanner"
 )
@@ -63,6 +64,10 @@ type Options struct {
 	// progress before it gives up on the server (exit 2); 0 derives it
 	// from the timeout (DefaultPatience). The daemon waits instead.
 	Patience time.Duration
+	// Git is the job's Git stage, which commits what the workers shipped
+	// (the zero value is off). It is part of the options, not a setting
+	// of its own, so that a reload changing it restarts the job.
+	Git gitstage.Options
 
 	// DryRunOut receives the plan of a dry run.
 	DryRunOut io.Writer
