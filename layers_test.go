@@ -39,7 +39,7 @@ var layerRules = []struct {
 	},
 	{
 		pkgs:   []string{"ferry/queue", "ferry/registry", "ferry/schedule", "ferry/watcher"},
-		banned: []string{"ferry/scanner", "ferry/planner", "ferry/transfer", "ferry/mirror", "ferry/daemon", "ferry/control", "ferry/config", "ferry/cli", "ferry/bench", "ferry/remote/..."},
+		banned: []string{"ferry/scanner", "ferry/planner", "ferry/transfer", "ferry/gitstage", "ferry/mirror", "ferry/daemon", "ferry/control", "ferry/config", "ferry/cli", "ferry/bench", "ferry/remote/..."},
 		why:    "the queue, the registry, the schedule and the watcher serve the stages; they import none",
 	},
 	{
@@ -64,13 +64,18 @@ var layerRules = []struct {
 	},
 	{
 		pkgs:   []string{"ferry/transfer"},
-		banned: []string{"ferry/registry", "ferry/mirror"},
+		banned: []string{"ferry/registry", "ferry/mirror", "ferry/gitstage"},
 		why:    "transfer ships one item and records it through its Recorder; the registry behind it can change without touching the workers",
 	},
 	{
 		pkgs:   []string{"ferry/planner"},
 		banned: []string{"ferry/transfer"},
 		why:    "the planner decides and transfer carries out; never the reverse",
+	},
+	{
+		pkgs:   []string{"ferry/gitstage"},
+		banned: []string{"ferry/..."},
+		why:    "the Git stage speaks to git and to the interfaces it owns; the session wires it to the registry and the workers",
 	},
 	{
 		pkgs:   []string{"ferry/daemon", "ferry/control"},
