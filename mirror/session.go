@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"ferry/entry"
+	"ferry/gitstage"
 	"ferry/planner"
 	"ferry/transfer"
 	"fmt"
@@ -32,6 +33,8 @@ type Session struct {
 	marker     markerCheck
 	markerMark int64
 	markerOurs bool
+	// git is the job's Git stage, nil without one.
+	git *gitstage.Stage
 }
 
 // Open checks the source, locks the job, opens the registry, logs in once
@@ -115,6 +118,10 @@ func Open(ctx context.Context, o Options) (*Session, *Summary, error) {
 			return nil, sum, &Error{Outcome: Aborted, Err: err}
 		}
 	}
+	var blobs transfer.Blobs
+	if s.git, blobs, err = openGit(ctx, o, s.db, job); err != nil {
+		return nil, sum, &Error{Outcome: Aborted, Err: err}
+	}
 	r := &stages{o: o, job: job, caps: caps, conns: &stash{}, prog: o.Progress, excluded: scanner.Excluder(o.Excludes)}
 	if r.prog == nil {
 		r.prog = nopProgress{}
@@ -125,7 +132,7 @@ func Open(ctx context.Context, o Options) (*Session, *Summary, error) {
 	r.safety = &planner.Safety{Target: o.Target.String(), MaxDelete: o.MaxDelete, DeleteExcluded: o.DeleteExcluded, Excluded: r.excluded,
 		InSync: func(ctx context.Context) (int64, error) { return job.Count(ctx, entry.Done) }}
 	r.ship = transfer.NewShipper(transfer.ShipOptions{Source: o.Source, Caps: caps, Limiter: o.limiter(), Rec: r.w, Records: job,
-		Safety: r.safety, Conflict: o.Conflict, Delete: o.Delete, Move: o.Move, Logf: o.Logf, Now: o.Now, Progress: r.prog})
+		Safety: r.safety, Conflict: o.Conflict, Delete: o.Delete, Move: o.Move, Logf: o.Logf, Now: o.Now, Progress: r.prog, Keep: blobs})
 	s.r = r
 	ok = true
 	return s, sum, nil
@@ -205,6 +212,14 @@ func (s *Session) Once(ctx context.Context) (*Summary, error) {
 			err, code = merr, Aborted
 		}
 		sum.MarkerWritten = wrote
+	}
+	if gerr := s.commitShipped(ctx, sum, run); gerr != nil {
+		// The remote is as it should be; the commit waits for the next
+		// run, which starts with it.
+		o.Logf("%v; the shipped files wait in the registry for the next run to commit them", gerr)
+		if err == nil {
+			err, code = gerr, Partial
+		}
 	}
 	sum.Transferred, sum.Bytes, sum.Touched = r.ship.Counters.Transferred.Load(), r.ship.Counters.Bytes.Load(), r.ship.Counters.Touched.Load()
 	// Adopted by a worker's stat or by the planner from the listing: each

@@ -27,6 +27,10 @@ type Summary struct {
 	Marker        string `json:"marker,omitempty"`
 	MarkerReason  string `json:"marker_reason,omitempty"`
 	MarkerWritten bool   `json:"marker_written,omitempty"`
+	// GitCommits are the commits the Git stage made at the end of the run
+	// (oldest first); GitError why it could not commit or push.
+	GitCommits []string `json:"git_commits,omitempty"`
+	GitError   string   `json:"git_error,omitempty"`
 
 	Plan planner.Stats `json:"-"`
 
@@ -101,5 +105,11 @@ func (s *Summary) WriteText(w io.Writer) {
 	}
 	for _, f := range s.Failures {
 		fmt.Fprintf(w, "failed: %s: %s (%d attempts)\n", f.Path, f.Error, f.Attempts)
+	}
+	if n := len(s.GitCommits); n > 0 {
+		fmt.Fprintf(w, "git: %d commit%s, the last %s\n", n, map[bool]string{true: "", false: "s"}[n == 1], s.GitCommits[n-1])
+	}
+	if s.GitError != "" {
+		fmt.Fprintf(w, "git: %s\n", s.GitError)
 	}
 }

@@ -31,7 +31,7 @@ type Batch struct {
 	ID          int64
 	Created     time.Time
 	Files       int
-	Commit      string // "" until committed
+	Commit      string // "" until committed; "-" when its changes changed nothing (nothing to push)
 	CommittedAt time.Time
 	PushedAt    time.Time // zero until pushed
 	Error       string    // the last failure to commit or push it
@@ -195,7 +195,7 @@ func (j *Job) GitPushed(ctx context.Context, batchID int64, at time.Time) error 
 	if n == 0 {
 		return fmt.Errorf("registry: git batch %d pushed: no such batch, or not committed", batchID)
 	}
-	pushed := `SELECT id FROM git_batch WHERE job = ? AND id <= ? AND commit_id != '' AND pushed_at = 0`
+	pushed := `SELECT id FROM git_batch WHERE job = ? AND id <= ? AND commit_id NOT IN ('', '-') AND pushed_at = 0`
 	if _, err := tx.ExecContext(ctx, `DELETE FROM git_pending WHERE job = ? AND batch IN (`+pushed+`)`, j.ID, j.ID, batchID); err != nil {
 		return fmt.Errorf("registry: git batch %d pushed: %w", batchID, err)
 	}
@@ -243,7 +243,7 @@ func oneBatch(res sql.Result, err error, id int64, what, none string) error {
 // GitUnpushed returns the batches committed and not pushed, oldest first:
 // what a start must push before anything else.
 func (j *Job) GitUnpushed(ctx context.Context) ([]Batch, error) {
-	rows, err := j.db.sql.QueryContext(ctx, `SELECT `+batchCols+` FROM git_batch WHERE job = ? AND commit_id != '' AND pushed_at = 0 ORDER BY id`, j.ID)
+	rows, err := j.db.sql.QueryContext(ctx, `SELECT `+batchCols+` FROM git_batch WHERE job = ? AND commit_id NOT IN ('', '-') AND pushed_at = 0 ORDER BY id`, j.ID)
 	if err != nil {
 		return nil, fmt.Errorf("registry: git unpushed: %w", err)
 	}
@@ -271,11 +271,11 @@ func (j *Job) GitStatus(ctx context.Context) (GitStatus, error) {
 	}
 	var committed, pushed int64
 	err = j.db.sql.QueryRowContext(ctx, `SELECT
-		COALESCE((SELECT commit_id FROM git_batch WHERE job = ?1 AND commit_id != '' ORDER BY id DESC LIMIT 1), ''),
-		COALESCE((SELECT committed_at FROM git_batch WHERE job = ?1 AND commit_id != '' ORDER BY id DESC LIMIT 1), 0),
+		COALESCE((SELECT commit_id FROM git_batch WHERE job = ?1 AND commit_id NOT IN ('', '-') ORDER BY id DESC LIMIT 1), ''),
+		COALESCE((SELECT committed_at FROM git_batch WHERE job = ?1 AND commit_id NOT IN ('', '-') ORDER BY id DESC LIMIT 1), 0),
 		COALESCE((SELECT MAX(pushed_at) FROM git_batch WHERE job = ?1), 0),
 		COALESCE((SELECT error FROM git_batch WHERE job = ?1 AND error != '' ORDER BY id DESC LIMIT 1), ''),
-		(SELECT COUNT(*) FROM git_batch WHERE job = ?1 AND commit_id != '' AND pushed_at = 0)`, j.ID).
+		(SELECT COUNT(*) FROM git_batch WHERE job = ?1 AND commit_id NOT IN ('', '-') AND pushed_at = 0)`, j.ID).
 		Scan(&s.LastCommit, &committed, &pushed, &s.LastError, &s.Unpushed)
 	if err != nil {
 		return s, fmt.Errorf("registry: git status: %w", err)

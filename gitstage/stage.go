@@ -1,0 +1,342 @@
+package gitstage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Store is the registry's side of the stage: what waits, the batches and
+// what became of them. The registry satisfies it through the session; a
+// batch is the same rows until it is committed, so a crash between its
+// claim and its commit commits it once, later.
+type Store interface {
+	// Waiting counts the paths shipped and not yet committed, and says
+	// when the oldest of them shipped.
+	Waiting(ctx context.Context) (files int64, oldest time.Time, err error)
+	// OpenBatch returns the batch begun and not committed, if any, or
+	// claims up to max waiting paths, oldest first, into a new one; none
+	// (0, nil) when nothing waits.
+	OpenBatch(ctx context.Context, max int, now time.Time) (id int64, changes []Change, err error)
+	Committed(ctx context.Context, id int64, commit string, at time.Time) error
+	// Pushed records that every batch committed up to commit is pushed.
+	Pushed(ctx context.Context, commit string, at time.Time) error
+	Failed(ctx context.Context, id int64, msg string) error
+	// Unpushed counts the batches committed and not pushed.
+	Unpushed(ctx context.Context) (int, error)
+}
+
+// NoCommit is what a batch records as its commit when its changes changed
+// nothing and the branch has no commit yet (deletions of paths it never
+// had): never an empty commit. A batch that changed nothing on a branch
+// with commits records the tip, which holds its changes already.
+const NoCommit = "-"
+
+// trailer names the batch in its commit's message, so that a commit made
+// just before a crash is recognised at the next start instead of being
+// made twice.
+const trailer = "Ferry-Batch: "
+
+// Stage commits and pushes one job's shipped paths; one goroutine runs it.
+type Stage struct {
+	repo  *Repo
+	store Store
+	o     Options
+	job   string
+	key   string // names this job's batches in commit messages: unique per registry and job
+	now   func() time.Time
+	logf  func(string, ...any)
+
+	kick chan struct{}
+	mu   sync.Mutex
+	st   Status
+}
+
+// Status is what `ferry status` shows of the stage.
+type Status struct {
+	Waiting      int64
+	LastCommit   string
+	LastCommitAt time.Time
+	LastPushAt   time.Time
+	Unpushed     int
+	Commits      int64  // commits made by this stage since it started
+	Pushes       int64  // pushes that succeeded
+	Err          string // the last failure, "" once a commit or push succeeds
+	// Stopped says a push was refused in a way a rebuild cannot fix (a
+	// hook, a protected branch, credentials): the stage waits for Sync.
+	Stopped bool
+}
+
+// NewStage returns the stage of job on repo. key names the job's batches
+// in commit messages (the registry's id and the job's name).
+func NewStage(repo *Repo, store Store, job, key string, now func() time.Time, logf func(string, ...any)) *Stage {
+	if now == nil {
+		now = time.Now
+	}
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	return &Stage{repo: repo, store: store, o: repo.Options(), job: job, key: key, now: now, logf: logf, kick: make(chan struct{}, 1)}
+}
+
+// Status returns what the stage last did.
+func (s *Stage) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st
+}
+
+// Sync asks a running stage to commit and push what waits now (the
+// button): a stopped stage tries again.
+func (s *Stage) Sync() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run commits a batch whenever one is due (BatchFiles paths wait, or the
+// oldest waited BatchDelay) and pushes, until ctx ends; Sync makes it
+// commit everything now. Failures are in Status and the log: the mirror
+// goes on without the stage.
+func (s *Stage) Run(ctx context.Context) error {
+	poll := min(s.o.BatchDelay/4, 5*time.Second)
+	if poll <= 0 {
+		poll = time.Second
+	}
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.kick:
+			s.setStopped(false)
+			if _, err := s.Drain(ctx); err != nil && ctx.Err() == nil {
+				s.logf("git: %v", err)
+			}
+		case <-t.C:
+			if !s.Status().Stopped {
+				if _, err := s.step(ctx, false); err != nil && ctx.Err() == nil {
+					s.logf("git: %v", err)
+				}
+			}
+		}
+		t.Reset(poll)
+	}
+}
+
+// Drain commits everything waiting, in batches of BatchFiles, and pushes
+// (with push on): the end of a `--once` run, and the button. It returns
+// the commits made.
+func (s *Stage) Drain(ctx context.Context) ([]string, error) {
+	var made []string
+	for {
+		commit, err := s.step(ctx, true)
+		if commit != "" && commit != NoCommit {
+			made = append(made, commit)
+		}
+		if err != nil || commit == "" {
+			return made, err
+		}
+	}
+}
+
+// step commits one batch if one is due (any waiting path, with force),
+// after pushing what an earlier step left unpushed. It returns the batch's
+// commit, "" when nothing was due.
+func (s *Stage) step(ctx context.Context, force bool) (string, error) {
+	if err := s.pushPending(ctx); err != nil {
+		return "", err
+	}
+	n, oldest, err := s.store.Waiting(ctx)
+	if err != nil {
+		return "", fmt.Errorf("git stage of %s: %w", s.job, err)
+	}
+	s.mu.Lock()
+	s.st.Waiting = n
+	s.mu.Unlock()
+	now := s.now()
+	if n == 0 || (!force && n < int64(s.o.BatchFiles) && now.Sub(oldest) < s.o.BatchDelay) {
+		return "", nil
+	}
+	id, changes, err := s.store.OpenBatch(ctx, s.o.BatchFiles, now)
+	if err != nil || len(changes) == 0 {
+		return "", err
+	}
+	commit, made, err := s.commit(ctx, id, changes, now)
+	if err != nil {
+		s.fail(ctx, id, err)
+		return "", err
+	}
+	if err := s.store.Committed(ctx, id, commit, now); err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	if made {
+		s.st.LastCommit, s.st.LastCommitAt = commit, now
+		s.st.Commits++
+	}
+	s.st.Err = ""
+	s.mu.Unlock()
+	if made {
+		s.logf("git: committed %d paths as %s", len(changes), short(commit))
+	} else {
+		commit = NoCommit // nothing new: Drain lists what it made
+	}
+	return commit, s.pushPending(ctx)
+}
+
+// commit makes the batch's commit on the clone's branch, or finds the one
+// a run made before it died.
+func (s *Stage) commit(ctx context.Context, id int64, changes []Change, now time.Time) (commit string, made bool, err error) {
+	mark := fmt.Sprintf("%s%s#%d", trailer, s.key, id)
+	tip, err := s.repo.Tip(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	if tip != "" {
+		msg, _, _, err := s.repo.readCommit(ctx, tip)
+		if err != nil {
+			return "", false, err
+		}
+		if hasLine(msg, mark) {
+			return tip, true, nil // made before a crash; recorded now
+		}
+	}
+	msg, err := s.message(ctx, tip, changes)
+	if err != nil {
+		return "", false, err
+	}
+	commit, err = s.repo.Publish(ctx, changes, strings.TrimRight(msg, "\n")+"\n\n"+mark+"\n", now, false)
+	if errors.Is(err, ErrNothingToCommit) {
+		// The tree already holds these changes: the batch is in the
+		// commit at the tip, or in none when there is none yet.
+		if tip != "" {
+			return tip, false, nil
+		}
+		return NoCommit, false, nil
+	}
+	return commit, err == nil, err
+}
+
+// message renders the commit message of a batch whose parent is tip.
+func (s *Stage) message(ctx context.Context, tip string, changes []Change) (string, error) {
+	d := MessageData{Job: s.job, Files: len(changes)}
+	var kept []string
+	for _, c := range changes {
+		if c.Blob != "" {
+			kept = append(kept, path.Join(s.o.PathPrefix, c.Path))
+		}
+	}
+	existed := map[string]bool{}
+	if tip != "" && len(kept) > 0 {
+		found, err := s.repo.lsTree(ctx, tip, kept)
+		if err != nil {
+			return "", err
+		}
+		for _, p := range found {
+			existed[p] = true
+		}
+	}
+	const listed = 20
+	for _, c := range changes {
+		op := "D"
+		switch {
+		case c.Blob == "":
+			d.Deleted++
+		case existed[path.Join(s.o.PathPrefix, c.Path)]:
+			op = "M"
+			d.Changed++
+		default:
+			op = "A"
+			d.Added++
+		}
+		if len(d.List) < listed {
+			d.List = append(d.List, op+" "+c.Path)
+		}
+	}
+	d.More = len(changes) - len(d.List)
+	return Render(s.o.Message, d)
+}
+
+// pushPending pushes what the clone holds and the repository does not,
+// with push on and the stage not stopped.
+func (s *Stage) pushPending(ctx context.Context) error {
+	if !s.o.Push || s.Status().Stopped {
+		return nil
+	}
+	n, err := s.store.Unpushed(ctx)
+	if err != nil || n == 0 {
+		s.setUnpushed(n)
+		return err
+	}
+	tip, err := s.repo.PushPending(ctx)
+	if err != nil {
+		s.mu.Lock()
+		s.st.Err = err.Error()
+		if !errors.Is(err, ErrRejected) && errors.Is(err, ErrPush) {
+			s.st.Stopped = true
+		}
+		s.mu.Unlock()
+		return fmt.Errorf("git stage of %s: %w", s.job, err)
+	}
+	if tip == "" {
+		// Nothing ahead of the repository: what was committed is there
+		// already (pushed before a crash, or a batch that changed nothing).
+		if tip, err = s.repo.Tip(ctx); err != nil {
+			return err
+		}
+	}
+	at := s.now()
+	if err := s.store.Pushed(ctx, tip, at); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.st.LastPushAt, s.st.Err, s.st.Unpushed = at, "", 0
+	s.st.Pushes++
+	s.mu.Unlock()
+	s.logf("git: pushed %s to %s", short(tip), s.o.Branch)
+	return nil
+}
+
+func (s *Stage) fail(ctx context.Context, id int64, err error) {
+	s.mu.Lock()
+	s.st.Err = err.Error()
+	s.mu.Unlock()
+	if ferr := s.store.Failed(context.WithoutCancel(ctx), id, err.Error()); ferr != nil {
+		s.logf("git: record the failure of batch %d: %v", id, ferr)
+	}
+}
+
+func (s *Stage) setStopped(v bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.st.Stopped = v
+}
+
+func (s *Stage) setUnpushed(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.st.Unpushed = n
+}
+
+func hasLine(msg, line string) bool {
+	for _, l := range strings.Split(msg, "\n") {
+		if strings.TrimSpace(l) == line {
+			return true
+		}
+	}
+	return false
+}
+
+func short(commit string) string {
+	if len(commit) > 12 {
+		return commit[:12]
+	}
+	return commit
+}

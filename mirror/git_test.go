@@ -1,0 +1,89 @@
+package mirror
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"ferry/gitstage"
+)
+
+// gitOut runs git in dir and returns its trimmed output.
+func gitOut(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// bareRepo makes an empty bare repository for a test's commits and checks
+// it with fsck --strict when the test ends.
+func bareRepo(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "site.git")
+	gitOut(t, filepath.Dir(dir), "init", "-q", "--bare", "-b", "main", dir)
+	t.Cleanup(func() {
+		if !t.Failed() {
+			gitOut(t, dir, "fsck", "--strict", "--no-dangling")
+		}
+	})
+	return dir
+}
+
+// TestOnceCommitsShipped: a --once run commits what it shipped, in batches
+// of batch_files, pushes them, and records its last commit; a run that
+// ships nothing commits nothing; changes and deletions become one commit.
+func TestOnceCommitsShipped(t *testing.T) {
+	for _, mk := range backends(t) {
+		e := mk(t)
+		t.Run(e.name, func(t *testing.T) {
+			repo := bareRepo(t)
+			e.write(filepath.Join(e.src, "index.html"), 100)
+			e.tree(6, 2)
+			git := func(o *Options) {
+				o.Delete = true
+				o.Git = gitstage.Options{Repository: repo, Branch: "main", BatchFiles: 3, BatchDelay: 1e9, Push: true,
+					Author: gitstage.Author{Name: "ferry", Email: "ferry@test"}, Message: gitstage.DefaultMessage, PathPrefix: "www"}
+			}
+			sum := e.mustRun(git)
+			if len(sum.GitCommits) != 3 || sum.GitError != "" {
+				t.Fatalf("7 files in batches of 3: commits %v, error %q", sum.GitCommits, sum.GitError)
+			}
+			if tip := gitOut(t, repo, "rev-parse", "main"); tip != sum.GitCommits[2] {
+				t.Fatalf("the repository's main is %s, the run's last commit %s", tip, sum.GitCommits[2])
+			}
+			files := strings.Fields(gitOut(t, repo, "ls-tree", "-r", "--name-only", "main"))
+			if len(files) != 7 || files[0] != "www/d00/s0/f00000.txt" {
+				t.Fatalf("the tree holds %v", files)
+			}
+			for _, f := range files {
+				want, _ := os.ReadFile(filepath.Join(e.src, strings.TrimPrefix(f, "www/")))
+				if got := gitOut(t, repo, "show", "main:"+f); got != strings.TrimSpace(string(want)) {
+					t.Fatalf("%s: the commit holds other bytes than the file", f)
+				}
+			}
+			if sum := e.mustRun(git); len(sum.GitCommits) != 0 {
+				t.Fatalf("a run that shipped nothing committed %v", sum.GitCommits)
+			}
+			e.write(filepath.Join(e.src, "index.html"), 200)
+			os.Remove(filepath.Join(e.src, "d00", "s0", "f00000.txt"))
+			sum = e.mustRun(git)
+			if len(sum.GitCommits) != 1 {
+				t.Fatalf("one change and one deletion: commits %v", sum.GitCommits)
+			}
+			msg := gitOut(t, repo, "log", "-1", "--format=%B", "main")
+			if !strings.Contains(msg, "M index.html") || !strings.Contains(msg, "D d00/s0/f00000.txt") || !strings.Contains(msg, "1 changed, 1 deleted") {
+				t.Fatalf("commit message:\n%s", msg)
+			}
+			if n := gitOut(t, repo, "rev-list", "--count", "main"); n != "4" {
+				t.Fatalf("%s commits in the repository, want 4", n)
+			}
+		})
+	}
+}
