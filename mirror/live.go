@@ -3,6 +3,7 @@ package mirror
 import (
 	"context"
 	"errors"
+	"ferry/gitstage"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -51,10 +52,16 @@ func (l *Live) Queue() *queue.Queue { return l.q }
 // Pool is the live pool (for status and resizing).
 func (l *Live) Pool() *transfer.Pool { return l.pool }
 
-// Serve runs the pool until ctx ends; every registry flush may hold new
-// bulk work, so it also tells the queue.
+// Git is the job's Git stage (for status and `ferry sync --git`), nil
+// without one.
+func (l *Live) Git() *gitstage.Stage { return l.s.git }
+
+// Serve runs the pool, and the Git stage when the job has one, until ctx
+// ends; every registry flush may hold new bulk work, so it also tells the
+// queue.
 func (l *Live) Serve(ctx context.Context) error {
 	done := make(chan struct{})
+	gctx, stopGit := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
@@ -66,8 +73,13 @@ func (l *Live) Serve(ctx context.Context) error {
 			}
 		}
 	})
+	if g := l.s.git; g != nil {
+		// Its failures are in its status and the log; the mirror goes on.
+		wg.Go(func() { _ = g.Run(gctx) })
+	}
 	err := l.pool.Run(ctx)
 	close(done)
+	stopGit()
 	wg.Wait()
 	return err
 }
