@@ -87,3 +87,44 @@ func TestOnceCommitsShipped(t *testing.T) {
 		})
 	}
 }
+
+// TestGitStageOnExistingMirror: a Git stage added to a job that mirrored
+// without one commits the whole tree at its next run, from the local bytes
+// proven against the remote, without sending anything; so does a first
+// run that finds the files already on the remote (adopted, not sent).
+func TestGitStageOnExistingMirror(t *testing.T) {
+	for _, mk := range backends(t) {
+		e := mk(t)
+		t.Run(e.name, func(t *testing.T) {
+			e.tree(5, 2)
+			e.mustRun(nil)
+			repo := bareRepo(t)
+			git := func(o *Options) {
+				o.Git = gitstage.Options{Repository: repo, Branch: "main", BatchFiles: 100, BatchDelay: 1e9, Push: true,
+					Author: gitstage.Author{Name: "ferry", Email: "ferry@test"}, Message: gitstage.DefaultMessage}
+			}
+			sum := e.mustRun(git)
+			if sum.Transferred != 0 || sum.Adopted != 5 || len(sum.GitCommits) != 1 {
+				t.Fatalf("stage added: transferred %d, adopted %d, commits %v, plan %+v\n%s", sum.Transferred, sum.Adopted, sum.GitCommits, sum.Plan, e.logs)
+			}
+			if files := strings.Fields(gitOut(t, repo, "ls-tree", "-r", "--name-only", "main")); len(files) != 5 {
+				t.Fatalf("the tree holds %v", files)
+			}
+			if sum := e.mustRun(git); sum.Adopted != 0 || len(sum.GitCommits) != 0 {
+				t.Fatalf("the next run: adopted %d, commits %v", sum.Adopted, sum.GitCommits)
+			}
+			// A new state directory: nothing recorded, the files found on
+			// the remote by the listing (taken over: the marker names the
+			// first registry).
+			e.state = t.TempDir()
+			repo2 := bareRepo(t)
+			sum = e.mustRun(func(o *Options) { git(o); o.Git.Repository, o.Takeover = repo2, true })
+			if sum.Transferred != 0 || len(sum.GitCommits) != 1 {
+				t.Fatalf("a fresh registry over a full remote: transferred %d, adopted %d (+%d planned), commits %v", sum.Transferred, sum.Adopted, sum.Plan.Adopted, sum.GitCommits)
+			}
+			if files := strings.Fields(gitOut(t, repo2, "ls-tree", "-r", "--name-only", "main")); len(files) != 5 {
+				t.Fatalf("the second repository's tree holds %v", files)
+			}
+		})
+	}
+}

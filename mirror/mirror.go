@@ -227,7 +227,7 @@ func (r *stages) plan(ctx context.Context, pl *planner.Planner, ls *listers, lis
 func (r *stages) planOptions() planner.Options {
 	o := r.o
 	return planner.Options{Source: o.Source, Delete: o.Delete, Checksum: o.Checksum, ListPrecision: r.caps.ListModTimePrecision, Now: o.Now,
-		Excluded: r.excluded, DeleteExcluded: o.DeleteExcluded}
+		Excluded: r.excluded, DeleteExcluded: o.DeleteExcluded, KeepBytes: o.Git.Enabled() && !o.DryRun}
 }
 
 type nopProgress struct{}

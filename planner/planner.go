@@ -54,6 +54,12 @@ type Options struct {
 	// Caps().ListModTimePrecision); listings are only used when it is set.
 	ListPrecision time.Duration
 	Now           func() time.Time
+	// KeepBytes says the job's Git stage keeps the bytes of every file
+	// that comes into sync: one that is in sync but whose bytes were
+	// never kept (adopted from a listing, or shipped before the stage was
+	// on) goes to a worker, which proves the remote copy with a stat and
+	// reads the local bytes once; nothing is adopted from a listing alone.
+	KeepBytes bool
 }
 
 // Stats count what the plan found.
@@ -254,7 +260,8 @@ func (p *Planner) file(rel string, f scanner.File, e entry.Entry, known bool, rf
 	if same && listed && !(onRemote && !rf.IsDir && rf.Size == e.RemoteSize) {
 		same = false // the remote copy was removed or changed by someone else
 	}
-	if same {
+	keepOnly := same && p.o.KeepBytes && e.GitBlob == ""
+	if same && !keepOnly {
 		p.Stats.Unchanged++
 		return nil
 	}
@@ -266,12 +273,12 @@ func (p *Planner) file(rel string, f scanner.File, e entry.Entry, known bool, rf
 		if e.State != entry.Done && e.DirtySince != 0 {
 			out.DirtySince = e.DirtySince // first out of sync, not last
 		}
-		out.Recheck = e.Recheck
+		out.Recheck = e.Recheck || keepOnly
 	}
 	// Touched but identical: set the mtime instead of sending the bytes. A
 	// touch an earlier session left unfinished (Stale) stays a touch.
 	wasTouch := e.State == entry.Done || e.State == entry.Stale && e.Action == entry.Touch
-	if known && wasTouch && e.LocalSize == f.Size && e.Hash != "" && (!listed || onRemote) {
+	if known && wasTouch && !keepOnly && e.LocalSize == f.Size && e.Hash != "" && (!listed || onRemote) {
 		if sum, err := digest.File(filepath.Join(p.o.Source, filepath.FromSlash(rel))); err == nil && sum == e.Hash {
 			out.Action, out.Lane = entry.Touch, 0
 			p.Stats.Touches++
@@ -292,7 +299,7 @@ func (p *Planner) file(rel string, f scanner.File, e entry.Entry, known bool, rf
 		// row may be claimed before this write lands, and the worker's
 		// stat adopts it then (once).
 		owned := !known || e.State == entry.Stale
-		if owned && rf.Size == f.Size && p.o.ListPrecision > 0 && p.o.ListPrecision <= time.Second && entry.MtimeMatch(rf.ModTime, f.Mtime, p.o.ListPrecision) {
+		if owned && !p.o.KeepBytes && rf.Size == f.Size && p.o.ListPrecision > 0 && p.o.ListPrecision <= time.Second && entry.MtimeMatch(rf.ModTime, f.Mtime, p.o.ListPrecision) {
 			p.Stats.Adopted++
 			return p.sink.Put(entry.Entry{Path: rel, LocalSize: f.Size, LocalMtime: mtime, RemoteSize: rf.Size, RemoteMtime: rf.ModTime.UnixNano(), State: entry.Done})
 		}

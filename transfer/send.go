@@ -128,7 +128,9 @@ func (s *Shipper) recheck(ctx context.Context, c remote.Conn, e *entry.Entry) (b
 		if sum, err = digest.File(s.local(e.Path)); err != nil {
 			return false, nil
 		}
-		found.HashMatch = sum == e.Hash
+		// A copy adopted from a listing has no recorded digest: its size
+		// and mtime were all there was, and they still match.
+		found.HashMatch = sum == e.Hash || e.Hash == ""
 	}
 	verdict := s.o.Conflict.Decide(found)
 	var blob string
