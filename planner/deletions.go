@@ -88,6 +88,13 @@ func (p *Planner) leave(e entry.Entry) error {
 		return p.sink.Forget(e.Path) // known from a listing only: not ferry's record
 	case e.Action == entry.Delete:
 		// It was done before the deletion was planned.
+	case e.IsDir && e.RemoteSize >= 0:
+		// A directory planned over a file ferry shipped, never made: the
+		// file is still on the remote, and the record stays the file's
+		// (forgetting it would lose it, and tell the Git stage it was
+		// deleted). A later run without the pattern plans the directory
+		// again.
+		e.IsDir, e.LocalSize, e.LocalMtime = false, e.RemoteSize, 0
 	case e.IsDir || e.RemoteSize < 0:
 		return p.sink.Forget(e.Path) // never made or never shipped
 	default:
