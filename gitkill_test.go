@@ -14,9 +14,10 @@ import (
 )
 
 // blockingGit returns a PATH under which git stops at its first op
-// (commit-tree, push): it writes its pid to marker and sleeps, so that the
-// test can kill ferry at exactly that instant. Every other git command runs
-// the real git.
+// (commit-tree, push): it writes its pid to marker and waits until a file
+// named marker+".go" exists (then runs), so that the test can kill ferry at
+// exactly that instant, or change something before letting it go on.
+// Every other git command runs the real git.
 func blockingGit(t *testing.T, op string) (path, marker string) {
 	t.Helper()
 	real, err := exec.LookPath("git")
@@ -29,11 +30,11 @@ func blockingGit(t *testing.T, op string) (path, marker string) {
 for a in "$@"; do
 	if [ "$a" = %q ] && [ ! -e %q ]; then
 		echo $$ > %q.tmp && mv %q.tmp %q
-		exec sleep 600
+		while [ ! -e %q.go ]; do sleep 0.05; done
 	fi
 done
 exec %q "$@"
-`, op, marker, marker, marker, marker, real)
+`, op, marker, marker, marker, marker, marker, real)
 	if err := os.WriteFile(filepath.Join(dir, "git"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -70,19 +71,7 @@ func TestGitKilled(t *testing.T) {
 			args := []string{"--once", "--state", state, "--git-repository", repo, "--git-batch-files", "3", src, "file://" + remote}
 			path, marker := blockingGit(t, op)
 			r := startFerry(t, []string{"PATH=" + path}, args...)
-			for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				if _, err := os.Stat(marker); err == nil {
-					break
-				}
-				select {
-				case err := <-r.done:
-					t.Fatalf("ferry ended before git's %s: %v\n%s%s", op, err, r.out.String(), r.errb.String())
-				default:
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("git's %s never ran:\n%s%s", op, r.out.String(), r.errb.String())
-				}
-			}
+			waitFile(t, marker, r)
 			r.cmd.Process.Kill()
 			<-r.done
 			if out, err := exec.Command("git", "-C", repo, "rev-parse", "--verify", "-q", "main").CombinedOutput(); err == nil {
@@ -123,5 +112,59 @@ func TestGitKilled(t *testing.T) {
 			}
 			gitIn(t, clones[0], "fsck", "--strict")
 		})
+	}
+}
+
+// waitFile waits until ferry's git reaches the blocked op.
+func waitFile(t *testing.T, marker string, r *running) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(marker); err == nil {
+			return
+		}
+		select {
+		case err := <-r.done:
+			t.Fatalf("ferry ended before git reached the blocked command: %v\n%s%s", err, r.out.String(), r.errb.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("git never reached the blocked command:\n%s%s", r.out.String(), r.errb.String())
+		}
+	}
+}
+
+// TestGitCommitsShippedBytes: a file saved again after it was shipped and
+// before the commit is committed with the bytes that were shipped, not the
+// new ones; the next run ships the new bytes and commits them apart.
+func TestGitCommitsShippedBytes(t *testing.T) {
+	src, state, remote := t.TempDir(), t.TempDir(), t.TempDir()
+	page := filepath.Join(src, "index.html")
+	os.WriteFile(page, []byte("shipped version\n"), 0o644)
+	repo := filepath.Join(t.TempDir(), "site.git")
+	gitIn(t, filepath.Dir(repo), "init", "-q", "--bare", "-b", "main", repo)
+	args := []string{"--once", "--state", state, "--git-repository", repo, src, "file://" + remote}
+	path, marker := blockingGit(t, "commit-tree")
+	r := startFerry(t, []string{"PATH=" + path}, args...)
+	waitFile(t, marker, r)
+	os.WriteFile(page, []byte("saved again before the commit\n"), 0o644)
+	os.Chtimes(page, time.Now().Add(time.Minute), time.Now().Add(time.Minute))
+	os.WriteFile(marker+".go", nil, 0o644)
+	if err := <-r.done; err != nil {
+		t.Fatalf("ferry: %v\n%s%s", err, r.out.String(), r.errb.String())
+	}
+	if got := gitIn(t, repo, "show", "main:index.html"); got != "shipped version" {
+		t.Fatalf("the commit holds %q, not the bytes shipped", got)
+	}
+	if res := ferry(t, nil, nil, args...); res.code != 0 {
+		t.Fatalf("second run: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if got := gitIn(t, repo, "show", "main:index.html"); got != "saved again before the commit" {
+		t.Fatalf("after the next run the commit holds %q", got)
+	}
+	if n := gitIn(t, repo, "rev-list", "--count", "main"); n != "2" {
+		t.Fatalf("%s commits, want 2 (the shipped bytes, then the new ones)", n)
+	}
+	if b, _ := os.ReadFile(filepath.Join(remote, "index.html")); string(b) != "saved again before the commit\n" {
+		t.Fatalf("the remote holds %q", b)
 	}
 }
