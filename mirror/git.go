@@ -13,9 +13,8 @@ import (
 
 // openGit opens the job's Git stage, when it has one: ferry's own clone of
 // the repository in the state directory, and the stage that commits what
-// the registry says was shipped. A repository that cannot be reached the
-// first time (the clone is made then) ends the run before anything is
-// shipped: what ships without the stage could never be committed.
+// the registry says was shipped. The clone is made the first time, which
+// needs the repository; an error then leaves the session without a stage.
 func openGit(ctx context.Context, o Options, db *registry.DB, job *registry.Job) (*gitstage.Stage, transfer.Blobs, error) {
 	if !o.Git.Enabled() || o.DryRun {
 		return nil, nil, nil
@@ -32,6 +31,10 @@ func openGit(ctx context.Context, o Options, db *registry.DB, job *registry.Job)
 // commitShipped commits and pushes what the pass shipped, before a --once
 // run ends; the run's record keeps the last commit.
 func (s *Session) commitShipped(ctx context.Context, sum *Summary, run *registry.Run) error {
+	if s.gitErr != nil {
+		sum.GitError = s.gitErr.Error()
+		return s.gitErr
+	}
 	if s.git == nil || ctx.Err() != nil {
 		return nil
 	}

@@ -128,3 +128,30 @@ func TestGitStageOnExistingMirror(t *testing.T) {
 		})
 	}
 }
+
+// TestGitRepositoryUnreachable: a Git stage whose repository cannot be
+// reached mirrors anyway and says so (exit 1, the error in the summary);
+// the first run that reaches it commits what was shipped meanwhile,
+// without sending anything again.
+func TestGitRepositoryUnreachable(t *testing.T) {
+	e := newFileEnv(t)
+	e.tree(4, 2)
+	repo := filepath.Join(t.TempDir(), "later.git")
+	git := func(o *Options) {
+		o.Git = gitstage.Options{Repository: repo, Branch: "main", BatchFiles: 100, BatchDelay: 1e9, Push: true,
+			Author: gitstage.Author{Name: "ferry", Email: "ferry@test"}, Message: gitstage.DefaultMessage}
+	}
+	sum, code := e.run(git)
+	if code != Partial || sum.Transferred != 4 || !strings.Contains(sum.GitError, repo) {
+		t.Fatalf("repository missing: outcome %v, transferred %d, git error %q\n%s", code, sum.Transferred, sum.GitError, e.logs)
+	}
+	e.sameTree()
+	gitOut(t, filepath.Dir(repo), "init", "-q", "--bare", "-b", "main", repo)
+	sum = e.mustRun(git)
+	if sum.Transferred != 0 || len(sum.GitCommits) != 1 {
+		t.Fatalf("repository there: transferred %d, commits %v", sum.Transferred, sum.GitCommits)
+	}
+	if files := strings.Fields(gitOut(t, repo, "ls-tree", "-r", "--name-only", "main")); len(files) != 4 {
+		t.Fatalf("the tree holds %v", files)
+	}
+}

@@ -56,6 +56,10 @@ func (l *Live) Pool() *transfer.Pool { return l.pool }
 // without one.
 func (l *Live) Git() *gitstage.Stage { return l.s.git }
 
+// GitError is why the job's Git stage could not be opened (its repository
+// unreachable when the clone was to be made); the job mirrors without it.
+func (l *Live) GitError() error { return l.s.gitErr }
+
 // Serve runs the pool, and the Git stage when the job has one, until ctx
 // ends; every registry flush may hold new bulk work, so it also tells the
 // queue.

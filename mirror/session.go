@@ -33,8 +33,10 @@ type Session struct {
 	marker     markerCheck
 	markerMark int64
 	markerOurs bool
-	// git is the job's Git stage, nil without one.
-	git *gitstage.Stage
+	// git is the job's Git stage, nil without one; gitErr why it could
+	// not be opened.
+	git    *gitstage.Stage
+	gitErr error
 }
 
 // Open checks the source, locks the job, opens the registry, logs in once
@@ -120,7 +122,15 @@ func Open(ctx context.Context, o Options) (*Session, *Summary, error) {
 	}
 	var blobs transfer.Blobs
 	if s.git, blobs, err = openGit(ctx, o, s.db, job); err != nil {
-		return nil, sum, &Error{Outcome: Aborted, Err: err}
+		if ctx.Err() != nil {
+			return nil, sum, &Error{Outcome: Interrupted, Err: ctx.Err()}
+		}
+		// The mirror goes on without the stage. What ships meanwhile has
+		// no kept bytes; the first session with the repository reachable
+		// keeps them (the planner sends every such file to a worker,
+		// which proves the remote copy and reads the local bytes).
+		s.gitErr = err
+		o.Logf("%v; mirroring without it: a later run with the repository reachable commits what this one ships", err)
 	}
 	r := &stages{o: o, job: job, caps: caps, conns: &stash{}, prog: o.Progress, excluded: scanner.Excluder(o.Excludes)}
 	if r.prog == nil {
@@ -216,7 +226,9 @@ func (s *Session) Once(ctx context.Context) (*Summary, error) {
 	if gerr := s.commitShipped(ctx, sum, run); gerr != nil {
 		// The remote is as it should be; the commit waits for the next
 		// run, which starts with it.
-		o.Logf("%v; the shipped files wait in the registry for the next run to commit them", gerr)
+		if gerr != s.gitErr { // that one was said at the start
+			o.Logf("%v; the shipped files wait in the registry for the next run to commit them", gerr)
+		}
 		if err == nil {
 			err, code = gerr, Partial
 		}
