@@ -185,6 +185,9 @@ func (s *Stage) step(ctx context.Context, force bool) (string, error) {
 	s.mu.Unlock()
 	if made {
 		s.logf("git: committed %d paths as %s", len(changes), short(commit))
+		if !s.o.Push {
+			s.maintain(ctx) // with push on, after the push
+		}
 	} else {
 		commit = NoCommit // nothing new: Drain lists what it made
 	}
@@ -301,7 +304,16 @@ func (s *Stage) pushPending(ctx context.Context) error {
 	s.st.Pushes++
 	s.mu.Unlock()
 	s.logf("git: pushed %s to %s", short(tip), s.o.Branch)
+	s.maintain(ctx)
 	return nil
+}
+
+// maintain packs the clone's loose objects once there are many (one
+// count-objects until then): automatic gc is off in the clone.
+func (s *Stage) maintain(ctx context.Context) {
+	if err := s.repo.Maintain(ctx); err != nil && ctx.Err() == nil {
+		s.logf("git: pack the clone %s: %v", s.repo.Dir(), err)
+	}
 }
 
 func (s *Stage) fail(ctx context.Context, id int64, err error) {
