@@ -277,3 +277,76 @@ func TestBrokenToolIsMarked(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckGitRepo checks the repository check of a ferry + git run: the
+// commits a run must make, and that a wrong commit count, a tree that is
+// not the source's and an object fsck rejects each fail it.
+func TestCheckGitRepo(t *testing.T) {
+	for n, want := range map[int64]int64{0: 0, 1: 1, 30: 1, 100: 1, 101: 2, 10000: 100} {
+		if got := gitCommitsFor(n); got != want {
+			t.Errorf("gitCommitsFor(%d) = %d, want %d", n, got, want)
+		}
+	}
+	bin := lookPath("git")
+	if bin == "" {
+		t.Skip("git is not installed")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	repo, work, src := filepath.Join(dir, "repo.git"), filepath.Join(dir, "work"), filepath.Join(dir, "src")
+	run := func(args ...string) {
+		t.Helper()
+		if _, err := git(ctx, bin, append([]string{"-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(root, rel, data string) {
+		t.Helper()
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := initGitRepo(ctx, bin, repo); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := gitCommitCount(ctx, bin, repo); n != 0 || err != nil {
+		t.Fatalf("a new repository: %d commits, %v", n, err)
+	}
+	run("init", "-q", "-b", gitBranch, work)
+	for i, f := range []struct{ rel, data string }{{"a/b.txt", "hello"}, {"c.txt", "x"}} {
+		write(work, f.rel, f.data)
+		write(src, f.rel, f.data)
+		run("-C", work, "add", "-A")
+		run("-C", work, "commit", "-q", "-m", fmt.Sprint(i))
+	}
+	run("-C", work, "push", "-q", repo, gitBranch)
+
+	if n, err := checkGitRepo(ctx, bin, repo, src, 2); n != 2 || err != nil {
+		t.Fatalf("a good repository: %d commits, %v", n, err)
+	}
+	if _, err := checkGitRepo(ctx, bin, repo, src, 1); err == nil || !strings.Contains(err.Error(), "2 commits, want 1") {
+		t.Errorf("one commit too many: got %v", err)
+	}
+	write(src, "a/new.txt", "new")
+	if _, err := checkGitRepo(ctx, bin, repo, src, 2); err == nil || !strings.Contains(err.Error(), "1 missing") {
+		t.Errorf("a file shipped and not committed: got %v", err)
+	}
+	os.Remove(filepath.Join(src, "a/new.txt"))
+	write(src, "c.txt", "longer")
+	if _, err := checkGitRepo(ctx, bin, repo, src, 2); err == nil || !strings.Contains(err.Error(), "wrong size") {
+		t.Errorf("a file committed with other bytes: got %v", err)
+	}
+	write(src, "c.txt", "x")
+	cmd := gitCmd(ctx, bin, "-C", repo, "hash-object", "-w", "--literally", "-t", "commit", "--stdin")
+	cmd.Stdin = strings.NewReader("tree nonsense\n\nbroken\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("write a bad object: %v: %s", err, out)
+	}
+	if _, err := checkGitRepo(ctx, bin, repo, src, 2); err == nil || !strings.Contains(err.Error(), "fsck") {
+		t.Errorf("a corrupt object: got %v", err)
+	}
+}
