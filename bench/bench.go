@@ -34,7 +34,7 @@ type Options struct {
 	Workers   int           // connections for every tool; 0 = 4
 	Datasets  []string      // nil = DefaultDatasets
 	Servers   []string      // nil = AllServers
-	Tools     []string      // nil = AllTools
+	Tools     []string      // nil = AllTools; OptionalTools only when named
 	OutDir    string        // results directory; "" = bench/results (WorkDir/results with Quick)
 	WorkDir   string        // datasets cache and scratch; "" = $TMPDIR/ferry-bench
 	Seed      uint64        // seeds the datasets and the 1% choices
@@ -79,7 +79,7 @@ func (o *Options) normalize() error {
 	for _, c := range []struct {
 		what       string
 		got, known []string
-	}{{"dataset", o.Datasets, AllDatasets}, {"server", o.Servers, AllServers}, {"tool", o.Tools, AllTools}} {
+	}{{"dataset", o.Datasets, AllDatasets}, {"server", o.Servers, AllServers}, {"tool", o.Tools, append(slices.Clone(AllTools), OptionalTools...)}} {
 		for _, g := range c.got {
 			if !slices.Contains(c.known, g) {
 				return fmt.Errorf("unknown %s %q (have %s)", c.what, g, strings.Join(c.known, ","))
@@ -172,21 +172,34 @@ func (r *runner) setup(ctx context.Context) error {
 	o := r.o
 	want := []string{"time", "curl", "sftp", "ssh", "vsftpd", "sshd"}
 	want = append(want, o.Tools...)
+	if slices.Contains(o.Tools, ToolFerryGit) {
+		want = append(want, "git")
+	}
 	r.rep = &Report{Date: time.Now().UTC(), Machine: machineInfo(), Workers: o.Workers, Runs: o.Runs,
 		Seed: o.Seed, Quick: o.Quick, Datasets: o.Datasets, Servers: o.Servers, LogDir: filepath.Join(r.work, "logs")}
 	r.rep.Notes = append(r.rep.Notes, install(ctx, want, o.NoInstall, r.logf)...)
 	r.rep.Versions = versions(ctx, o.FerryBin)
-	r.rep.FlagNotes = flagNotes(o.Workers)
+	r.rep.FlagNotes = flagNotes(o.Workers, o.Tools)
 	r.bins = map[string]string{ToolFerry: o.FerryBin, toolFloor: o.FerryBin}
 	for _, t := range []string{ToolRclone, ToolLftp, "curl", "sftp", "find", "time"} {
 		if p := lookPath(t); p != "" && (!slices.Contains(AllTools, t) || slices.Contains(o.Tools, t)) {
 			r.bins[t] = p
 		}
 	}
+	if p := lookPath("git"); p != "" && slices.Contains(o.Tools, ToolFerryGit) {
+		r.bins["git"] = p
+	}
 	for _, t := range o.Tools {
-		st := ToolStatus{Name: t, Path: r.bins[t], Installed: r.bins[t] != ""}
+		bin := r.bins[t]
+		if t == ToolFerryGit {
+			bin = r.bins["git"] // ferry itself is always there
+		}
+		st := ToolStatus{Name: t, Path: bin, Installed: bin != ""}
 		r.rep.Tools = append(r.rep.Tools, st)
-		if !st.Installed {
+		switch {
+		case !st.Installed && t == ToolFerryGit:
+			r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("git is not installed: the %s rows say so and have no figures", ferryGitLabel))
+		case !st.Installed:
 			r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("%s is not installed: its rows say so and have no figures", t))
 		}
 	}

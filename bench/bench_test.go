@@ -277,3 +277,177 @@ func TestBrokenToolIsMarked(t *testing.T) {
 		}
 	}
 }
+
+// TestFerryGitCommand checks that the ferry + git row runs the ferry row's
+// command plus --git-repository, and only when --tools names it.
+func TestFerryGitCommand(t *testing.T) {
+	s := &site{name: serverFile, root: "/srv"}
+	j := job{src: "/src", site: s, rel: "small/ferry-git", workers: 4, state: "/state"}
+	plain := ferryCommand("/bin/ferry", j).argv
+	j.gitRepo = "/work/run/git/small-vsftpd/ferry-git.git"
+	withGit := ferryCommand("/bin/ferry", j).argv
+	want := slices.Concat(plain[:len(plain)-2], []string{"--git-repository", j.gitRepo}, plain[len(plain)-2:])
+	if !slices.Equal(withGit, want) {
+		t.Errorf("ferry + git runs\n  %q\nwant\n  %q", withGit, want)
+	}
+
+	o := Options{FerryBin: "/bin/ferry"}
+	if err := o.normalize(); err != nil || slices.Contains(o.Tools, ToolFerryGit) {
+		t.Errorf("default tools %v (%v): ferry-git must be asked for", o.Tools, err)
+	}
+	o = Options{FerryBin: "/bin/ferry", Tools: []string{ToolFerry, ToolFerryGit}}
+	if err := o.normalize(); err != nil {
+		t.Fatalf("--tools ferry,ferry-git: %v", err)
+	}
+	r := &runner{o: o}
+	ents := r.peers()
+	if len(ents) != 2 || ents[1].label != ferryGitLabel || ents[1].kind != ToolFerry || !ents[1].git || ents[0].git {
+		t.Errorf("entrants %+v, want ferry and %s (kind ferry, with the stage)", ents, ferryGitLabel)
+	}
+	note := func(tools []string) bool {
+		return slices.ContainsFunc(flagNotes(4, tools), func(n string) bool { return strings.Contains(n, "--git-repository") })
+	}
+	if !note(o.Tools) || note(AllTools) {
+		t.Error("the flag notes must explain ferry + git exactly when it runs")
+	}
+
+}
+
+// TestCheckGitRepo checks the repository check of a ferry + git run: the
+// commits a run must make, and that a wrong commit count, a tree that is
+// not the source's and an object fsck rejects each fail it.
+func TestCheckGitRepo(t *testing.T) {
+	for n, want := range map[int64]int64{0: 0, 1: 1, 30: 1, 100: 1, 101: 2, 10000: 100} {
+		if got := gitCommitsFor(n); got != want {
+			t.Errorf("gitCommitsFor(%d) = %d, want %d", n, got, want)
+		}
+	}
+	bin := lookPath("git")
+	if bin == "" {
+		t.Skip("git is not installed")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	repo, work, src := filepath.Join(dir, "repo.git"), filepath.Join(dir, "work"), filepath.Join(dir, "src")
+	run := func(args ...string) {
+		t.Helper()
+		if _, err := git(ctx, bin, append([]string{"-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(root, rel, data string) {
+		t.Helper()
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := initGitRepo(ctx, bin, repo); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := gitCommitCount(ctx, bin, repo); n != 0 || err != nil {
+		t.Fatalf("a new repository: %d commits, %v", n, err)
+	}
+	run("init", "-q", "-b", gitBranch, work)
+	for i, f := range []struct{ rel, data string }{{"a/b.txt", "hello"}, {"c.txt", "x"}} {
+		write(work, f.rel, f.data)
+		write(src, f.rel, f.data)
+		run("-C", work, "add", "-A")
+		run("-C", work, "commit", "-q", "-m", fmt.Sprint(i))
+	}
+	run("-C", work, "push", "-q", repo, gitBranch)
+
+	if n, err := checkGitRepo(ctx, bin, repo, src, 2); n != 2 || err != nil {
+		t.Fatalf("a good repository: %d commits, %v", n, err)
+	}
+	if _, err := checkGitRepo(ctx, bin, repo, src, 1); err == nil || !strings.Contains(err.Error(), "2 commits, want 1") {
+		t.Errorf("one commit too many: got %v", err)
+	}
+	write(src, "a/new.txt", "new")
+	if _, err := checkGitRepo(ctx, bin, repo, src, 2); err == nil || !strings.Contains(err.Error(), "1 missing") {
+		t.Errorf("a file shipped and not committed: got %v", err)
+	}
+	os.Remove(filepath.Join(src, "a/new.txt"))
+	write(src, "c.txt", "longer")
+	if _, err := checkGitRepo(ctx, bin, repo, src, 2); err == nil || !strings.Contains(err.Error(), "wrong size") {
+		t.Errorf("a file committed with other bytes: got %v", err)
+	}
+	write(src, "c.txt", "x")
+	cmd := gitCmd(ctx, bin, "-C", repo, "hash-object", "-w", "--literally", "-t", "commit", "--stdin")
+	cmd.Stdin = strings.NewReader("tree nonsense\n\nbroken\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("write a bad object: %v: %s", err, out)
+	}
+	if _, err := checkGitRepo(ctx, bin, repo, src, 2); err == nil || !strings.Contains(err.Error(), "fsck") {
+		t.Errorf("a corrupt object: got %v", err)
+	}
+}
+
+// TestFerryGitQuick runs ferry and ferry + git on the tiny small dataset
+// against vsftpd: every case has both rows, each ferry + git run passed the
+// repository check with the commits its case makes, and its ratio is taken
+// against plain ferry.
+func TestFerryGitQuick(t *testing.T) {
+	if os.Geteuid() != 0 {
+		msg := "the benchmark starts vsftpd and must run as root"
+		if testrig.Required() {
+			t.Fatalf("%s (set FERRY_ALLOW_SKIP=1 to skip on a machine where you cannot be root)", msg)
+		}
+		t.Skip(msg + "; FERRY_ALLOW_SKIP=1")
+	}
+	if lookPath("git") == "" {
+		t.Skip("git is not installed")
+	}
+	out := t.TempDir()
+	rep, err := Run(context.Background(), Options{Quick: true, Datasets: []string{DatasetSmall},
+		Servers: []string{ServerVsftpd}, Tools: []string{ToolFerryGit, ToolFerry}, OutDir: out, WorkDir: t.TempDir(),
+		NoInstall: true, FerryBin: ferryBin, Seed: 7, Timeout: 2 * time.Minute, Log: testLog{t}})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if n := rep.Failures(); n > 0 {
+		t.Errorf("%d runs failed", n)
+	}
+	md, err := os.ReadFile(filepath.Join(out, LatestMarkdown))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := rep.group(DatasetSmall, ServerVsftpd)
+	for _, c := range []struct {
+		name    string
+		commits int64
+	}{{CaseInitial, 1}, {CaseNoop, 0}, {CaseChanged, 1}, {CaseDeletes, 1}} {
+		cr := g.caseResult(c.name)
+		ferry, withGit := cr.row(ToolFerry), cr.row(ferryGitLabel)
+		if ferry == nil || withGit == nil {
+			t.Errorf("%s: rows ferry %v, %s %v", c.name, ferry != nil, ferryGitLabel, withGit != nil)
+			continue
+		}
+		if len(withGit.Samples) != 1 || !withGit.Samples[0].OK {
+			t.Errorf("%s: %s samples %+v, want one that passed", c.name, ferryGitLabel, withGit.Samples)
+			continue
+		}
+		if s := withGit.Samples[0]; s.Commits == nil || *s.Commits != c.commits {
+			t.Errorf("%s: %s made %v commits, want %d", c.name, ferryGitLabel, s.Commits, c.commits)
+		}
+		if ferry.Samples[0].Commits != nil {
+			t.Errorf("%s: plain ferry has a commit count", c.name)
+		}
+		if ferry.FerrySpeedup != nil || withGit.FerrySpeedup == nil {
+			t.Errorf("%s: the ratio must be ferry + git's time over plain ferry's (ferry %v, ferry + git %v)",
+				c.name, ferry.FerrySpeedup, withGit.FerrySpeedup)
+		}
+		if !strings.Contains(string(md), fmt.Sprintf("| %s | %s | ", c.name, ferryGitLabel)) {
+			t.Errorf("%s: no %s row in latest.md", c.name, ferryGitLabel)
+		}
+	}
+	if !strings.Contains(string(md), "--tools ferry-git,ferry") || !strings.Contains(string(md), "`git fsck --strict`") {
+		t.Errorf("latest.md does not say how ferry + git ran and was checked")
+	}
+	if t.Failed() {
+		t.Logf("latest.md:\n%s", md)
+	}
+}

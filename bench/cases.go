@@ -39,7 +39,11 @@ type runner struct {
 func (r *runner) peers() []entrant {
 	var out []entrant
 	for _, t := range r.o.Tools {
-		out = append(out, entrant{label: t, slug: t, kind: t, workers: r.o.Workers})
+		e := entrant{label: t, slug: t, kind: t, workers: r.o.Workers}
+		if t == ToolFerryGit {
+			e.label, e.kind, e.git = ferryGitLabel, ToolFerry, true
+		}
+		out = append(out, e)
 	}
 	return out
 }
@@ -79,6 +83,8 @@ func (r *runner) runGroup(ctx context.Context, ds *dataset, s *site) error {
 		return err
 	}
 	defer os.RemoveAll(s.disk(ds.Name))
+	gitDir := filepath.Join(r.work, "git", ds.Name+"-"+s.name)
+	defer os.RemoveAll(gitDir)
 	mix := hashName(ds.Name + "/" + s.name)
 	pick := rand.New(rand.NewPCG(r.o.Seed, mix))
 	content := rand.NewChaCha8(seedBytes(r.o.Seed^mix, "changes"))
@@ -111,8 +117,16 @@ func (r *runner) runGroup(ctx context.Context, ds *dataset, s *site) error {
 			for i, e := range cr.entrants {
 				j := job{src: src, site: s, rel: ds.Name + "/" + e.slug, workers: e.workers,
 					state: r.statePath(ds.Name, s.name, e.slug), delete: c == CaseDeletes}
+				if e.git {
+					// The repository lives as long as the state: new for
+					// each initial mirror, kept for the re-runs.
+					j.gitRepo = filepath.Join(gitDir, e.slug+".git")
+					if c != CaseNoop {
+						j.gitCommits = gitCommitsFor(w.Files)
+					}
+				}
 				if c == CaseInitial {
-					if err := r.reset(s, j); err != nil {
+					if err := r.reset(ctx, s, j); err != nil {
 						return err
 					}
 				}
@@ -159,7 +173,7 @@ func (r *runner) runLoopback(ctx context.Context, g *Group, ds *dataset, s *site
 		for i, e := range ents {
 			j := job{src: ds.Dir, site: s, rel: ds.Name + "/" + e.slug, workers: e.workers,
 				state: r.statePath(ds.Name, s.name, e.slug), files: files}
-			if err := r.reset(s, j); err != nil {
+			if err := r.reset(ctx, s, j); err != nil {
 				return err
 			}
 			if e.kind == "sftp" {
@@ -213,7 +227,7 @@ func (r *runner) runMillion(ctx context.Context, ds *dataset) error {
 					j.rel, j.state = "ferry-dry-run", r.statePath(ds.Name, s.name, "ferry-dry-run")
 				}
 				if c.reset {
-					if err := r.reset(s, j); err != nil {
+					if err := r.reset(ctx, s, j); err != nil {
 						return err
 					}
 				}

@@ -18,11 +18,12 @@ type entrant struct {
 	slug    string // its remote and state directory name
 	kind    string // ToolFerry, ToolRclone, ToolLftp, "curl", "sftp", "find"
 	workers int
+	git     bool // ferry with its Git stage (ToolFerryGit)
 }
 
 // measure runs one entrant once, checks the result and records the sample.
 func (r *runner) measure(ctx context.Context, g *Group, cr *CaseResult, row *Row, e entrant, j job, rep int, check bool) {
-	if e.kind != "find" && r.bins[e.kind] == "" {
+	if (e.kind != "find" && r.bins[e.kind] == "") || (e.git && r.bins["git"] == "") {
 		row.NotInstalled = true
 		return
 	}
@@ -35,6 +36,13 @@ func (r *runner) measure(ctx context.Context, g *Group, cr *CaseResult, row *Row
 		row.Command = inv.String()
 	}
 	before := r.uploads(j.site)
+	var commitsBefore int64
+	if j.gitRepo != "" {
+		if commitsBefore, err = gitCommitCount(ctx, r.bins["git"], j.gitRepo); err != nil {
+			row.Samples = append(row.Samples, Sample{Rep: rep, Error: err.Error(), ExitCode: -1, Uploads: -1, Transferred: -1})
+			return
+		}
+	}
 	logPath := filepath.Join(r.rep.LogDir, fmt.Sprintf("%s-%s-%s-%s-%d.log", g.Dataset.Name,
 		strings.TrimSuffix(g.Server, "://"), cr.Case, e.slug, rep))
 	// Dirty pages left by the last run's server writes or by the change
@@ -60,6 +68,16 @@ func (r *runner) measure(ctx context.Context, g *Group, cr *CaseResult, row *Row
 			verr = compareCounts(j.src, j.site.disk(j.rel))
 		default:
 			verr = compareTrees(j.src, j.site.disk(j.rel))
+		}
+		if verr == nil && j.gitRepo != "" {
+			var n int64
+			n, verr = checkGitRepo(ctx, r.bins["git"], j.gitRepo, j.src, commitsBefore+j.gitCommits)
+			if n >= 0 {
+				sm.Commits = new(n - commitsBefore)
+			}
+			if verr != nil {
+				verr = fmt.Errorf("repository: %w", verr)
+			}
 		}
 		if verr != nil {
 			sm.OK, sm.Error = false, "verify: "+verr.Error()
@@ -124,10 +142,15 @@ func stateRoot(work string) (root, note string) {
 
 // reset empties a row's remote directory (on the server's disk, as root) and
 // its ferry state before an initial mirror.
-func (r *runner) reset(s *site, j job) error {
+func (r *runner) reset(ctx context.Context, s *site, j job) error {
 	for _, p := range []string{s.disk(j.rel), j.state} {
 		if err := os.RemoveAll(p); err != nil {
 			return fmt.Errorf("reset %s: %w", p, err)
+		}
+	}
+	if j.gitRepo != "" && r.bins["git"] != "" {
+		if err := initGitRepo(ctx, r.bins["git"], j.gitRepo); err != nil {
+			return fmt.Errorf("reset %s: %w", j.gitRepo, err)
 		}
 	}
 	return nil

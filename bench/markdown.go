@@ -40,6 +40,16 @@ func (rep *Report) commandLine() string {
 	return s
 }
 
+// hasTool tells whether the run was asked for tool (a --tools name).
+func (rep *Report) hasTool(tool string) bool {
+	for _, t := range rep.Tools {
+		if t.Name == tool {
+			return true
+		}
+	}
+	return false
+}
+
 // Markdown renders the report.
 func (rep *Report) Markdown() string {
 	var b strings.Builder
@@ -69,6 +79,11 @@ func (rep *Report) Markdown() string {
 	p("- **rate**: files (or MB, 10^6 bytes) the case had to handle, divided by the wall time; median over repetitions.\n")
 	p("- **ferry ÷ tool**: ferry's speed over this tool's, taken repetition by repetition (this tool's wall time over ferry's in the same repetition), median (min–max); above 1 ferry is faster. In the loopback case, ferry's throughput as a fraction of the fastest raw stream of the same repetition.\n")
 	p("- Every run is checked: exit status 0, and the server's disk holds exactly the source's files with the same sizes (nothing missing, nothing extra such as a leftover temporary name). A run failing either check is counted as failed, not timed.\n")
+	if rep.hasTool(ToolFerryGit) {
+		p("- **%s** is ferry with its Git stage: its ferry ÷ tool is its own time over plain ferry's in the same repetition, so above 1 is what the stage costs. "+
+			"Its runs are also checked in the repository: one commit per started batch of %d files shipped or deleted (none for the no-op), the source's files in the branch's tree, `git fsck --strict` clean. "+
+			"`commits` in the notes is what each repetition added.\n", ferryGitLabel, gitBatchFiles)
+	}
 	p("- **notes**: `uploads` is what vsftpd logged as uploaded in each repetition; `sent` is what ferry's `--json` summary reports.\n")
 	p("- Tools alternate within each repetition (ferry, rclone, lftp, ferry, ...), so a slow patch of the machine hits all of them, " +
 		"and the file systems are synced before every run, so no run pays for the write-back of the data the one before it (or the change made for it) left dirty.\n\n")
@@ -173,6 +188,14 @@ func rowCells(c *CaseResult, r *Row) []string {
 		}
 		if sent := perRep(r, func(s Sample) int64 { return s.Transferred }); sent != "" {
 			notes = append(notes, "sent "+sent)
+		}
+		if commits := perRep(r, func(s Sample) int64 {
+			if s.Commits == nil {
+				return -1
+			}
+			return *s.Commits
+		}); commits != "" {
+			notes = append(notes, "commits "+commits)
 		}
 	}
 	return []string{wall, rss, rate, ratio, cell(strings.Join(notes, "; "))}

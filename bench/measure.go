@@ -31,6 +31,9 @@ type Sample struct {
 	// other tools).
 	Transferred int64  `json:"transferred"`
 	Log         string `json:"log,omitempty"` // the run's output, kept in the work directory
+	// Commits is what a run of ferry with its Git stage added to the
+	// repository's branch (nil for the other rows).
+	Commits *int64 `json:"commits,omitempty"`
 }
 
 // invocation is one child process to run: argv plus extra environment.

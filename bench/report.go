@@ -119,12 +119,9 @@ func (rep *Report) Failures() int {
 func (g *Group) summarize() {
 	for _, c := range g.Cases {
 		mb := g.Dataset.Name == DatasetLarge && c.Case != CaseDeletes && c.Case != CaseNoop
-		var ferry *Row
+		ferry := c.ferryRow()
 		limit := map[int]float64{} // rep -> fastest raw stream's wall time
 		for _, r := range c.Rows {
-			if r.Kind == ToolFerry && ferry == nil {
-				ferry = r
-			}
 			var walls, rates []float64
 			r.Failed, r.PeakRSSMiB = 0, 0
 			for _, s := range r.Samples {
@@ -163,6 +160,25 @@ func (g *Group) summarize() {
 			}
 		}
 	}
+}
+
+// ferryRow is the row every ratio of the case is taken against: plain
+// ferry, not ferry + git (whose ratio is then the Git stage's cost), even
+// when --tools names ferry-git first; else the first ferry row.
+func (c *CaseResult) ferryRow() *Row {
+	var first *Row
+	for _, r := range c.Rows {
+		if r.Kind != ToolFerry {
+			continue
+		}
+		if r.Tool == ToolFerry {
+			return r
+		}
+		if first == nil {
+			first = r
+		}
+	}
+	return first
 }
 
 // pairwise is the spread of ref/wall (own=false) or wall/ref (own=true)

@@ -80,6 +80,7 @@ var programs = []struct{ name, pkg string }{
 	{"ssh", "openssh-client"},
 	{"vsftpd", "vsftpd"},
 	{"sshd", "openssh-server"},
+	{"git", "git"},
 }
 
 // lookPath finds a program on PATH or in the sbin directories a non-login
@@ -160,6 +161,7 @@ func versions(ctx context.Context, ferryBin string) []Version {
 		{"lftp", first(lookPath("lftp"), "--version")},
 		{"curl", first(lookPath("curl"), "-V")},
 		{"OpenSSH", first(lookPath("ssh"), "-V")},
+		{"git", first(lookPath("git"), "--version")},
 		{"Go (bench)", runtime.Version()},
 	}
 	// vsftpd -v prints its version to standard input, so hand it a pipe.

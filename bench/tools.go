@@ -5,6 +5,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -29,6 +30,18 @@ const (
 // AllTools lists the tools compared; the raw single-stream uploaders (curl,
 // OpenSSH's sftp) are not chosen but run whenever the large dataset does.
 var AllTools = []string{ToolFerry, ToolRclone, ToolLftp}
+
+// ToolFerryGit is ferry with its Git stage on: the same command as the
+// ferry row plus --git-repository, a bare repository of its own. It is not
+// a peer but the price of a ferry feature, so it runs only when named
+// (--tools ferry,ferry-git) and its ratio is its time over plain ferry's.
+const (
+	ToolFerryGit  = "ferry-git"
+	ferryGitLabel = "ferry + git"
+)
+
+// OptionalTools are the --tools names that run only when asked for.
+var OptionalTools = []string{ToolFerryGit}
 
 // The servers, as named on the command line.
 const (
@@ -92,6 +105,10 @@ type job struct {
 	delete  bool     // the deletes case: ask for deletion where a tool needs asking
 	dryRun  bool     // plan only (ferry and rclone)
 	files   []string // the raw uploaders' files, absolute, in order
+	gitRepo string   // ferry's --git-repository, a local bare repository; "" = no Git stage
+	// gitCommits is how many commits the run must add to gitRepo's main:
+	// one per started batch of the files it ships or deletes.
+	gitCommits int64
 }
 
 // ferryCommand is `ferry --once` as a user would run it, with --json so the
@@ -103,6 +120,9 @@ func ferryCommand(bin string, j job) invocation {
 	}
 	if j.dryRun {
 		argv = append(argv, "--dry-run")
+	}
+	if j.gitRepo != "" {
+		argv = append(argv, "--git-repository", j.gitRepo)
 	}
 	return ferryArgs(argv, j)
 }
@@ -218,9 +238,9 @@ func sftpQuote(s string) string {
 
 // flagNotes explains, for the report, the flags each tool got and why they
 // are that tool's fastest fair settings at the same connection count.
-func flagNotes(workers int) []string {
+func flagNotes(workers int, tools []string) []string {
 	n := workers
-	return []string{
+	notes := []string{
 		fmt.Sprintf("**ferry**: `ferry --once --json --workers %d --state DIR SRC URL` (`--identity-file`, `--known-hosts` over SFTP; "+
 			"password in `FERRY_PASSWORD`). `--workers %d` is its connection count; everything else is the default, "+
 			"so every file still goes through a temporary name and a rename. The state directory is new for each "+
@@ -258,4 +278,17 @@ func flagNotes(workers int) []string {
 			"with one `put` per file, one stream; OpenSSH keeps 64 requests of 32 KiB in flight. The limit used " +
 			"for the fraction is the faster of curl and sftp in each repetition.",
 	}
+	if slices.Contains(tools, ToolFerryGit) {
+		notes = append(notes, fmt.Sprintf("**%s** (`--tools %s`): ferry's command above plus `--git-repository REPO`, REPO a "+
+			"bare repository on this machine's disk (`git init -q --bare -b main`, under the run's work directory), made new "+
+			"with the fresh state of every initial mirror and kept for the re-runs. Everything else is the Git stage's "+
+			"default: branch main, a commit per %d files shipped (and one for the rest at the end of the run), each pushed. "+
+			"It runs in the initial, noop, changed1pct and deletes cases of every dataset but the million files (and not in "+
+			"the loopback or live cases). Besides the check every run gets, its repository is checked after each run: "+
+			"main gained exactly one commit per started batch of %d of the files the run had to ship or delete (none for the "+
+			"no-op), main's tree holds exactly the source's files with the same sizes, and `git fsck --strict` is clean. Its "+
+			"ratio column is its time over plain ferry's in the same repetition: what the stage costs.",
+			ferryGitLabel, ToolFerryGit, gitBatchFiles, gitBatchFiles))
+	}
+	return notes
 }

@@ -76,6 +76,12 @@ func compareTrees(src, dst string) error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("list remote copy: %w", err)
 	}
+	return compareLists("remote copy", want, got)
+}
+
+// compareLists checks that got (a copy, named what) holds exactly the files
+// of want with the same sizes; both are sorted by path.
+func compareLists(what string, want, got []fileEntry) error {
 	var missing, extra, wrong []string
 	i, j := 0, 0
 	for i < len(want) || j < len(got) {
@@ -97,8 +103,8 @@ func compareTrees(src, dst string) error {
 	if len(missing)+len(extra)+len(wrong) == 0 {
 		return nil
 	}
-	return fmt.Errorf("remote copy differs from the source (%d files there, %d in the source): %s%s%s",
-		len(got), len(want), few("missing", missing), few("extra", extra), few("wrong size", wrong))
+	return fmt.Errorf("%s differs from the source (%d files there, %d in the source): %s%s%s",
+		what, len(got), len(want), few("missing", missing), few("extra", extra), few("wrong size", wrong))
 }
 
 // compareCounts is compareTrees for trees too large to list: it compares

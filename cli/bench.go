@@ -29,7 +29,8 @@ func (a *App) bench(ctx context.Context, args []string) int {
 	fs.StringVar(&datasets, "datasets", strings.Join(bench.DefaultDatasets, ","),
 		"datasets to run, from "+strings.Join(bench.AllDatasets, ",")+" (million is opt-in: it takes minutes)")
 	fs.StringVar(&servers, "servers", strings.Join(bench.AllServers, ","), "loopback servers to start")
-	fs.StringVar(&tools, "tools", strings.Join(bench.AllTools, ","), "tools to compare (ferry is required)")
+	fs.StringVar(&tools, "tools", strings.Join(bench.AllTools, ","), "tools to compare (ferry is required); also "+strings.Join(bench.OptionalTools, ",")+
+		", only when named: ferry with its Git stage pushing to a local bare repository, its ratio its time over plain ferry's")
 	fs.StringVar(&o.OutDir, "out", "", "results directory (default bench/results)")
 	fs.StringVar(&o.WorkDir, "work", "", "work directory: cached datasets, scratch copies, run logs (default $TMPDIR/ferry-bench)")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed for the datasets and for the files each 1% case picks")
