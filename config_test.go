@@ -2,7 +2,9 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -149,4 +151,60 @@ func TestDemo(t *testing.T) {
 	if err != nil || !strings.Contains(string(got), "live edit 3") {
 		t.Errorf("the last live save is not on the remote: %v %q", err, got)
 	}
+
+	// The Git stage: a commit for each run that shipped, one for the
+	// live saves (the button), each said in the output and in the
+	// repository under site/, with the saves' last version.
+	logs := regexp.MustCompile(`(?m)^ *git log: ([0-9a-f]{7,}) (.*)$`).FindAllStringSubmatch(r.stdout, -1)
+	want := []string{"ferry demo: 40 files (40 added, 0 changed, 0 deleted)", "ferry demo: 1 file (0 added, 1 changed, 0 deleted)",
+		"ferry demo: 1 file (1 added, 0 changed, 0 deleted)"}
+	if len(logs) != len(want) {
+		t.Fatalf("demo output shows %d commits, want %d:\n%s", len(logs), len(want), r.stdout)
+	}
+	repo := filepath.Join(dir, "site.git")
+	history := demoGit(t, repo, "log", "--format=%h %s", "main")
+	for i, l := range logs {
+		if l[2] != want[i] {
+			t.Errorf("commit %d: %q, want %q", i, l[2], want[i])
+		}
+		if !strings.Contains(history, l[1]+" "+l[2]) {
+			t.Errorf("the demo says it committed %s %q; the repository has:\n%s", l[1], l[2], history)
+		}
+	}
+	if n := strings.Count(history, "\n") + 1; n != len(want) {
+		t.Errorf("%d commits in the repository, want %d:\n%s", n, len(want), history)
+	}
+	if got := demoGit(t, repo, "show", "main:site/docs/guide/live.html"); !strings.Contains(got, "live edit 3") {
+		t.Errorf("the repository holds the live save as %q", got)
+	}
+	if !regexp.MustCompile(`(?m)^  git: 0 waiting, last commit ` + logs[2][1] + `\w* \(\d+s ago\), pushed \d+s ago, 0 unpushed$`).MatchString(r.stdout) {
+		t.Errorf("the demo's status lacks the stage's line with the last commit %s:\n%s", logs[2][1], r.stdout)
+	}
+	demoGit(t, repo, "fsck", "--strict", "--no-dangling")
+}
+
+// TestDemoWithoutGit: the demo needs no setup; without git it says it
+// skips the Git stage, in one line, and runs the rest.
+func TestDemoWithoutGit(t *testing.T) {
+	dir := t.TempDir()
+	r := ferry(t, []string{"PATH=" + t.TempDir()}, nil, "demo", "--files", "10", "--dir", dir)
+	if r.code != 0 {
+		t.Fatalf("demo without git: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if n := strings.Count(r.stdout, "git"); n != 1 || !strings.Contains(r.stdout, "(git is not installed: the demo skips the Git stage)") {
+		t.Errorf("demo without git says git %d times, want once, skipping the stage:\n%s", n, r.stdout)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "site.git")); !os.IsNotExist(err) {
+		t.Errorf("a repository without git: %v", err)
+	}
+}
+
+// demoGit runs git on the demo's repository and returns its trimmed output.
+func demoGit(t *testing.T, repo string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("git", append([]string{"-C", repo}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
 }

@@ -55,6 +55,7 @@ const usage = `usage:
   ferry --config FILE                   run every job in FILE as a daemon until SIGTERM
   ferry status|pause|resume|sync [--config FILE] [--job NAME]
                                         see and steer a running daemon
+  ferry sync --git [--job NAME]         commit and push what the Git stage holds now
   ferry demo                            mirror a generated tree to a loopback SFTP server
   ferry version
 

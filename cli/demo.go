@@ -3,11 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -64,7 +66,7 @@ func (a *App) demo(ctx context.Context, args []string) int {
 	}
 	out := a.Stdout
 	fmt.Fprintf(out, "ferry demo: %d files (%s) in %s\n", n, remote.Bytes(size), src)
-	fmt.Fprintf(out, "            → %s (an SFTP server on %s, inside this process; host key checked against %s)\n\n", target, srv.Addr, srv.KnownHostsFile)
+	fmt.Fprintf(out, "            → %s (an SFTP server on %s, inside this process; host key checked against %s)\n", target, srv.Addr, srv.KnownHostsFile)
 
 	o := mirror.Options{
 		Source: src, Target: target, Open: a.Openers["sftp"],
@@ -73,6 +75,12 @@ func (a *App) demo(ctx context.Context, args []string) int {
 		// One job name for the --once runs and the daemon: the target's
 		// marker names the registry job that writes it, and refuses others.
 		Job: "demo", ExitCode: exitCode,
+	}
+	repo, err := a.demoGit(ctx, &o, *dir)
+	if err != nil {
+		fmt.Fprintf(out, "            (%v: the demo skips the Git stage)\n\n", err)
+	} else {
+		fmt.Fprintf(out, "            and commits what it ships to %s (a bare Git repository), under site/\n\n", repo)
 	}
 	step := func(title string, progress bool) (*mirror.Summary, int) {
 		fmt.Fprintf(out, "== %s\n", title)
@@ -87,6 +95,9 @@ func (a *App) demo(ctx context.Context, args []string) int {
 			b.Close()
 		}
 		sum.WriteText(out)
+		if len(sum.GitCommits) > 0 {
+			fmt.Fprintf(out, "git log: %s\n", gitLog(ctx, repo))
+		}
 		if err != nil {
 			fmt.Fprintf(a.Stderr, "ferry demo: %v\n", err)
 			if me, ok := err.(*mirror.Error); ok {
@@ -111,11 +122,14 @@ func (a *App) demo(ctx context.Context, args []string) int {
 	if _, code := step("third run after editing docs/index.html: exactly one file is sent", false); code != exitOK {
 		return code
 	}
-	if code := a.demoLive(ctx, o, src, dst); code != exitOK {
+	if code := a.demoLive(ctx, o, src, dst, repo); code != exitOK {
 		return code
 	}
 	fmt.Fprintf(out, "look around:\n  source     %s\n  remote     %s\n  registry   %s  (sqlite3 %s 'select dir, name, state, remote_size from entry limit 10')\n",
 		src, dst, filepath.Join(state, "ferry.db"), filepath.Join(state, "ferry.db"))
+	if repo != "" {
+		fmt.Fprintf(out, "  git        %s  (git -C %s log --stat)\n", repo, repo)
+	}
 	fmt.Fprintf(out, "  again      ferry --once --job demo --state %s --known-hosts %s %s sftp://...  (the server stops with this demo)\n", state, srv.KnownHostsFile, src)
 	return exitOK
 }
@@ -155,7 +169,7 @@ func generateTree(root string, files int) (int, int64, error) {
 
 // demoLive runs the daemon on the demo's job, saves a file three times and
 // shows each save arriving on the remote, renamed into place.
-func (a *App) demoLive(ctx context.Context, o mirror.Options, src, dst string) int {
+func (a *App) demoLive(ctx context.Context, o mirror.Options, src, dst, repo string) int {
 	out := a.Stdout
 	fmt.Fprintln(out, "== live: the daemon watches the tree; each save below is shipped as soon as it settles")
 	jc := config.Defaults()
@@ -193,8 +207,9 @@ func (a *App) demoLive(ctx context.Context, o mirror.Options, src, dst string) i
 		return exitInterrupted
 	}
 	rel := filepath.Join("docs", "guide", "live.html")
+	var body []byte
 	for i := 1; i <= 3; i++ {
-		body := []byte(fmt.Sprintf("<h1>live edit %d, saved at %s</h1>\n", i, time.Now().Format("15:04:05.000")))
+		body = []byte(fmt.Sprintf("<h1>live edit %d, saved at %s</h1>\n", i, time.Now().Format("15:04:05.000")))
 		saved := time.Now()
 		if err := os.WriteFile(filepath.Join(src, rel), body, 0o644); err != nil {
 			fmt.Fprintf(a.Stderr, "ferry demo: %v\n", err)
@@ -207,6 +222,14 @@ func (a *App) demoLive(ctx context.Context, o mirror.Options, src, dst string) i
 		}
 		fmt.Fprintf(out, "   saved %s (%d bytes) at %s → on the remote %d ms later, complete\n", rel, len(body), saved.Format("15:04:05.000"), took.Milliseconds())
 		time.Sleep(300 * time.Millisecond)
+	}
+	if repo != "" {
+		fmt.Fprintf(out, "   the Git stage holds the saves until its batch is due (%s); ferry sync --git commits them now:\n", o.Git.BatchDelay)
+		if !demoGitSync(ctx, d, repo, filepath.ToSlash(rel), body) {
+			fmt.Fprintln(a.Stderr, "ferry demo: the Git stage made no commit within 30 s")
+			return exitFailed
+		}
+		fmt.Fprintf(out, "   git log: %s\n", gitLog(ctx, repo))
 	}
 	fmt.Fprintf(out, "\n== what `ferry status` says about it (from the daemon's control socket in %s)\n", o.StateDir)
 	writeStatus(a, d.Status(ctx))
@@ -224,4 +247,60 @@ func waitContent(ctx context.Context, p string, want []byte, limit time.Duration
 		time.Sleep(time.Millisecond)
 	}
 	return 0, false
+}
+
+// demoGit gives the demo's job a Git stage: a bare repository in dir,
+// batches larger than the demo's tree (one commit per run), pushed. It
+// returns the repository, or why there is none: the demo needs no setup,
+// so no git is a line in its output, not a failure.
+func (a *App) demoGit(ctx context.Context, o *mirror.Options, dir string) (string, error) {
+	if _, err := exec.LookPath("git"); err != nil {
+		return "", errors.New("git is not installed")
+	}
+	repo := filepath.Join(dir, "site.git")
+	if out, err := exec.CommandContext(ctx, "git", "init", "-q", "--bare", "-b", "main", repo).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("git init: %v %s", err, bytes.TrimSpace(out))
+	}
+	g := config.Defaults().Git
+	g.Repository, g.BatchFiles, g.PathPrefix = repo, 100_000, "site"
+	opts, err := gitOptions(g, a.warnf)
+	if err != nil {
+		return "", err
+	}
+	o.Git = opts
+	return repo, nil
+}
+
+// gitLog is the last commit of the demo's repository in one line.
+func gitLog(ctx context.Context, repo string) string {
+	out, err := exec.CommandContext(ctx, "git", "-C", repo, "log", "-1", "--format=%h %s", "main").CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("(git log: %v)", err)
+	}
+	return string(bytes.TrimSpace(out))
+}
+
+// demoGitSync presses the button until the repository holds the last
+// save, pushed, and the stage says nothing waits: a save reaches the stage
+// once the registry has it as shipped, which may be just after it is on
+// the remote.
+func demoGitSync(ctx context.Context, d *daemon.Daemon, repo, rel string, want []byte) bool {
+	deadline := time.Now().Add(30 * time.Second)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		if _, err := d.GitSync("demo"); err != nil {
+			return false
+		}
+		for range 10 {
+			got, _ := exec.CommandContext(ctx, "git", "-C", repo, "show", "main:site/"+rel).Output()
+			if bytes.Equal(got, want) {
+				for _, j := range d.Status(ctx).Jobs {
+					if g := j.Git; g != nil && g.Waiting == 0 && g.Unpushed == 0 && g.Pushes >= g.Commits {
+						return true
+					}
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return false
 }

@@ -27,10 +27,15 @@ func (a *App) steer(ctx context.Context, cmd string, args []string) int {
 	job := fs.String("job", "", "only this job (default: every job)")
 	jsonOut := fs.Bool("json", false, "status: print JSON")
 	retry := fs.Bool("retry-failed", false, "sync: make the failed files pending again first")
+	gitNow := fs.Bool("git", false, "sync: commit and push what the Git stage holds now (instead of a full scan); a stopped stage tries again")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
+		return exitUsage
+	}
+	if *gitNow && cmd != "sync" {
+		fmt.Fprintf(a.Stderr, "ferry %s: --git is for ferry sync\n", cmd)
 		return exitUsage
 	}
 	dir := *state
@@ -49,6 +54,10 @@ func (a *App) steer(ctx context.Context, cmd string, args []string) int {
 	}
 	c := control.NewClient(filepath.Join(dir, control.SocketName))
 	var err error
+	who := "every job"
+	if *job != "" {
+		who = "job " + *job
+	}
 	switch cmd {
 	case "status":
 		var st control.Status
@@ -72,7 +81,15 @@ func (a *App) steer(ctx context.Context, cmd string, args []string) int {
 				fmt.Fprintf(a.Stdout, "%d failed files are pending again\n", n)
 			}
 		}
-		if err == nil {
+		switch {
+		case err != nil:
+		case *gitNow:
+			// The stage commits in its own time: status shows the commit.
+			var asked []string
+			if asked, err = c.GitSync(ctx, *job); err == nil {
+				cmd, who = "sync --git", "job "+strings.Join(asked, ", job ")
+			}
+		default:
 			err = c.Sync(ctx, *job)
 		}
 	}
@@ -84,10 +101,6 @@ func (a *App) steer(ctx context.Context, cmd string, args []string) int {
 		return exitUsage
 	}
 	if cmd != "status" {
-		who := "every job"
-		if *job != "" {
-			who = "job " + *job
-		}
 		fmt.Fprintf(a.Stdout, "%s: %s\n", cmd, who)
 	}
 	return exitOK
@@ -127,8 +140,49 @@ func writeStatus(a *App, st control.Status) {
 			}
 			fmt.Fprintf(a.Stdout, "  worker %d: %s (%s, %d done)\n", w.ID, what, time.Since(w.Since).Round(time.Millisecond), w.Done)
 		}
+		if j.Git != nil {
+			writeGitStatus(a, *j.Git)
+		}
 		for _, e := range j.LastErrors {
 			fmt.Fprintf(a.Stdout, "  error: %s\n", e)
 		}
 	}
+}
+
+// writeGitStatus prints a job's Git stage in one line, and its error (or
+// why it stopped) in a second.
+func writeGitStatus(a *App, g control.GitStatus) {
+	ago := func(t time.Time) string { return time.Since(t).Round(time.Second).String() + " ago" }
+	line := fmt.Sprintf("  git: %d waiting", g.Waiting)
+	if g.LastCommit != "" {
+		line += fmt.Sprintf(", last commit %s (%s)", shortCommit(g.LastCommit), ago(g.LastCommitAt))
+	} else {
+		line += ", no commit since start"
+	}
+	switch {
+	case !g.Push:
+		line += ", push off"
+	case !g.LastPushAt.IsZero():
+		line += ", pushed " + ago(g.LastPushAt)
+	default:
+		line += ", no push since start"
+	}
+	if g.Push {
+		line += fmt.Sprintf(", %d unpushed", g.Unpushed)
+	}
+	fmt.Fprintln(a.Stdout, line)
+	switch {
+	case g.Stopped:
+		fmt.Fprintf(a.Stdout, "  git stopped: %s (the mirror goes on; ferry sync --git tries again)\n", g.Error)
+	case g.Error != "":
+		fmt.Fprintf(a.Stdout, "  git error: %s\n", g.Error)
+	}
+}
+
+// shortCommit abbreviates a commit id the way the stage's log lines do.
+func shortCommit(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }

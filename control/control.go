@@ -52,6 +52,27 @@ type JobStatus struct {
 	// when no connection made progress with work waiting on it. The job
 	// waits (state "waiting") and goes on by itself once it answers.
 	ServerSilentSince time.Time `json:"server_silent_since,omitzero"`
+
+	// Git is the job's Git stage; nil when the job has none.
+	Git *GitStatus `json:"git,omitempty"`
+}
+
+// GitStatus is a job's Git stage: what waits to be committed, what was
+// committed and pushed since the daemon started, and what went wrong.
+type GitStatus struct {
+	Branch       string    `json:"branch,omitempty"`
+	Push         bool      `json:"push"`                  // off: commits stay in ferry's own clone
+	Waiting      int64     `json:"waiting"`               // paths shipped and not yet committed
+	LastCommit   string    `json:"last_commit,omitempty"` // the last commit the stage made
+	LastCommitAt time.Time `json:"last_commit_at,omitzero"`
+	LastPushAt   time.Time `json:"last_push_at,omitzero"`
+	Unpushed     int       `json:"unpushed"` // batches committed and not pushed
+	Commits      int64     `json:"commits"`  // since the job's session opened (the daemon's start, or the job's restart)
+	Pushes       int64     `json:"pushes"`
+	Error        string    `json:"error,omitempty"` // the last failure, "" once a commit or push succeeds
+	// Stopped: a push was refused in a way a rebuild cannot fix; the
+	// stage waits for `ferry sync --git`, and the mirror goes on.
+	Stopped bool `json:"stopped"`
 }
 
 // QueueStatus is the depth of each class.
@@ -110,10 +131,17 @@ type Controller interface {
 	Resume(job string) error
 	Sync(job string) error
 	Retry(ctx context.Context, job string) (int, error)
+	// GitSync asks the Git stage of the job (every job that has one, for
+	// "") to commit and push what waits now; it returns the jobs asked.
+	GitSync(job string) ([]string, error)
 }
 
 // ErrNoJob is returned (wrapped) for a job name the daemon does not run.
 var ErrNoJob = errors.New("no such job")
+
+// ErrNoGit is returned (wrapped) when a Git command names a job without a
+// Git stage, or no job has one.
+var ErrNoGit = errors.New("no Git stage")
 
 // Listen opens the control socket in dir, refusing to take over the socket
 // of a daemon that still answers, and removing a dead one's.
@@ -178,6 +206,14 @@ func Serve(ctx context.Context, l net.Listener, c Controller) error {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"result": "ok", "retried": n})
 	})
+	mux.HandleFunc("POST /v1/git-sync", func(w http.ResponseWriter, r *http.Request) {
+		jobs, err := c.GitSync(r.URL.Query().Get("job"))
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"result": "ok", "jobs": jobs})
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	stop := context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -202,8 +238,11 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeErr(w http.ResponseWriter, err error) {
 	code := http.StatusInternalServerError
-	if errors.Is(err, ErrNoJob) {
+	switch {
+	case errors.Is(err, ErrNoJob):
 		code = http.StatusNotFound
+	case errors.Is(err, ErrNoGit):
+		code = http.StatusConflict
 	}
 	writeJSON(w, code, map[string]string{"error": err.Error()})
 }
@@ -252,8 +291,11 @@ func (c *Client) do(ctx context.Context, method, op, job string, out any) error 
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Error string }
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			if resp.StatusCode == http.StatusNotFound {
+			switch resp.StatusCode {
+			case http.StatusNotFound:
 				return fmt.Errorf("%w: %s", ErrNoJob, strings.TrimPrefix(e.Error, ErrNoJob.Error()+" "))
+			case http.StatusConflict:
+				return wrapped{e.Error, ErrNoGit}
 			}
 			return errors.New(e.Error)
 		}
@@ -295,3 +337,23 @@ func (c *Client) Retry(ctx context.Context, job string) (int, error) {
 	err := c.do(ctx, http.MethodPost, "retry", job, &out)
 	return out.Retried, err
 }
+
+// GitSync asks the Git stage to commit and push what waits now (job "" =
+// every job that has one); it returns the jobs asked.
+func (c *Client) GitSync(ctx context.Context, job string) ([]string, error) {
+	var out struct {
+		Jobs []string `json:"jobs"`
+	}
+	err := c.do(ctx, http.MethodPost, "git-sync", job, &out)
+	return out.Jobs, err
+}
+
+// wrapped is the server's message as it was, matching the sentinel the
+// server wrapped.
+type wrapped struct {
+	msg string
+	is  error
+}
+
+func (w wrapped) Error() string { return w.msg }
+func (w wrapped) Unwrap() error { return w.is }

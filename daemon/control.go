@@ -97,6 +97,39 @@ func (d *Daemon) Retry(ctx context.Context, name string) (int, error) {
 	return total, nil
 }
 
+// GitSync asks the Git stage of the named job, or of every job that has
+// one, to commit and push what waits now (and to try again if it stopped).
+// The stage works on it in its own goroutine: status shows the result.
+func (d *Daemon) GitSync(name string) ([]string, error) {
+	jobs, err := d.pick(name)
+	if err != nil {
+		return nil, err
+	}
+	var asked, closed, names []string
+	for _, j := range jobs {
+		names = append(names, j.name)
+		if l := j.liveNow(); l != nil && l.Git() != nil {
+			l.Git().Sync()
+			asked = append(asked, j.name)
+			j.log.Info("git: commit and push asked")
+		} else if j.given.Git.Enabled() && !j.given.DryRun {
+			closed = append(closed, j.name)
+		}
+	}
+	switch {
+	case len(asked) > 0:
+		return asked, nil
+	case name != "" && len(closed) > 0:
+		return nil, fmt.Errorf("job %q has %w running now: its session is not open (see ferry status)", name, control.ErrNoGit)
+	case name != "":
+		return nil, fmt.Errorf("job %q has %w", name, control.ErrNoGit)
+	case len(closed) > 0:
+		return nil, fmt.Errorf("%w running now: the sessions of %v are not open (see ferry status)", control.ErrNoGit, closed)
+	default:
+		return nil, fmt.Errorf("%w in any job (this daemon runs: %v)", control.ErrNoGit, names)
+	}
+}
+
 // status is one job's row.
 func (j *job) status(ctx context.Context) control.JobStatus {
 	j.refreshState()
@@ -133,6 +166,12 @@ func (j *job) status(ctx context.Context) control.JobStatus {
 	s.Totals.SessionsLost = c.SessionsLost
 	s.ServerSilentSince = j.silence(l)
 	s.WorkersTarget, _ = l.Pool().Size()
+	if g := l.Git(); g != nil {
+		gs := g.Status()
+		s.Git = &control.GitStatus{Branch: j.given.Git.Branch, Push: j.given.Git.Push, Waiting: gs.Waiting,
+			LastCommit: gs.LastCommit, LastCommitAt: gs.LastCommitAt, LastPushAt: gs.LastPushAt, Unpushed: gs.Unpushed,
+			Commits: gs.Commits, Pushes: gs.Pushes, Error: gs.Err, Stopped: gs.Stopped}
+	}
 	for _, w := range l.Pool().Workers() {
 		s.Workers = append(s.Workers, control.WorkerStatus{ID: w.ID, State: w.State, Path: w.Path, Since: w.Since, Done: w.Done})
 	}

@@ -38,13 +38,23 @@ var (
 
 	descSilent = prometheus.NewDesc("ferry_server_silent_seconds", "How long the server has not answered while work waits on it; 0 while it answers.", []string{"job"}, nil)
 	descLost   = prometheus.NewDesc("ferry_sessions_lost_total", "Sessions that ended under an item (reset, 421, 500 OOPS, timeout) and were redialed.", []string{"job"}, nil)
+
+	// The Git stage's, for the jobs that have one.
+	descGitWaiting  = prometheus.NewDesc("ferry_git_waiting_files", "Paths shipped and not yet committed by the Git stage.", []string{"job"}, nil)
+	descGitUnpushed = prometheus.NewDesc("ferry_git_unpushed_batches", "Batches committed and not yet pushed.", []string{"job"}, nil)
+	descGitCommits  = prometheus.NewDesc("ferry_git_commits_total", "Commits the Git stage made since the job's session opened.", []string{"job"}, nil)
+	descGitPushes   = prometheus.NewDesc("ferry_git_pushes_total", "Pushes that succeeded since the job's session opened.", []string{"job"}, nil)
+	descGitStopped  = prometheus.NewDesc("ferry_git_stopped", "1 while the Git stage is stopped by a push it cannot make (it waits for `ferry sync --git`).", []string{"job"}, nil)
+	descGitCommitAt = prometheus.NewDesc("ferry_git_last_commit_timestamp_seconds", "When the Git stage made its last commit.", []string{"job"}, nil)
+	descGitPushAt   = prometheus.NewDesc("ferry_git_last_push_timestamp_seconds", "When the Git stage last pushed.", []string{"job"}, nil)
 )
 
 var jobStates = []string{StateStarting, StateIdle, StateScanning, StateSyncing, StatePaused, StateDraining, StateFailed, StateWaiting}
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descQueue, descFiles, descBytes, descTouched, descMoved, descDeleted,
-		descFailures, descLive, descFailed, descWorkers, descTarget, descProtected, descScanAt, descScanTook, descSilent, descLost} {
+		descFailures, descLive, descFailed, descWorkers, descTarget, descProtected, descScanAt, descScanTook, descSilent, descLost,
+		descGitWaiting, descGitUnpushed, descGitCommits, descGitPushes, descGitStopped, descGitCommitAt, descGitPushAt} {
 		ch <- d
 	}
 }
@@ -91,6 +101,19 @@ func collectJob(ch chan<- prometheus.Metric, j control.JobStatus) {
 	if !j.Scan.Last.IsZero() {
 		gauge(descScanAt, float64(j.Scan.Last.UnixNano())/1e9)
 		gauge(descScanTook, j.Scan.LastTook)
+	}
+	if g := j.Git; g != nil {
+		gauge(descGitWaiting, float64(g.Waiting))
+		gauge(descGitUnpushed, float64(g.Unpushed))
+		counter(descGitCommits, g.Commits)
+		counter(descGitPushes, g.Pushes)
+		gauge(descGitStopped, b2f(g.Stopped))
+		if !g.LastCommitAt.IsZero() {
+			gauge(descGitCommitAt, float64(g.LastCommitAt.UnixNano())/1e9)
+		}
+		if !g.LastPushAt.IsZero() {
+			gauge(descGitPushAt, float64(g.LastPushAt.UnixNano())/1e9)
+		}
 	}
 }
 

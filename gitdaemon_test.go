@@ -1,0 +1,178 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// gitStatus is a job's Git stage as `ferry status --json` gives it.
+type gitStatus struct {
+	Waiting    int64  `json:"waiting"`
+	LastCommit string `json:"last_commit"`
+	Unpushed   int    `json:"unpushed"`
+	Commits    int64  `json:"commits"`
+	Pushes     int64  `json:"pushes"`
+	Error      string `json:"error"`
+	Stopped    bool   `json:"stopped"`
+}
+
+// repoGit runs git on a test's repository and returns its trimmed output.
+func repoGit(t *testing.T, repo string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("git", append([]string{"-C", repo}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestDaemonGitStage steers a daemon's Git stage from the command line: a
+// job whose batches are due only after an hour or a thousand files, and a
+// job without a stage. `ferry status` (text, --json) and the metrics show
+// what waits; `ferry sync --git` commits and pushes it now.
+func TestDaemonGitStage(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed")
+	}
+	dir := t.TempDir()
+	src, disk, repo := filepath.Join(dir, "src"), filepath.Join(dir, "remote"), filepath.Join(dir, "site.git")
+	writeTree(t, src, 10, 2)
+	writeTree(t, filepath.Join(dir, "plain"), 3, 1)
+	for _, d := range []string{disk, filepath.Join(dir, "plain-remote")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repoGit(t, dir, "init", "-q", "--bare", "-b", "main", repo)
+	cfg := writeConfig(t, dir, liveServer{target: "file://" + disk}, fmt.Sprintf(
+		"[job.git]\nrepository = %q\nbatch_files = 1000\nbatch_delay = \"1h\"\npath_prefix = \"site\"\n"+
+			"[[job]]\nname = \"plain\"\nsource = %q\ntarget = %q\n", repo, filepath.Join(dir, "plain"), "file://"+filepath.Join(dir, "plain-remote")))
+	body, _ := os.ReadFile(cfg)
+	writeFile(t, cfg, "metrics_listen = \"127.0.0.1:0\"\n"+string(body))
+	d := startDaemon(t, cfg, nil)
+
+	status := func() (live *gitStatus, plain json.RawMessage) {
+		t.Helper()
+		r := ferry(t, nil, nil, "status", "--json", "--config", cfg)
+		var st struct {
+			Jobs []struct {
+				Name string
+				Git  json.RawMessage
+			}
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || len(st.Jobs) != 2 {
+			t.Fatalf("status --json: exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+		}
+		for _, j := range st.Jobs {
+			switch {
+			case j.Name == "plain":
+				plain = j.Git
+			case j.Git != nil:
+				live = &gitStatus{}
+				if err := json.Unmarshal(j.Git, live); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return live, plain
+	}
+	waitGit := func(what string, ok func(gitStatus) bool) gitStatus {
+		t.Helper()
+		var last *gitStatus
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if last, _ = status(); last != nil && ok(*last) {
+				return *last
+			}
+		}
+		t.Fatalf("no Git stage with %s in ferry status after 30 s; the last: %+v", what, last)
+		return gitStatus{}
+	}
+	m := regexp.MustCompile(`msg=metrics url=(http://\S+)`).FindStringSubmatch(d.log.String())
+	if m == nil {
+		t.Fatalf("no metrics URL in the log")
+	}
+	metrics := func() string {
+		t.Helper()
+		resp, err := http.Get(m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+
+	// The first scan shipped the tree: it waits for its batch.
+	waitGit("10 files waiting", func(g gitStatus) bool { return g.Waiting == 10 })
+	if _, plain := status(); plain != nil {
+		t.Errorf("the job without a Git stage shows one: %s", plain)
+	}
+	got := metrics()
+	for _, want := range []string{`ferry_git_waiting_files{job="live"} 10`, `ferry_git_commits_total{job="live"} 0`,
+		`ferry_git_unpushed_batches{job="live"} 0`, `ferry_git_stopped{job="live"} 0`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("metrics lack %q:\n%s", want, regexp.MustCompile(`(?m)^ferry_git.*$`).FindAllString(got, -1))
+		}
+	}
+	if strings.Contains(got, `ferry_git_waiting_files{job="plain"}`) {
+		t.Error("the job without a Git stage has Git metrics")
+	}
+	if out, err := exec.Command("git", "-C", repo, "rev-list", "--all").CombinedOutput(); err != nil || len(out) != 0 {
+		t.Fatalf("committed before the batch was due: %s %v", out, err)
+	}
+
+	// The button, an hour before the batch is due.
+	if r := ferry(t, nil, nil, "sync", "--git", "--config", cfg, "--job", "plain"); r.code != 2 || !strings.Contains(r.stderr, `job "plain" has no Git stage`) {
+		t.Errorf("sync --git of a job without a stage: exit %d, %q", r.code, r.stderr)
+	}
+	if r := ferry(t, nil, nil, "sync", "--git", "--config", cfg, "--job", "live"); r.code != 0 || r.stdout != "sync --git: job live\n" {
+		t.Fatalf("sync --git: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	st := waitGit("the tree committed and pushed", func(g gitStatus) bool { return g.Commits == 1 && g.Pushes == 1 && g.Waiting == 0 })
+	if tip := repoGit(t, repo, "rev-parse", "main"); tip != st.LastCommit || st.Unpushed != 0 || st.Error != "" || st.Stopped {
+		t.Errorf("the repository's main is %s; status says %+v", tip, st)
+	}
+	if n := len(strings.Fields(repoGit(t, repo, "ls-tree", "-r", "--name-only", "main", "site/"))); n != 10 {
+		t.Errorf("the commit holds %d files under site/, want 10", n)
+	}
+	r := ferry(t, nil, nil, "status", "--config", cfg)
+	if want := "  git: 0 waiting, last commit " + st.LastCommit[:12] + " ("; !strings.Contains(r.stdout, want) {
+		t.Errorf("status lacks %q:\n%s", want, r.stdout)
+	}
+	got = metrics()
+	for _, want := range []string{`ferry_git_waiting_files{job="live"} 0`, `ferry_git_commits_total{job="live"} 1`, `ferry_git_pushes_total{job="live"} 1`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("metrics lack %q:\n%s", want, regexp.MustCompile(`(?m)^ferry_git.*$`).FindAllString(got, -1))
+		}
+	}
+
+	// A save ships live; the button of every job commits it.
+	writeFile(t, filepath.Join(src, "saved.txt"), "saved")
+	arrival(t, disk, "saved.txt", []byte("saved"), 30*time.Second)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if r := ferry(t, nil, nil, "sync", "--git", "--config", cfg); r.code != 0 || r.stdout != "sync --git: job live\n" {
+			t.Fatalf("sync --git of every job: exit %d, %q %q", r.code, r.stdout, r.stderr)
+		}
+		// The stage has the save once the registry has it as shipped.
+		if out, _ := exec.Command("git", "-C", repo, "show", "main:site/saved.txt").Output(); string(out) == "saved" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the save is not committed 30 s after it arrived:\n%s", repoGit(t, repo, "log", "--stat", "main"))
+		}
+	}
+	waitGit("the save committed and pushed", func(g gitStatus) bool { return g.Commits == 2 && g.Pushes == 2 })
+	if code := d.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("SIGTERM: exit %d", code)
+	}
+	repoGit(t, repo, "fsck", "--strict", "--no-dangling")
+}
