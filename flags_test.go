@@ -3,6 +3,7 @@ package main
 import (
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -220,10 +221,7 @@ func TestFlagsGit(t *testing.T) {
 	src, dst, state := filepath.Join(dir, "src"), filepath.Join(dir, "dst"), filepath.Join(dir, "state")
 	writeTree(t, src, 3, 1)
 	bare := filepath.Join(dir, "site.git")
-	if err := os.MkdirAll(filepath.Join(bare, "objects"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(bare, "HEAD"), "ref: refs/heads/main\n")
+	gitIn(t, dir, "init", "-q", "--bare", "-b", "main", bare)
 	for _, tc := range []struct {
 		flags []string
 		want  string
@@ -251,4 +249,19 @@ func TestFlagsGit(t *testing.T) {
 		t.Fatalf("every --git flag, good values: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	sameTree(t, src, dst)
+	// Push off: the commit is in ferry's clone, on the branch asked for,
+	// with the message and the author given, under the prefix.
+	clones, _ := filepath.Glob(filepath.Join(state, "git", "*.git"))
+	if len(clones) != 1 {
+		t.Fatalf("ferry's clones: %v", clones)
+	}
+	if got := gitIn(t, clones[0], "log", "-1", "--format=%an <%ae>|%s", "publish"); !strings.HasPrefix(got, "Ops <ops@example.com>|") {
+		t.Fatalf("the commit: %q", got)
+	}
+	if files := gitIn(t, clones[0], "ls-tree", "-r", "--name-only", "publish"); !strings.HasPrefix(files, "www/") || strings.Count(files, "\n") != 2 {
+		t.Fatalf("the commit's tree:\n%s", files)
+	}
+	if _, err := exec.Command("git", "-C", bare, "rev-parse", "--verify", "-q", "publish").Output(); err == nil {
+		t.Fatal("--git-push=false pushed")
+	}
 }

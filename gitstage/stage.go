@@ -91,7 +91,8 @@ func (s *Stage) Status() Status {
 }
 
 // Sync asks a running stage to commit and push what waits now (the
-// button): a stopped stage tries again.
+// button): a stopped stage tries again, and with push off this is how the
+// clone's commits are pushed.
 func (s *Stage) Sync() {
 	select {
 	case s.kick <- struct{}{}:
@@ -116,7 +117,12 @@ func (s *Stage) Run(ctx context.Context) error {
 			return ctx.Err()
 		case <-s.kick:
 			s.setStopped(false)
-			if _, err := s.Drain(ctx); err != nil && ctx.Err() == nil {
+			_, err := s.Drain(ctx)
+			if err == nil && !s.o.Push {
+				// With push off, the button is how commits leave the clone.
+				err = s.push(ctx)
+			}
+			if err != nil && ctx.Err() == nil {
 				s.logf("git: %v", err)
 			}
 		case <-t.C:
@@ -273,6 +279,11 @@ func (s *Stage) pushPending(ctx context.Context) error {
 	if !s.o.Push || s.Status().Stopped {
 		return nil
 	}
+	return s.push(ctx)
+}
+
+// push pushes what the clone holds and the repository does not.
+func (s *Stage) push(ctx context.Context) error {
 	n, err := s.store.Unpushed(ctx)
 	if err != nil || n == 0 {
 		s.setUnpushed(n)

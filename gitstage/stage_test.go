@@ -228,3 +228,31 @@ func TestStageNothingToCommit(t *testing.T) {
 func containsLine(msg, line string) bool {
 	return hasLine(msg, line)
 }
+
+// TestStageSyncPushesWithPushOff: with push off, commits stay in the clone
+// until the button (Sync) pushes them.
+func TestStageSyncPushesWithPushOff(t *testing.T) {
+	s, st, r, target := newStageT(t, func(o *Options) { o.Push = false })
+	st.ship(t, r, "a", "b", "c")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(30 * time.Second); s.Status().Commits == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("3 files in batches of 3: no commit")
+		}
+	}
+	if _, err := gitTry(target, "", "rev-parse", "--verify", "-q", "main"); err == nil {
+		t.Fatal("pushed with push off before the button")
+	}
+	s.Sync()
+	for deadline := time.Now().Add(30 * time.Second); s.Status().Pushes == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the button did not push: %+v", s.Status())
+		}
+	}
+	if got, tip := gitT(t, target, "rev-parse", "main"), s.Status().LastCommit; got != tip {
+		t.Fatalf("the target's main is %s, the stage's last commit %s", got, tip)
+	}
+}
