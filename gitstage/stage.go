@@ -127,7 +127,7 @@ func (s *Stage) Run(ctx context.Context) error {
 			}
 		case <-t.C:
 			if !s.Status().Stopped {
-				if _, err := s.step(ctx, false); err != nil && ctx.Err() == nil {
+				if _, err := s.step(ctx, false, true); err != nil && ctx.Err() == nil {
 					s.logf("git: %v", err)
 				}
 			}
@@ -136,28 +136,35 @@ func (s *Stage) Run(ctx context.Context) error {
 	}
 }
 
-// Drain commits everything waiting, in batches of BatchFiles, and pushes
-// (with push on): the end of a `--once` run, and the button. It returns
-// the commits made.
+// Drain commits everything waiting, in batches of BatchFiles, then pushes
+// them at once (with push on): the end of a `--once` run, and the button.
+// One push for all the batches, not one each: a push costs a fetch and a
+// round trip to the repository, a commit a few local git commands. It
+// returns the commits made.
 func (s *Stage) Drain(ctx context.Context) ([]string, error) {
 	var made []string
 	for {
-		commit, err := s.step(ctx, true)
+		commit, err := s.step(ctx, true, false)
 		if commit != "" && commit != NoCommit {
 			made = append(made, commit)
 		}
-		if err != nil || commit == "" {
+		if err != nil {
 			return made, err
+		}
+		if commit == "" {
+			return made, s.pushPending(ctx)
 		}
 	}
 }
 
-// step commits one batch if one is due (any waiting path, with force),
-// after pushing what an earlier step left unpushed. It returns the batch's
-// commit, "" when nothing was due.
-func (s *Stage) step(ctx context.Context, force bool) (string, error) {
-	if err := s.pushPending(ctx); err != nil {
-		return "", err
+// step commits one batch if one is due (any waiting path, with force);
+// with push, it first pushes what an earlier step left unpushed, and then
+// the batch. It returns the batch's commit, "" when nothing was due.
+func (s *Stage) step(ctx context.Context, force, push bool) (string, error) {
+	if push {
+		if err := s.pushPending(ctx); err != nil {
+			return "", err
+		}
 	}
 	n, oldest, err := s.store.Waiting(ctx)
 	if err != nil {
@@ -196,6 +203,9 @@ func (s *Stage) step(ctx context.Context, force bool) (string, error) {
 		}
 	} else {
 		commit = NoCommit // nothing new: Drain lists what it made
+	}
+	if !push {
+		return commit, nil
 	}
 	return commit, s.pushPending(ctx)
 }

@@ -151,16 +151,16 @@ func TestStageDue(t *testing.T) {
 	s, st, r, _ := newStageT(t, nil)
 	st.ship(t, r, "a", "b")
 	ctx := context.Background()
-	if c, err := s.step(ctx, false); c != "" || err != nil {
+	if c, err := s.step(ctx, false, true); c != "" || err != nil {
 		t.Fatalf("2 of 3 files, shipped just now: committed %q, %v", c, err)
 	}
 	st.shippedAt = stageNow.Add(-2 * time.Hour)
-	if c, err := s.step(ctx, false); c == "" || err != nil {
+	if c, err := s.step(ctx, false, true); c == "" || err != nil {
 		t.Fatalf("2 files waiting 2 h with a 1 h delay: committed %q, %v", c, err)
 	}
 	st.shippedAt = stageNow
 	st.ship(t, r, "c", "d", "e")
-	if c, err := s.step(ctx, false); c == "" || err != nil {
+	if c, err := s.step(ctx, false, true); c == "" || err != nil {
 		t.Fatalf("3 files waiting: committed %q, %v", c, err)
 	}
 }
@@ -174,7 +174,7 @@ func TestStageCrashAfterCommit(t *testing.T) {
 	st.ship(t, r, "a", "b", "c")
 	st.failOnce = errors.New("killed")
 	ctx := context.Background()
-	if _, err := s.step(ctx, true); err == nil {
+	if _, err := s.step(ctx, true, true); err == nil {
 		t.Fatal("the step recorded a commit the store refused")
 	}
 	tip, _ := r.Tip(ctx)
