@@ -1,6 +1,7 @@
 package main
 
 import (
+	"ferry/internal/testrig"
 	"fmt"
 	"os"
 	"os/exec"
@@ -50,11 +51,7 @@ exec %q "$@"
 
 func gitIn(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return testrig.Git(t, dir, args...)
 }
 
 // TestGitKilled: ferry killed with SIGKILL between shipping and committing,

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"ferry/internal/testrig"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -25,19 +26,6 @@ import (
 	"ferry/remote"
 	"ferry/remote/file"
 )
-
-// git runs git in dir, without the user's configuration, and returns its
-// trimmed output.
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
 
 // fileJob is a watched job of src to a file:// target under dir.
 func fileJob(t *testing.T, name, src, dir string, g gitstage.Options) Job {
@@ -100,7 +88,7 @@ func TestGitStage(t *testing.T) {
 	}
 	dir := t.TempDir()
 	repo := filepath.Join(dir, "site.git")
-	git(t, dir, "init", "-q", "--bare", "-b", "main", repo)
+	testrig.Git(t, dir, "init", "-q", "--bare", "-b", "main", repo)
 	src := filepath.Join(dir, "src")
 	for _, f := range []string{"index.html", "a/b.txt"} {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(src, f)), 0o755); err != nil {
@@ -168,7 +156,7 @@ func TestGitStage(t *testing.T) {
 			t.Errorf("the job without a Git stage has %s", k)
 		}
 	}
-	if out := git(t, repo, "rev-list", "--all"); out != "" {
+	if out := testrig.Git(t, repo, "rev-list", "--all"); out != "" {
 		t.Fatalf("committed before the batch was due: %s", out)
 	}
 
@@ -183,11 +171,11 @@ func TestGitStage(t *testing.T) {
 		t.Fatalf("GitSync(site): %v, %v", asked, err)
 	}
 	st := gitOf(t, d, "site", "a commit pushed", func(g control.GitStatus) bool { return g.Commits == 1 && g.Pushes == 1 })
-	if tip := git(t, repo, "rev-parse", "main"); tip != st.LastCommit || st.LastCommitAt.IsZero() || st.LastPushAt.IsZero() ||
+	if tip := testrig.Git(t, repo, "rev-parse", "main"); tip != st.LastCommit || st.LastCommitAt.IsZero() || st.LastPushAt.IsZero() ||
 		st.Unpushed != 0 || st.Error != "" || st.Stopped || st.Branch != "main" || !st.Push {
 		t.Errorf("the repository's main is %s; status says %+v", tip, st)
 	}
-	if files := git(t, repo, "ls-tree", "-r", "--name-only", "main"); files != "www/a/b.txt\nwww/index.html" {
+	if files := testrig.Git(t, repo, "ls-tree", "-r", "--name-only", "main"); files != "www/a/b.txt\nwww/index.html" {
 		t.Errorf("the commit holds\n%s", files)
 	}
 	m = gathered(t, d)
@@ -214,16 +202,16 @@ func TestGitStage(t *testing.T) {
 		}
 		// The save is committed once the registry has it as shipped; until
 		// then the button finds nothing to commit.
-		if git(t, repo, "show", "main:www/index.html") == "second" {
+		if testrig.Git(t, repo, "show", "main:www/index.html") == "second" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the save is not committed 30 s after it arrived:\n%s", git(t, repo, "log", "--stat", "main"))
+			t.Fatalf("the save is not committed 30 s after it arrived:\n%s", testrig.Git(t, repo, "log", "--stat", "main"))
 		}
 	}
 	gitOf(t, d, "site", "the second commit pushed", func(g control.GitStatus) bool { return g.Commits == 2 && g.Pushes == 2 })
-	if n := git(t, repo, "rev-list", "--count", "main"); n != "2" {
+	if n := testrig.Git(t, repo, "rev-list", "--count", "main"); n != "2" {
 		t.Errorf("%s commits in the repository, want 2", n)
 	}
-	git(t, repo, "fsck", "--strict", "--no-dangling")
+	testrig.Git(t, repo, "fsck", "--strict", "--no-dangling")
 }

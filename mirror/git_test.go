@@ -1,40 +1,14 @@
 package mirror
 
 import (
+	"ferry/internal/testrig"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"ferry/gitstage"
 )
-
-// gitOut runs git in dir and returns its trimmed output.
-func gitOut(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// bareRepo makes an empty bare repository for a test's commits and checks
-// it with fsck --strict when the test ends.
-func bareRepo(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "site.git")
-	gitOut(t, filepath.Dir(dir), "init", "-q", "--bare", "-b", "main", dir)
-	t.Cleanup(func() {
-		if !t.Failed() {
-			gitOut(t, dir, "fsck", "--strict", "--no-dangling")
-		}
-	})
-	return dir
-}
 
 // TestOnceCommitsShipped: a --once run commits what it shipped, in batches
 // of batch_files, pushes them, and records its last commit; a run that
@@ -43,7 +17,7 @@ func TestOnceCommitsShipped(t *testing.T) {
 	for _, mk := range backends(t) {
 		e := mk(t)
 		t.Run(e.name, func(t *testing.T) {
-			repo := bareRepo(t)
+			repo := testrig.BareRepo(t)
 			e.write(filepath.Join(e.src, "index.html"), 100)
 			e.tree(6, 2)
 			git := func(o *Options) {
@@ -55,16 +29,16 @@ func TestOnceCommitsShipped(t *testing.T) {
 			if len(sum.GitCommits) != 3 || sum.GitError != "" {
 				t.Fatalf("7 files in batches of 3: commits %v, error %q", sum.GitCommits, sum.GitError)
 			}
-			if tip := gitOut(t, repo, "rev-parse", "main"); tip != sum.GitCommits[2] {
+			if tip := testrig.Git(t, repo, "rev-parse", "main"); tip != sum.GitCommits[2] {
 				t.Fatalf("the repository's main is %s, the run's last commit %s", tip, sum.GitCommits[2])
 			}
-			files := strings.Fields(gitOut(t, repo, "ls-tree", "-r", "--name-only", "main"))
+			files := strings.Fields(testrig.Git(t, repo, "ls-tree", "-r", "--name-only", "main"))
 			if len(files) != 7 || files[0] != "www/d00/s0/f00000.txt" {
 				t.Fatalf("the tree holds %v", files)
 			}
 			for _, f := range files {
 				want, _ := os.ReadFile(filepath.Join(e.src, strings.TrimPrefix(f, "www/")))
-				if got := gitOut(t, repo, "show", "main:"+f); got != strings.TrimSpace(string(want)) {
+				if got := testrig.Git(t, repo, "show", "main:"+f); got != strings.TrimSpace(string(want)) {
 					t.Fatalf("%s: the commit holds other bytes than the file", f)
 				}
 			}
@@ -77,11 +51,11 @@ func TestOnceCommitsShipped(t *testing.T) {
 			if len(sum.GitCommits) != 1 {
 				t.Fatalf("one change and one deletion: commits %v", sum.GitCommits)
 			}
-			msg := gitOut(t, repo, "log", "-1", "--format=%B", "main")
+			msg := testrig.Git(t, repo, "log", "-1", "--format=%B", "main")
 			if !strings.Contains(msg, "M index.html") || !strings.Contains(msg, "D d00/s0/f00000.txt") || !strings.Contains(msg, "1 changed, 1 deleted") {
 				t.Fatalf("commit message:\n%s", msg)
 			}
-			if n := gitOut(t, repo, "rev-list", "--count", "main"); n != "4" {
+			if n := testrig.Git(t, repo, "rev-list", "--count", "main"); n != "4" {
 				t.Fatalf("%s commits in the repository, want 4", n)
 			}
 		})
@@ -98,7 +72,7 @@ func TestGitStageOnExistingMirror(t *testing.T) {
 		t.Run(e.name, func(t *testing.T) {
 			e.tree(5, 2)
 			e.mustRun(nil)
-			repo := bareRepo(t)
+			repo := testrig.BareRepo(t)
 			git := func(o *Options) {
 				o.Git = gitstage.Options{Repository: repo, Branch: "main", BatchFiles: 100, BatchDelay: 1e9, Push: true,
 					Author: gitstage.Author{Name: "ferry", Email: "ferry@test"}, Message: gitstage.DefaultMessage}
@@ -107,7 +81,7 @@ func TestGitStageOnExistingMirror(t *testing.T) {
 			if sum.Transferred != 0 || sum.Adopted != 5 || len(sum.GitCommits) != 1 {
 				t.Fatalf("stage added: transferred %d, adopted %d, commits %v, plan %+v\n%s", sum.Transferred, sum.Adopted, sum.GitCommits, sum.Plan, e.logs)
 			}
-			if files := strings.Fields(gitOut(t, repo, "ls-tree", "-r", "--name-only", "main")); len(files) != 5 {
+			if files := strings.Fields(testrig.Git(t, repo, "ls-tree", "-r", "--name-only", "main")); len(files) != 5 {
 				t.Fatalf("the tree holds %v", files)
 			}
 			if sum := e.mustRun(git); sum.Adopted != 0 || len(sum.GitCommits) != 0 {
@@ -117,12 +91,12 @@ func TestGitStageOnExistingMirror(t *testing.T) {
 			// the remote by the listing (taken over: the marker names the
 			// first registry).
 			e.state = t.TempDir()
-			repo2 := bareRepo(t)
+			repo2 := testrig.BareRepo(t)
 			sum = e.mustRun(func(o *Options) { git(o); o.Git.Repository, o.Takeover = repo2, true })
 			if sum.Transferred != 0 || len(sum.GitCommits) != 1 {
 				t.Fatalf("a fresh registry over a full remote: transferred %d, adopted %d (+%d planned), commits %v", sum.Transferred, sum.Adopted, sum.Plan.Adopted, sum.GitCommits)
 			}
-			if files := strings.Fields(gitOut(t, repo2, "ls-tree", "-r", "--name-only", "main")); len(files) != 5 {
+			if files := strings.Fields(testrig.Git(t, repo2, "ls-tree", "-r", "--name-only", "main")); len(files) != 5 {
 				t.Fatalf("the second repository's tree holds %v", files)
 			}
 		})
@@ -146,12 +120,12 @@ func TestGitRepositoryUnreachable(t *testing.T) {
 		t.Fatalf("repository missing: outcome %v, transferred %d, git error %q\n%s", code, sum.Transferred, sum.GitError, e.logs)
 	}
 	e.sameTree()
-	gitOut(t, filepath.Dir(repo), "init", "-q", "--bare", "-b", "main", repo)
+	testrig.Git(t, "", "init", "-q", "--bare", "-b", "main", repo)
 	sum = e.mustRun(git)
 	if sum.Transferred != 0 || len(sum.GitCommits) != 1 {
 		t.Fatalf("repository there: transferred %d, commits %v", sum.Transferred, sum.GitCommits)
 	}
-	if files := strings.Fields(gitOut(t, repo, "ls-tree", "-r", "--name-only", "main")); len(files) != 4 {
+	if files := strings.Fields(testrig.Git(t, repo, "ls-tree", "-r", "--name-only", "main")); len(files) != 4 {
 		t.Fatalf("the tree holds %v", files)
 	}
 }
