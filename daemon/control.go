@@ -34,7 +34,10 @@ func (d *Daemon) pick(name string) ([]*job, error) {
 
 // Status reports every job.
 func (d *Daemon) Status(ctx context.Context) control.Status {
-	st := control.Status{PID: os.Getpid(), Version: d.o.Version, Started: d.started}
+	d.mu.Lock()
+	started := d.started
+	d.mu.Unlock()
+	st := control.Status{PID: os.Getpid(), Version: d.o.Version, Started: started}
 	jobs, _ := d.pick("")
 	for _, j := range jobs {
 		st.Jobs = append(st.Jobs, j.status(ctx))
@@ -171,6 +174,10 @@ func (j *job) status(ctx context.Context) control.JobStatus {
 		s.Git = &control.GitStatus{Branch: j.given.Git.Branch, Push: j.given.Git.Push, Waiting: gs.Waiting,
 			LastCommit: gs.LastCommit, LastCommitAt: gs.LastCommitAt, LastPushAt: gs.LastPushAt, Unpushed: gs.Unpushed,
 			Commits: gs.Commits, Pushes: gs.Pushes, Error: gs.Err, Stopped: gs.Stopped}
+	} else if err := l.GitError(); err != nil {
+		// The repository could not be reached when the clone was to be
+		// made: the job mirrors without the stage until its next start.
+		s.Git = &control.GitStatus{Branch: j.given.Git.Branch, Push: j.given.Git.Push, Error: err.Error(), Stopped: true}
 	}
 	for _, w := range l.Pool().Workers() {
 		s.Workers = append(s.Workers, control.WorkerStatus{ID: w.ID, State: w.State, Path: w.Path, Since: w.Since, Done: w.Done})

@@ -125,7 +125,9 @@ func (d *Daemon) SetReady(f func()) { d.o.Ready = f }
 // password, unknown host key, missing source) stops the daemon with its
 // error, as a config mistake would.
 func (d *Daemon) Run(ctx, hard context.Context) error {
-	d.started = time.Now()
+	d.mu.Lock()
+	d.started = time.Now() // Status may be asked for from now on
+	d.mu.Unlock()
 	if d.o.StateDir != "" {
 		if err := os.MkdirAll(d.o.StateDir, 0o700); err != nil {
 			return fmt.Errorf("state directory: %w", err)

@@ -215,3 +215,46 @@ func TestGitStage(t *testing.T) {
 	}
 	testrig.Git(t, repo, "fsck", "--strict", "--no-dangling")
 }
+
+// TestGitStageUnreachable: a job whose repository cannot be reached when
+// its clone is to be made mirrors anyway; status shows the stage stopped,
+// with the error.
+func TestGitStageUnreachable(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "index.html"), []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := gitstage.Options{Repository: "git://127.0.0.1:1/nowhere.git", Branch: "main", BatchFiles: 100, BatchDelay: time.Hour, Push: true,
+		Author: gitstage.Author{Name: "ferry", Email: "ferry@test"}, Message: gitstage.DefaultMessage}
+	logs := &syncbuf.Buffer{}
+	d, err := New(Options{Jobs: []Job{fileJob(t, "site", src, dir, g)}, Log: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, context.Background()) }()
+	defer func() {
+		stop()
+		<-done
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", logs)
+		}
+	}()
+	gs := gitOf(t, d, "site", "the repository's error", func(s control.GitStatus) bool { return s.Stopped && s.Error != "" })
+	if !strings.Contains(gs.Error, "127.0.0.1:1") {
+		t.Fatalf("the status's error does not name the repository: %q", gs.Error)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if b, err := os.ReadFile(filepath.Join(dir, "site", "index.html")); err == nil && string(b) == "hello" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the job did not mirror without its Git stage")
+		}
+	}
+}
