@@ -41,7 +41,7 @@ func repoGit(t *testing.T, repo string, args ...string) string {
 // what waits; `ferry sync --git` commits and pushes it now.
 func TestDaemonGitStage(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
+		t.Fatal("git is not installed: scripts/test installs it (the Git stage needs it)")
 	}
 	dir := t.TempDir()
 	src, disk, repo := filepath.Join(dir, "src"), filepath.Join(dir, "remote"), filepath.Join(dir, "site.git")

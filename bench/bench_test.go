@@ -324,7 +324,7 @@ func TestCheckGitRepo(t *testing.T) {
 	}
 	bin := lookPath("git")
 	if bin == "" {
-		t.Skip("git is not installed")
+		t.Fatal("git is not installed: scripts/test installs it (the Git stage needs it)")
 	}
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -399,7 +399,7 @@ func TestFerryGitQuick(t *testing.T) {
 		t.Skip(msg + "; FERRY_ALLOW_SKIP=1")
 	}
 	if lookPath("git") == "" {
-		t.Skip("git is not installed")
+		t.Fatal("git is not installed: scripts/test installs it (the Git stage needs it)")
 	}
 	out := t.TempDir()
 	rep, err := Run(context.Background(), Options{Quick: true, Datasets: []string{DatasetSmall},

@@ -181,7 +181,7 @@ func TestGitChecks(t *testing.T) {
 // HEAD.
 func TestBranchLikeGit(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
+		t.Fatal("git is not installed: scripts/test installs it (the Git stage needs it)")
 	}
 	dir := t.TempDir() // not a repository: @{-1} has nothing to expand
 	for _, name := range []string{

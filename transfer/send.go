@@ -120,28 +120,26 @@ func (s *Shipper) recheck(ctx context.Context, c remote.Conn, e *entry.Entry) (b
 	}
 	found.Same = st.Size == lfi.Size() && s.o.Caps.SetModTime && entry.MtimeMatch(st.ModTime, lfi.ModTime(), s.o.Caps.ModTimePrecision)
 	var sum string
+	var blob string
 	if found.Same {
 		// Already there (sent by a run that died before recording it, or
 		// by another tool with the same mtime). If it is the copy ferry
 		// shipped, size and mtime are not proof enough: the bytes must be
-		// what was shipped.
-		if sum, err = digest.File(s.local(e.Path)); err != nil {
-			return false, nil
+		// what was shipped. With the Git stage the same read keeps them:
+		// adopted counts as shipped.
+		if s.o.Keep != nil {
+			sum, blob, err = s.keepFile(s.local(e.Path))
+		} else {
+			sum, err = digest.File(s.local(e.Path))
+		}
+		if err != nil {
+			return false, nil // the upload reports what is wrong locally
 		}
 		// A copy adopted from a listing has no recorded digest: its size
 		// and mtime were all there was, and they still match.
 		found.HashMatch = sum == e.Hash || e.Hash == ""
 	}
 	verdict := s.o.Conflict.Decide(found)
-	var blob string
-	if verdict == planner.Adopt && s.o.Keep != nil {
-		// Adopted counts as shipped: the Git stage keeps these bytes, read
-		// once more and checked against the digest that proved them.
-		var kept string
-		if kept, blob, err = s.keepFile(s.local(e.Path)); err != nil || kept != sum {
-			return false, nil // unreadable or changed since: send it instead
-		}
-	}
 	switch verdict {
 	case planner.Adopt:
 		e.LocalSize, e.LocalMtime = lfi.Size(), lfi.ModTime().UnixNano()
