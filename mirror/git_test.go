@@ -77,7 +77,21 @@ func TestGitStageOnExistingMirror(t *testing.T) {
 				o.Git = gitstage.Options{Repository: repo, Branch: "main", BatchFiles: 100, BatchDelay: 1e9, Push: true,
 					Author: gitstage.Author{Name: "ferry", Email: "ferry@test"}, Message: gitstage.DefaultMessage}
 			}
+			uploads := func() int { // what vsftpd's transfer log counts; -1 elsewhere
+				if e.ftp == nil {
+					return -1
+				}
+				n, err := e.ftp.Uploads()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			before := uploads()
 			sum := e.mustRun(git)
+			if got := uploads(); got != before && got-before != 1 { // the marker's new token, nothing else
+				t.Fatalf("vsftpd received %d uploads when the stage was added, want at most the marker", got-before)
+			}
 			if sum.Transferred != 0 || sum.Adopted != 5 || len(sum.GitCommits) != 1 {
 				t.Fatalf("stage added: transferred %d, adopted %d, commits %v, plan %+v\n%s", sum.Transferred, sum.Adopted, sum.GitCommits, sum.Plan, e.logs)
 			}
