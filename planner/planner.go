@@ -273,7 +273,7 @@ func (p *Planner) file(rel string, f scanner.File, e entry.Entry, known bool, rf
 		if e.State != entry.Done && e.DirtySince != 0 {
 			out.DirtySince = e.DirtySince // first out of sync, not last
 		}
-		out.Recheck = e.Recheck || keepOnly
+		out.Recheck = e.Recheck
 	}
 	// Touched but identical: set the mtime instead of sending the bytes. A
 	// touch an earlier session left unfinished (Stale) stays a touch.
