@@ -14,8 +14,9 @@ import (
 	"time"
 )
 
-// blockingGit returns a PATH under which git stops at its first op
-// (commit-tree, push): it writes its pid to marker and waits until a file
+// blockingGit returns a PATH under which git stops at its first op (words
+// of its command line: "--batch" for the object reader, "update-ref
+// refs/heads/main" for the move of the branch, "push"): it writes its pid to marker and waits until a file
 // named marker+".go" exists (then runs), so that the test can kill ferry at
 // exactly that instant, or change something before letting it go on.
 // Every other git command runs the real git.
@@ -28,12 +29,12 @@ func blockingGit(t *testing.T, op string) (path, marker string) {
 	dir := t.TempDir()
 	marker = filepath.Join(dir, "blocked")
 	script := fmt.Sprintf(`#!/bin/sh
-for a in "$@"; do
-	if [ "$a" = %q ] && [ ! -e %q ]; then
+case " $* " in *" %s "*)
+	if [ ! -e %q ]; then
 		echo $$ > %q.tmp && mv %q.tmp %q
 		while [ ! -e %q.go ]; do sleep 0.05; done
 	fi
-done
+esac
 exec %q "$@"
 `, op, marker, marker, marker, marker, marker, real)
 	if err := os.WriteFile(filepath.Join(dir, "git"), []byte(script), 0o755); err != nil {
@@ -54,12 +55,14 @@ func gitIn(t *testing.T, dir string, args ...string) string {
 	return testrig.Git(t, dir, args...)
 }
 
-// TestGitKilled: ferry killed with SIGKILL between shipping and committing,
-// and between committing and pushing; the next run completes the stage.
+// TestGitKilled: ferry killed with SIGKILL between shipping and committing
+// (as the stage starts its object reader), between writing a batch's
+// commit and moving the branch to it (update-ref), and between committing
+// and pushing; the next run completes the stage.
 // Each path is in the history exactly once, each batch is one commit, and
 // the repository passes fsck --strict.
 func TestGitKilled(t *testing.T) {
-	for _, op := range []string{"commit-tree", "push"} {
+	for _, op := range []string{"--batch", "update-ref refs/heads/main", "push"} {
 		t.Run(op, func(t *testing.T) {
 			src, state, remote := t.TempDir(), t.TempDir(), t.TempDir()
 			writeTree(t, src, 7, 2)
@@ -140,7 +143,7 @@ func TestGitCommitsShippedBytes(t *testing.T) {
 	repo := filepath.Join(t.TempDir(), "site.git")
 	gitIn(t, filepath.Dir(repo), "init", "-q", "--bare", "-b", "main", repo)
 	args := []string{"--once", "--state", state, "--git-repository", repo, src, "file://" + remote}
-	path, marker := blockingGit(t, "commit-tree")
+	path, marker := blockingGit(t, "update-ref refs/heads/main")
 	r := startFerry(t, []string{"PATH=" + path}, args...)
 	waitFile(t, marker, r)
 	os.WriteFile(page, []byte("saved again before the commit\n"), 0o644)
@@ -150,7 +153,7 @@ func TestGitCommitsShippedBytes(t *testing.T) {
 		t.Fatalf("ferry: %v\n%s%s", err, r.out.String(), r.errb.String())
 	}
 	if got := gitIn(t, repo, "show", "main:index.html"); got != "shipped version" {
-		t.Fatalf("the commit holds %q, not the bytes shipped", got)
+		t.Fatalf("the commit holds %q, not the bytes shipped\n%s%s", got, r.out.String(), r.errb.String())
 	}
 	if res := ferry(t, nil, nil, args...); res.code != 0 {
 		t.Fatalf("second run: exit %d\n%s%s", res.code, res.stdout, res.stderr)

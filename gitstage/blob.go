@@ -54,6 +54,11 @@ type Blob struct {
 
 // NewBlob starts a blob of exactly size bytes.
 func (r *Repo) NewBlob(size int64) (*Blob, error) {
+	return r.newObject("blob", size)
+}
+
+// newObject starts a loose object of type typ and exactly size bytes.
+func (r *Repo) newObject(typ string, size int64) (*Blob, error) {
 	if size < 0 {
 		return nil, fmt.Errorf("gitstage: blob of negative size %d", size)
 	}
@@ -67,7 +72,7 @@ func (r *Repo) NewBlob(size int64) (*Blob, error) {
 	b.bw.Reset(f)
 	b.zw = zpool.Get().(*zlib.Writer)
 	b.zw.Reset(b.bw)
-	hdr := strconv.AppendInt([]byte("blob "), size, 10)
+	hdr := strconv.AppendInt([]byte(typ+" "), size, 10)
 	hdr = append(hdr, 0)
 	b.h.Write(hdr)
 	if _, err := b.zw.Write(hdr); err != nil {

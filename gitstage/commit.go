@@ -1,11 +1,7 @@
 package gitstage
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -29,9 +25,8 @@ var (
 )
 
 const (
-	zeroOID     = "0000000000000000000000000000000000000000"
-	emptyTree   = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-	indexPrefix = "ferry-index-"
+	zeroOID   = "0000000000000000000000000000000000000000"
+	emptyTree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 )
 
 // Change is one path of a batch: the blob of its shipped bytes, or a
@@ -128,7 +123,10 @@ func (r *Repo) prepare(changes []Change) (adds []entry, dels []string, err error
 }
 
 // writeCommit builds parent's tree with dels removed (recursively) and adds
-// put in, in a temporary index, and commits it unless it is parent's tree.
+// put in, and commits it unless it is parent's tree. Trees and the commit
+// are written in process, as git's write-tree and commit-tree would write
+// them; only the trees on the changed paths are read and written, so a
+// batch costs the same in a tree of ten files or of a million.
 func (r *Repo) writeCommit(ctx context.Context, parent string, adds []entry, dels []string, msg string, author, committer ident) (string, error) {
 	if strings.TrimSpace(msg) == "" {
 		return "", errors.New("gitstage: empty commit message")
@@ -136,7 +134,17 @@ func (r *Repo) writeCommit(ctx context.Context, parent string, adds []entry, del
 	if !strings.HasSuffix(msg, "\n") {
 		msg += "\n"
 	}
-	if err := r.checkBlobs(ctx, adds); err != nil {
+	for _, a := range adds {
+		if why := checkPath(a.path); why != "" {
+			return "", fmt.Errorf("gitstage: %w %q: %s", ErrBadPath, a.path, why)
+		}
+	}
+	o, done, err := r.reader(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	if err := r.checkBlobs(o, adds); err != nil {
 		return "", err
 	}
 	parentTree := emptyTree
@@ -144,121 +152,60 @@ func (r *Repo) writeCommit(ctx context.Context, parent string, adds []entry, del
 		if !isOID(parent) {
 			return "", fmt.Errorf("gitstage: parent %q is not a commit id", parent)
 		}
-		out, err := r.git(ctx, runOpts{}, "rev-parse", "--verify", "--quiet", parent+"^{tree}")
-		if err != nil || !isOID(out) {
+		_, c, err := o.commit(parent)
+		if err != nil || !isOID(c.tree) {
 			return "", fmt.Errorf("gitstage: parent %s is not a commit in the clone", parent)
 		}
-		parentTree = out
+		parentTree = c.tree
 	}
-	var buf [8]byte
-	rand.Read(buf[:])
-	index := filepath.Join(r.dir, indexPrefix+hex.EncodeToString(buf[:]))
-	defer os.Remove(index)
-	env := runOpts{env: []string{"GIT_INDEX_FILE=" + index}}
-	if _, err := r.git(ctx, env, "read-tree", parentTree); err != nil {
-		return "", err
-	}
-	var in bytes.Buffer
-	if len(dels) > 0 && parent != "" {
-		// A deletion names a file or a directory; what is under it
-		// goes too. ls-tree answers both, and nothing for a path that
-		// is not there.
-		gone, err := r.lsTree(ctx, parentTree, dels)
-		if err != nil {
-			return "", err
-		}
-		for _, p := range gone {
-			fmt.Fprintf(&in, "0 %s\t%s\x00", zeroOID, p)
-		}
-	}
-	// --index-info adds, and replaces a directory by a file and a file
-	// by a directory, by itself.
-	for _, a := range adds {
-		fmt.Fprintf(&in, "%s %s\t%s\x00", a.mode, a.oid, a.path)
-	}
-	if in.Len() > 0 {
-		var said string
-		if _, err := r.git(ctx, runOpts{env: env.env, stdin: &in, stderr: &said}, "update-index", "-z", "--index-info"); err != nil {
-			return "", err
-		}
-		// update-index skips, with a warning only, a path it refuses;
-		// checkPath should have refused it first.
-		if strings.Contains(said, "Ignoring path") {
-			return "", fmt.Errorf("gitstage: %w: %s", ErrBadPath, trimStderr(said))
-		}
-	}
-	tree, err := r.git(ctx, env, "write-tree")
+	tree, err := r.editTree(o, parentTree, adds, dels)
 	if err != nil {
 		return "", err
 	}
 	if tree == parentTree {
 		return "", ErrNothingToCommit
 	}
-	// commit-tree does not read commit.gpgSign (git 2.39); should a
-	// later git, --no-gpg-sign keeps a commit from waiting on a key.
-	args := []string{"commit-tree", "--no-gpg-sign", tree}
+	var b strings.Builder
+	b.WriteString("tree " + tree + "\n")
 	if parent != "" {
-		args = append(args, "-p", parent)
+		b.WriteString("parent " + parent + "\n")
 	}
-	commit, err := r.git(ctx, runOpts{stdin: strings.NewReader(msg), env: []string{
-		"GIT_AUTHOR_NAME=" + author.name, "GIT_AUTHOR_EMAIL=" + author.email, "GIT_AUTHOR_DATE=" + author.date,
-		"GIT_COMMITTER_NAME=" + committer.name, "GIT_COMMITTER_EMAIL=" + committer.email, "GIT_COMMITTER_DATE=" + committer.date,
-	}}, args...)
-	if err != nil {
-		return "", err
-	}
-	return commit, nil
+	b.WriteString("author " + author.line() + "\n")
+	b.WriteString("committer " + committer.line() + "\n\n")
+	b.WriteString(msg)
+	return r.writeObject("commit", []byte(b.String()))
 }
 
-// lsTree lists the files of tree at or under paths, in chunks that keep
-// the command line short.
-func (r *Repo) lsTree(ctx context.Context, tree string, paths []string) ([]string, error) {
-	var found []string
-	for len(paths) > 0 {
-		args := []string{"ls-tree", "-r", "-z", "--full-tree", "--name-only", tree, "--"}
-		size := 0
-		for len(paths) > 0 && (size == 0 || size+len(paths[0]) < 64<<10) {
-			args = append(args, paths[0])
-			size += len(paths[0]) + 1
-			paths = paths[1:]
-		}
-		out, err := run(ctx, runOpts{gitDir: r.dir}, args...)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range bytes.Split(out, []byte{0}) {
-			if len(p) > 0 {
-				found = append(found, string(p))
-			}
-		}
-	}
-	return found, nil
+// line is the ident as a commit header holds it, "Name <email> 1700000000
+// +0100", the name and email trimmed as git trims them.
+func (id ident) line() string {
+	return crudTrim(id.name) + " <" + crudTrim(id.email) + "> " + strings.TrimPrefix(id.date, "@")
+}
+
+// crudTrim drops what git drops around a name or an email: spaces,
+// control characters and . , : ; < > " \ '.
+func crudTrim(s string) string {
+	return strings.TrimFunc(s, func(c rune) bool {
+		return c <= ' ' || strings.ContainsRune(".,:;<>\"\\'", c)
+	})
 }
 
 // checkBlobs makes sure every added blob is in the clone, before a tree
 // names it: a blob lost since it was shipped is ErrMissingBlob with its
 // paths, so that the stage can ship them again.
-func (r *Repo) checkBlobs(ctx context.Context, adds []entry) error {
-	if len(adds) == 0 {
-		return nil
-	}
-	var in bytes.Buffer
-	for _, a := range adds {
-		in.WriteString(a.oid + "\n")
-	}
-	out, err := run(ctx, runOpts{gitDir: r.dir, stdin: &in}, "cat-file", "--batch-check=%(objectname) %(objecttype)")
-	if err != nil {
-		return err
-	}
-	sc := bufio.NewScanner(bytes.NewReader(out))
+func (r *Repo) checkBlobs(o *objects, adds []entry) error {
 	var missing []string
-	for i := 0; sc.Scan(); i++ {
-		if i >= len(adds) {
-			break
+	for _, a := range adds {
+		// Shipped blobs are loose: a stat answers for nearly all.
+		if _, err := os.Stat(filepath.Join(r.dir, "objects", a.oid[:2], a.oid[2:])); err == nil {
+			continue
 		}
-		f := strings.Fields(sc.Text())
-		if len(f) != 2 || f[1] != "blob" {
-			missing = append(missing, adds[i].path)
+		typ, _, _, err := o.read(a.oid)
+		if err != nil {
+			return err
+		}
+		if typ != "blob" {
+			missing = append(missing, a.path)
 		}
 	}
 	if len(missing) > 0 {

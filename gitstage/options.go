@@ -6,10 +6,9 @@
 //
 // # Why the git command and not go-git
 //
-// The stage drives the git command's plumbing (read-tree, update-index
-// --index-info on a temporary GIT_INDEX_FILE, write-tree, commit-tree,
-// update-ref with the old value, push without force) rather than go-git,
-// although go-git is already linked in for gitignore matching:
+// The stage drives the git command (update-ref with the old value, fetch,
+// push without force, cat-file to read objects and refs) rather than
+// go-git, although go-git is already linked in for gitignore matching:
 //
 //   - Credentials. Users reach their repositories with an SSH agent,
 //     ~/.ssh/known_hosts and ~/.ssh/config, credential helpers for HTTPS,
@@ -19,17 +18,25 @@
 //     second place to configure access.
 //   - Correctness where it matters most. update-ref REF NEW OLD refuses a
 //     ref that moved; push without --force is refused by the server when
-//     the branch moved, and that refusal is what triggers a rebuild;
-//     write-tree and commit-tree write trees and commits that git fsck
-//     --strict accepts. go-git has open bugs in push and fetch on large
-//     repositories, and is documented as not safe for concurrent use.
+//     the branch moved, and that refusal is what triggers a rebuild. go-git
+//     has open bugs in push and fetch on large repositories, and is
+//     documented as not safe for concurrent use.
 //   - Testability. The tests run the same binary the user runs, against
 //     real bare repositories and git daemon, and check the result with git
 //     fsck --strict.
 //
-// The one hot path is not a process per file: a blob is written in process
-// (blob.go) from the same bytes the upload reads, as a loose object, which
-// is what git hash-object -w would write.
+// What is written for each batch is written in process, as loose objects:
+// the blobs (blob.go), from the same bytes the upload reads, and the trees
+// on the changed paths and the commit (tree.go, commit.go), read through
+// one cat-file --batch process (objects.go). Git's plumbing for the same
+// (read-tree of the whole tree into a temporary index, update-index,
+// write-tree, commit-tree) took ten processes and 80 to 160 ms a batch on
+// a tree of ten thousand files; a test checks every tree against the one
+// git's index writes for the same changes.
+//
+// Before a push, the clone's loose objects are packed without a delta
+// search (Repo.Maintain), so that the push sends packed data as it is
+// rather than compressing each loose object again.
 //
 // # Isolation
 //

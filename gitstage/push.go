@@ -111,6 +111,10 @@ func (r *Repo) trackingTip(ctx context.Context) (string, error) {
 }
 
 func (r *Repo) resolve(ctx context.Context, ref string) (string, error) {
+	if r.objs != nil {
+		oid, _, err := r.objs.commit(ref)
+		return oid, err
+	}
 	out, err := r.git(ctx, runOpts{}, "rev-parse", "--verify", "--quiet", ref+"^{commit}")
 	if err != nil {
 		var ge *Error
@@ -437,21 +441,16 @@ func (r *Repo) changesOf(ctx context.Context, c string) (adds []entry, dels []st
 
 // readCommit is a commit's message, author and committer, as written.
 func (r *Repo) readCommit(ctx context.Context, c string) (msg string, author, committer ident, err error) {
-	out, err := run(ctx, runOpts{gitDir: r.dir}, "cat-file", "commit", c)
+	o, done, err := r.reader(ctx)
 	if err != nil {
 		return "", author, committer, err
 	}
-	head, body, _ := strings.Cut(string(out), "\n\n")
-	for _, line := range strings.Split(head, "\n") {
-		k, v, _ := strings.Cut(line, " ")
-		switch k {
-		case "author":
-			author = parseIdent(v)
-		case "committer":
-			committer = parseIdent(v)
-		}
+	defer done()
+	oid, info, err := o.commit(c)
+	if err == nil && oid == "" {
+		err = fmt.Errorf("gitstage: commit %s is not in the clone", c)
 	}
-	return body, author, committer, nil
+	return info.msg, info.author, info.committer, err
 }
 
 // parseIdent splits "Name <email> 1700000000 +0100".

@@ -39,8 +39,11 @@ type Repo struct {
 	// on the owner's goroutine, after the branch moved.
 	OnRebuild func(old, new string)
 
+	objs *objects // the cat-file process a hold keeps, nil outside one
+
 	retry         retryPolicy
 	maintainLoose int // see Maintain
+	looseLeft     int // loose objects the last packing left (no commit names them)
 	test          testHooks
 }
 
@@ -184,13 +187,12 @@ func (r *Repo) reopen(ctx context.Context) error {
 	return nil
 }
 
-// removeStale removes what a killed ferry left: temporary objects and
-// indexes older than before (younger ones may belong to a writer that is
+// removeStale removes what a killed ferry left: temporary objects older
+// than before (younger ones may belong to a writer that is
 // still going, should one run).
 func (r *Repo) removeStale(before time.Time) {
 	for _, pat := range []string{
 		filepath.Join(r.dir, "objects", blobTempPrefix+"*"),
-		filepath.Join(r.dir, indexPrefix+"*"),
 	} {
 		names, _ := filepath.Glob(pat)
 		for _, n := range names {
@@ -223,18 +225,48 @@ func (r *Repo) scrub(s string) string {
 // foreground. Automatic gc is off for every other command because it
 // prunes unreachable loose objects after two weeks, and a blob shipped but
 // not yet committed is one of those; here nothing unreachable is pruned.
-// Call it now and then from the owner, e.g. after a push: it costs one
-// count-objects until the clone holds maintainLoose loose objects.
+// Call it from the owner before a push (the push then sends packed data
+// as it is, instead of compressing every loose object itself) and after
+// a commit with push off: it costs one count-objects until the clone holds
+// maintainLoose more loose objects than the last packing left.
+//
+// The packing of loose objects looks for no deltas: on a first mirror of
+// ten thousand files that search is most of the time, and finds little
+// between different files. Once the clone holds many packs, they are
+// made one, with deltas, and what no commit names stays loose.
 func (r *Repo) Maintain(ctx context.Context) error {
-	out, err := r.git(ctx, runOpts{}, "count-objects")
+	out, err := r.git(ctx, runOpts{}, "count-objects", "-v")
 	if err != nil {
 		return err
 	}
-	// "<n> objects, <k> kilobytes"
-	n, _ := strconv.Atoi(strings.Fields(out + " 0")[0])
-	if n < r.maintainLoose {
+	var loose, packs int
+	for _, line := range strings.Split(out, "\n") {
+		k, v, _ := strings.Cut(line, ": ")
+		switch k {
+		case "count":
+			loose, _ = strconv.Atoi(v)
+		case "packs":
+			packs, _ = strconv.Atoi(v)
+		}
+	}
+	switch {
+	case packs >= maxPacks:
+		_, err = r.git(ctx, runOpts{}, "repack", "-A", "-d", "-q")
+	case loose >= r.looseLeft+r.maintainLoose:
+		_, err = r.git(ctx, runOpts{config: []string{"pack.window=0"}}, "repack", "-d", "-q")
+	default:
 		return nil
 	}
-	_, err = r.git(ctx, runOpts{config: []string{"gc.pruneExpire=never", "gc.autoDetach=false"}}, "gc", "--quiet")
+	if err != nil {
+		return err
+	}
+	// What is still loose is what no commit names: blobs waiting for
+	// their batch. They do not count towards the next packing.
+	if out, err = r.git(ctx, runOpts{}, "count-objects"); err == nil {
+		r.looseLeft, _ = strconv.Atoi(strings.Fields(out + " 0")[0])
+	}
 	return err
 }
+
+// maxPacks is how many packs the clone holds before they are made one.
+const maxPacks = 30

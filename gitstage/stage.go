@@ -142,6 +142,11 @@ func (s *Stage) Run(ctx context.Context) error {
 // round trip to the repository, a commit a few local git commands. It
 // returns the commits made.
 func (s *Stage) Drain(ctx context.Context) ([]string, error) {
+	release, err := s.repo.hold(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	var made []string
 	for {
 		commit, err := s.step(ctx, true, false)
@@ -181,6 +186,11 @@ func (s *Stage) step(ctx context.Context, force, push bool) (string, error) {
 	if err != nil || len(changes) == 0 {
 		return "", err
 	}
+	release, err := s.repo.hold(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer release()
 	commit, made, err := s.commit(ctx, id, changes, now)
 	if err != nil {
 		s.fail(ctx, id, err)
@@ -199,7 +209,7 @@ func (s *Stage) step(ctx context.Context, force, push bool) (string, error) {
 	if made {
 		s.logf("git: committed %d paths as %s", len(changes), short(commit))
 		if !s.o.Push {
-			s.maintain(ctx) // with push on, after the push
+			s.maintain(ctx) // with push on, before the push
 		}
 	} else {
 		commit = NoCommit // nothing new: Drain lists what it made
@@ -254,12 +264,21 @@ func (s *Stage) message(ctx context.Context, tip string, changes []Change) (stri
 	}
 	existed := map[string]bool{}
 	if tip != "" && len(kept) > 0 {
-		found, err := s.repo.lsTree(ctx, tip, kept)
+		o, done, err := s.repo.reader(ctx)
 		if err != nil {
 			return "", err
 		}
-		for _, p := range found {
-			existed[p] = true
+		defer done()
+		_, c, err := o.commit(tip)
+		if err != nil {
+			return "", err
+		}
+		for _, p := range kept {
+			e, ok, err := o.lookup(c.tree, p)
+			if err != nil {
+				return "", err
+			}
+			existed[p] = ok && !e.isTree()
 		}
 	}
 	const listed = 20
@@ -299,6 +318,7 @@ func (s *Stage) push(ctx context.Context) error {
 		s.setUnpushed(n)
 		return err
 	}
+	s.maintain(ctx) // first: the push then sends packed data as it is
 	tip, err := s.repo.PushPending(ctx)
 	if err != nil {
 		s.mu.Lock()
@@ -325,7 +345,6 @@ func (s *Stage) push(ctx context.Context) error {
 	s.st.Pushes++
 	s.mu.Unlock()
 	s.logf("git: pushed %s to %s", short(tip), s.o.Branch)
-	s.maintain(ctx)
 	return nil
 }
 
