@@ -157,6 +157,9 @@ func (s *Stage) Drain(ctx context.Context) ([]string, error) {
 			return made, err
 		}
 		if commit == "" {
+			if _, _, err := s.waiting(ctx); err != nil {
+				return made, err
+			}
 			return made, s.pushPending(ctx)
 		}
 	}
@@ -171,16 +174,12 @@ func (s *Stage) step(ctx context.Context, force, push bool) (string, error) {
 			return "", err
 		}
 	}
-	n, oldest, err := s.store.Waiting(ctx)
-	if err != nil {
-		return "", fmt.Errorf("git stage of %s: %w", s.job, err)
-	}
-	s.mu.Lock()
-	s.st.Waiting = n
-	s.mu.Unlock()
 	now := s.now()
-	if n == 0 || (!force && n < int64(s.o.BatchFiles) && now.Sub(oldest) < s.o.BatchDelay) {
-		return "", nil
+	if !force {
+		n, oldest, err := s.waiting(ctx)
+		if err != nil || n == 0 || (n < int64(s.o.BatchFiles) && now.Sub(oldest) < s.o.BatchDelay) {
+			return "", err
+		}
 	}
 	id, changes, err := s.store.OpenBatch(ctx, s.o.BatchFiles, now)
 	if err != nil || len(changes) == 0 {
@@ -218,6 +217,18 @@ func (s *Stage) step(ctx context.Context, force, push bool) (string, error) {
 		return commit, nil
 	}
 	return commit, s.pushPending(ctx)
+}
+
+// waiting counts the paths that wait for a commit, for the status too.
+func (s *Stage) waiting(ctx context.Context) (int64, time.Time, error) {
+	n, oldest, err := s.store.Waiting(ctx)
+	if err != nil {
+		return 0, oldest, fmt.Errorf("git stage of %s: %w", s.job, err)
+	}
+	s.mu.Lock()
+	s.st.Waiting = n
+	s.mu.Unlock()
+	return n, oldest, nil
 }
 
 // commit makes the batch's commit on the clone's branch, or finds the one

@@ -53,10 +53,15 @@ type GitStatus struct {
 // commits a batch once it is full or that old. The ship date, not the
 // first out-of-sync one: a path that failed for a day before it shipped
 // would otherwise be committed the moment it did, alone.
+//
+// Batch 0 and the open batch are looked up in the queue's index, value by
+// value: written "batch = 0 OR batch IN (...)", the query read every row
+// of the job, the committed and unpushed ones too, each time the stage
+// polls.
 func (j *Job) GitWaiting(ctx context.Context) (int64, time.Time, error) {
 	var n, oldest int64
 	err := j.db.sql.QueryRowContext(ctx, `SELECT COUNT(DISTINCT path), COALESCE(MIN(shipped_at), 0) FROM git_pending
-		WHERE job = ? AND (batch = 0 OR batch IN (SELECT id FROM git_batch WHERE job = ? AND commit_id = ''))`, j.ID, j.ID).Scan(&n, &oldest)
+		WHERE job = ? AND batch IN (SELECT 0 UNION ALL SELECT id FROM git_batch WHERE job = ? AND commit_id = '')`, j.ID, j.ID).Scan(&n, &oldest)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("registry: git waiting: %w", err)
 	}
