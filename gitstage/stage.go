@@ -126,10 +126,14 @@ func (s *Stage) Run(ctx context.Context) error {
 				s.logf("git: %v", err)
 			}
 		case <-t.C:
-			if !s.Status().Stopped {
-				if _, err := s.step(ctx, false, true); err != nil && ctx.Err() == nil {
-					s.logf("git: %v", err)
-				}
+			var err error
+			if s.Status().Stopped {
+				_, _, err = s.waiting(ctx) // what waits still shows
+			} else {
+				_, err = s.step(ctx, false, true)
+			}
+			if err != nil && ctx.Err() == nil {
+				s.logf("git: %v", err)
 			}
 		}
 		t.Reset(poll)
@@ -325,8 +329,8 @@ func (s *Stage) pushPending(ctx context.Context) error {
 // push pushes what the clone holds and the repository does not.
 func (s *Stage) push(ctx context.Context) error {
 	n, err := s.store.Unpushed(ctx)
+	s.setUnpushed(n)
 	if err != nil || n == 0 {
-		s.setUnpushed(n)
 		return err
 	}
 	s.maintain(ctx) // first: the push then sends packed data as it is

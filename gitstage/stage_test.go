@@ -3,6 +3,8 @@ package gitstage
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -254,5 +256,34 @@ func TestStageSyncPushesWithPushOff(t *testing.T) {
 	}
 	if got, tip := gitT(t, target, "rev-parse", "main"), s.Status().LastCommit; got != tip {
 		t.Fatalf("the target's main is %s, the stage's last commit %s", got, tip)
+	}
+}
+
+// TestStageStoppedStillCounts: a stage stopped by a refused push commits
+// nothing more until the button, but what waits still shows in its status.
+func TestStageStoppedStillCounts(t *testing.T) {
+	s, st, r, target := newStageT(t, func(o *Options) { o.BatchDelay = 200 * time.Millisecond })
+	hook := filepath.Join(target, "hooks", "pre-receive")
+	if err := os.WriteFile(hook, []byte("#!/bin/sh\necho 'pushes are closed today' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	st.ship(t, r, "a", "b", "c")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitStatus := func(what string, ok func(Status) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !ok(s.Status()); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %+v", what, s.Status())
+			}
+		}
+	}
+	waitStatus("stopped by the refused push", func(s Status) bool { return s.Stopped && s.Commits == 1 })
+	st.ship(t, r, "d", "e")
+	waitStatus("2 waiting while stopped", func(s Status) bool { return s.Waiting == 2 })
+	if got := s.Status(); !got.Stopped || got.Commits != 1 || got.Unpushed != 1 {
+		t.Fatalf("the stopped stage went on, or does not count its unpushed commit: %+v", got)
 	}
 }
