@@ -164,6 +164,11 @@ func (o *objects) tree(oid string) ([]treeEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gitstage: tree %s: %w", oid, err)
 	}
+	if len(o.trees) >= maxCachedTrees {
+		// A drain of a first mirror reads a new root and new parents
+		// each batch; the old ones are not read again.
+		clear(o.trees)
+	}
 	o.trees[oid] = t
 	return t, nil
 }
@@ -241,3 +246,6 @@ func (r *Repo) writeObject(typ string, data []byte) (string, error) {
 }
 
 var errNotTree = errors.New("not a tree")
+
+// maxCachedTrees bounds what a hold remembers of the trees it read.
+const maxCachedTrees = 1024

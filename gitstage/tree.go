@@ -14,7 +14,10 @@ type treeEntry struct {
 	mode, name, oid string
 }
 
-func (e treeEntry) isTree() bool { return e.mode == "40000" }
+// isTree says the entry is a directory: mode 40000, or 040000 as some old
+// tools wrote it (fsck warns about those; they are directories all the
+// same, and what is under them must be kept).
+func (e treeEntry) isTree() bool { return e.mode == "40000" || e.mode == "040000" }
 
 // parseTree reads a tree object's content: "<mode> <name>\0<20-byte id>"
 // entries, end to end.

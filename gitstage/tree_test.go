@@ -1,8 +1,10 @@
 package gitstage
 
 import (
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -141,4 +143,43 @@ func gitEnv(kv, stdin string, args ...string) (string, error) {
 		return out.String(), fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, errb.String())
 	}
 	return out.String(), nil
+}
+
+// A directory an old tool wrote with mode 040000 is a directory: a file
+// added in it keeps what it holds.
+func TestEditTreeZeroPaddedDirectory(t *testing.T) {
+	r := openT(t, newTarget(t), nil)
+	f := blobT(t, r, "f\n")
+	sub, err := r.writeObject("tree", mustEncode(t, treeEntry{mode: "100644", name: "f", oid: f}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := hex.DecodeString(sub)
+	root, err := r.writeObject("tree", append([]byte("040000 d\x00"), raw...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// fsck --strict refuses that tree: it goes before the check at the end.
+	t.Cleanup(func() { os.Remove(filepath.Join(r.Dir(), "objects", root[:2], root[2:])) })
+	o, err := openObjects(ctxT(t), r.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.close()
+	got, err := r.editTree(o, root, []entry{{"100644", blobT(t, r, "g\n"), "d/g"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ls := gitT(t, r.Dir(), "ls-tree", "-r", "--name-only", got); ls != "d/f\nd/g" {
+		t.Fatalf("after adding d/g under a 040000 d: %q", ls)
+	}
+}
+
+func mustEncode(t *testing.T, entries ...treeEntry) []byte {
+	t.Helper()
+	b, err := encodeTree(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
