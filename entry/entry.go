@@ -26,6 +26,9 @@ type Entry struct {
 	// A Done entry whose GitBlob changes, or a forgotten entry that had
 	// one, is what the Git stage commits next.
 	GitBlob string
+	// GitExec says the file had an execute bit when GitBlob's bytes were
+	// read (by the same open): the Git stage commits it as 100755.
+	GitExec bool
 
 	State      State
 	Action     Action

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // MinGitVersion is the oldest git the stage runs with: fetch
@@ -174,10 +175,14 @@ func run(ctx context.Context, o runOpts, args ...string) ([]byte, error) {
 }
 
 // trimStderr keeps what git said in one line, without its progress
-// chatter, and at most a few hundred bytes.
+// chatter, and at most a few hundred bytes. A progress meter redraws its
+// line after a bare '\r', and only what it drew last is kept; but ssh ends
+// each of its lines with "\r\n", and those lines are what says why a
+// repository could not be reached (and whether trying again can help).
 func trimStderr(s string) string {
 	var lines []string
 	for _, l := range strings.Split(s, "\n") {
+		l = strings.TrimRight(l, "\r")
 		if i := strings.LastIndexByte(l, '\r'); i >= 0 {
 			l = l[i+1:]
 		}
@@ -188,9 +193,19 @@ func trimStderr(s string) string {
 		lines = append(lines, l)
 	}
 	out := strings.Join(lines, "; ")
-	const max = 600
-	if len(out) > max {
-		out = out[:max] + "…"
+	// Both ends: git and ssh say what went wrong last ("Host key
+	// verification failed.", "fatal: ..."), after a banner that can fill
+	// the first few hundred bytes on its own (a changed host key).
+	const head, tail = 200, 400
+	if len(out) > head+tail {
+		h, t := head, len(out)-tail
+		for h > 0 && !utf8.RuneStart(out[h]) {
+			h--
+		}
+		for t < len(out) && !utf8.RuneStart(out[t]) {
+			t++
+		}
+		out = out[:h] + " … " + out[t:]
 	}
 	return out
 }

@@ -59,6 +59,9 @@ func gitRaw(dir, stdin string, args ...string) (string, error) {
 	if dir != "" {
 		args = append([]string{"-C", dir}, args...)
 	}
+	// A repository that a push over SSH wrote belongs to the server's
+	// account, not to the test.
+	args = append([]string{"-c", "safe.directory=*"}, args...)
 	cmd := exec.Command("git", args...)
 	cmd.Env = testEnv()
 	cmd.Stdin = strings.NewReader(stdin)

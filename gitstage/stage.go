@@ -329,6 +329,8 @@ func (s *Stage) pushPending(ctx context.Context) error {
 // push pushes what the clone holds and the repository does not.
 func (s *Stage) push(ctx context.Context) error {
 	n, err := s.store.Unpushed(ctx)
+	// Before the push: a push that fails leaves them unpushed, and the
+	// status says how many.
 	s.setUnpushed(n)
 	if err != nil || n == 0 {
 		return err

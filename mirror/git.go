@@ -64,7 +64,7 @@ func (g gitStore) OpenBatch(ctx context.Context, max int, now time.Time) (int64,
 	}
 	out := make([]gitstage.Change, len(cs))
 	for i, c := range cs {
-		out[i] = gitstage.Change{Path: c.Path, Blob: c.Blob}
+		out[i] = gitstage.Change{Path: c.Path, Blob: c.Blob, Exec: c.Exec}
 	}
 	return b.ID, out, nil
 }

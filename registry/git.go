@@ -23,6 +23,7 @@ import (
 type GitChange struct {
 	Path       string
 	Blob       string // "" = deleted
+	Exec       bool   // the file had an execute bit when the blob's bytes were read
 	DirtySince int64  // unix ns the path first went out of sync
 }
 
@@ -151,7 +152,7 @@ type querier interface {
 }
 
 func gitChanges(ctx context.Context, q querier, job, batchID int64) ([]GitChange, error) {
-	rows, err := q.QueryContext(ctx, `SELECT path, blob, dirty_since FROM git_pending WHERE job = ? AND batch = ? ORDER BY dirty_since, path`, job, batchID)
+	rows, err := q.QueryContext(ctx, `SELECT path, blob, exec, dirty_since FROM git_pending WHERE job = ? AND batch = ? ORDER BY dirty_since, path`, job, batchID)
 	if err != nil {
 		return nil, fmt.Errorf("registry: git batch %d: %w", batchID, err)
 	}
@@ -159,7 +160,7 @@ func gitChanges(ctx context.Context, q querier, job, batchID int64) ([]GitChange
 	var out []GitChange
 	for rows.Next() {
 		var c GitChange
-		if err := rows.Scan(&c.Path, &c.Blob, &c.DirtySince); err != nil {
+		if err := rows.Scan(&c.Path, &c.Blob, &c.Exec, &c.DirtySince); err != nil {
 			return nil, fmt.Errorf("registry: git batch %d: %w", batchID, err)
 		}
 		out = append(out, c)

@@ -36,12 +36,12 @@ func split(p string) (dir, name string) {
 	return dir, name
 }
 
-const entryCols = `dir, name, is_dir, local_size, local_mtime, remote_size, remote_mtime, hash, state, action, lane, attempts, last_error, dirty_since, recheck, git_blob`
+const entryCols = `dir, name, is_dir, local_size, local_mtime, remote_size, remote_mtime, hash, state, action, lane, attempts, last_error, dirty_since, recheck, git_blob, git_exec`
 
 func scanEntry(rows interface{ Scan(...any) error }) (entry.Entry, error) {
 	var e entry.Entry
 	var dir, name string
-	err := rows.Scan(&dir, &name, &e.IsDir, &e.LocalSize, &e.LocalMtime, &e.RemoteSize, &e.RemoteMtime, &e.Hash, &e.State, &e.Action, &e.Lane, &e.Attempts, &e.LastError, &e.DirtySince, &e.Recheck, &e.GitBlob)
+	err := rows.Scan(&dir, &name, &e.IsDir, &e.LocalSize, &e.LocalMtime, &e.RemoteSize, &e.RemoteMtime, &e.Hash, &e.State, &e.Action, &e.Lane, &e.Attempts, &e.LastError, &e.DirtySince, &e.Recheck, &e.GitBlob, &e.GitExec)
 	e.Path = path.Join(dir, name)
 	return e, err
 }

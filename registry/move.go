@@ -68,10 +68,10 @@ func (j *Job) MovePrefix(ctx context.Context, from, to string) (int64, error) {
 	// the new one, recorded with the move: a crash leaves both or neither.
 	// A row under a non-empty prefix always has a non-empty dir.
 	now := j.clock().UnixNano()
-	gitMoved := `INSERT INTO git_pending (job, path, blob, dirty_since, shipped_at, batch)
+	gitMoved := `INSERT INTO git_pending (job, path, blob, exec, dirty_since, shipped_at, batch)
 		SELECT job, dir || '/' || name, %s, COALESCE(NULLIF(dirty_since, 0), ?), ?, 0
 		FROM entry WHERE job = ? AND is_dir = 0 AND git_blob != '' AND ` + under + gitUpsert
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(gitMoved, "''"), now, now, j.ID, from, fromN+1, from+"/"); err != nil {
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(gitMoved, "'', 0"), now, now, j.ID, from, fromN+1, from+"/"); err != nil {
 		return 0, fmt.Errorf("registry: move %q to %q: %w", from, to, err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE entry SET dir = ?, name = ? WHERE job = ? AND dir = ? AND name = ?`,
@@ -90,7 +90,7 @@ func (j *Job) MovePrefix(ctx context.Context, from, to string) (int64, error) {
 	}
 	// Nothing was recorded under to before (ErrMoveTarget): what is there
 	// now is what moved.
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(gitMoved, "git_blob"), now, now, j.ID, to, toN+1, to+"/"); err != nil {
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(gitMoved, "git_blob, git_exec"), now, now, j.ID, to, toN+1, to+"/"); err != nil {
 		return 0, fmt.Errorf("registry: move %q to %q: %w", from, to, err)
 	}
 	if err := tx.Commit(); err != nil {

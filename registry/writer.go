@@ -206,7 +206,8 @@ func (j *Job) apply(batch []op) error {
 	}
 	defer tx.Rollback()
 	put, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO entry (job, `+entryCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-		CASE WHEN ? THEN COALESCE((SELECT git_blob FROM entry WHERE job = ? AND dir = ? AND name = ?), '') ELSE ? END)`)
+		CASE WHEN ? THEN COALESCE((SELECT git_blob FROM entry WHERE job = ? AND dir = ? AND name = ?), '') ELSE ? END,
+		CASE WHEN ? THEN COALESCE((SELECT git_exec FROM entry WHERE job = ? AND dir = ? AND name = ?), 0) ELSE ? END)`)
 	if err != nil {
 		return fmt.Errorf("registry: prepare: %w", err)
 	}
@@ -235,11 +236,11 @@ func (j *Job) apply(batch []op) error {
 		}
 		switch o.kind {
 		case opPut, opPlan:
-			gw, blob := gitWriteOf(e), ""
+			gw, blob, exec := gitWriteOf(e), "", false
 			switch gw {
 			case gitShip:
-				blob = e.GitBlob
-				err = g.shipped(ctx, j.ID, e.Path, dir, name, blob, e.DirtySince, now)
+				blob, exec = e.GitBlob, e.GitExec
+				err = g.shipped(ctx, j.ID, e.Path, dir, name, blob, exec, e.DirtySince, now)
 			case gitGone:
 				err = g.gone(ctx, j.ID, e.Path, dir, name, now)
 			}
@@ -247,7 +248,7 @@ func (j *Job) apply(batch []op) error {
 				return fmt.Errorf("registry: record %q: %w", e.Path, err)
 			}
 			_, err = put.ExecContext(ctx, j.ID, dir, name, e.IsDir, e.LocalSize, e.LocalMtime, e.RemoteSize, e.RemoteMtime, e.Hash, e.State, e.Action, e.Lane, e.Attempts, e.LastError, e.DirtySince, e.Recheck,
-				gw == gitKeep, j.ID, dir, name, blob)
+				gw == gitKeep, j.ID, dir, name, blob, gw == gitKeep, j.ID, dir, name, exec)
 		case opDelete:
 			if err = g.gone(ctx, j.ID, e.Path, dir, name, now); err != nil {
 				return fmt.Errorf("registry: record %q: %w", e.Path, err)

@@ -161,3 +161,44 @@ func TestShipKeepsForGit(t *testing.T) {
 		t.Fatalf("%d blobs kept, %d left open", len(blobs.kept), blobs.open)
 	}
 }
+
+// TestShipKeepsExecBit: what the Shipper records of an upload, and of a
+// remote copy it adopts, says whether the file had an execute bit (any of
+// the three) when the read that kept its bytes opened it.
+func TestShipKeepsExecBit(t *testing.T) {
+	r := newShipRig(t, func(o *ShipOptions) { o.Keep = &memBlobs{} })
+	modes := map[string]os.FileMode{"run.sh": 0o755, "page.html": 0o644, "group.sh": 0o610, "own.sh": 0o700, "other.sh": 0o601, "ro": 0o444}
+	for p, mode := range modes {
+		r.local(p, "bytes of "+p, m1)
+		if err := os.Chmod(filepath.Join(r.src, p), mode); err != nil {
+			t.Fatal(err)
+		}
+		up := claimedRow(entry.Entry{Path: p, LocalSize: int64(len("bytes of " + p)), LocalMtime: m1.UnixNano(), RemoteSize: -1}, entry.Upload)
+		r.reg.seed(up)
+		if err := r.handle(queue.Item{Path: up.Path, Size: up.LocalSize, Entry: up}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for p, mode := range map[string]os.FileMode{"adopt.sh": 0o750, "adopt.txt": 0o640} {
+		r.local(p, "there", m1)
+		r.remote(p, "there", m1)
+		if err := os.Chmod(filepath.Join(r.src, p), mode); err != nil {
+			t.Fatal(err)
+		}
+		modes[p] = mode
+		ad := claimedRow(entry.Entry{Path: p, LocalSize: 5, LocalMtime: m1.UnixNano(), RemoteSize: -1, Recheck: true}, entry.Upload)
+		r.reg.seed(ad)
+		if err := r.handle(queue.Item{Path: p, Size: 5, Entry: ad}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := r.reg.all(t)
+	for p, mode := range modes {
+		if e := rows[p]; e.GitBlob == "" || e.GitExec != (mode&0o111 != 0) {
+			t.Errorf("%s (%v): recorded blob %q, exec %v", p, mode, e.GitBlob, e.GitExec)
+		}
+	}
+	if n := r.ship.Counters.Adopted.Load(); n != 2 {
+		t.Errorf("%d adopted, want 2", n)
+	}
+}

@@ -57,6 +57,7 @@ func (s *Shipper) upload(ctx context.Context, c remote.Conn, e entry.Entry) erro
 	}
 	e.LocalSize, e.LocalMtime = shipped.Size, shipped.LocalMtime.UnixNano()
 	e.RemoteSize, e.RemoteMtime, e.Hash, e.GitBlob = shipped.Size, shipped.RemoteMtime.UnixNano(), shipped.Hash, shipped.GitBlob
+	e.GitExec = shipped.Exec
 	e.MarkDone()
 	s.Counters.Transferred.Add(1)
 	s.Counters.Bytes.Add(shipped.Size)
@@ -119,8 +120,8 @@ func (s *Shipper) recheck(ctx context.Context, c remote.Conn, e *entry.Entry) (b
 		}
 	}
 	found.Same = st.Size == lfi.Size() && s.o.Caps.SetModTime && entry.MtimeMatch(st.ModTime, lfi.ModTime(), s.o.Caps.ModTimePrecision)
-	var sum string
-	var blob string
+	var sum, blob string
+	var exec bool
 	if found.Same {
 		// Already there (sent by a run that died before recording it, or
 		// by another tool with the same mtime). If it is the copy ferry
@@ -128,7 +129,7 @@ func (s *Shipper) recheck(ctx context.Context, c remote.Conn, e *entry.Entry) (b
 		// what was shipped. With the Git stage the same read keeps them:
 		// adopted counts as shipped.
 		if s.o.Keep != nil {
-			sum, blob, err = s.keepFile(s.local(e.Path))
+			sum, blob, exec, err = s.keepFile(s.local(e.Path))
 		} else {
 			sum, err = digest.File(s.local(e.Path))
 		}
@@ -143,7 +144,7 @@ func (s *Shipper) recheck(ctx context.Context, c remote.Conn, e *entry.Entry) (b
 	switch verdict {
 	case planner.Adopt:
 		e.LocalSize, e.LocalMtime = lfi.Size(), lfi.ModTime().UnixNano()
-		e.RemoteSize, e.RemoteMtime, e.Hash, e.GitBlob = st.Size, st.ModTime.UnixNano(), sum, blob
+		e.RemoteSize, e.RemoteMtime, e.Hash, e.GitBlob, e.GitExec = st.Size, st.ModTime.UnixNano(), sum, blob, exec
 		e.MarkDone()
 		s.Counters.Adopted.Add(1)
 		return true, s.record(*e, 0)
@@ -260,28 +261,28 @@ func (s *Shipper) rename(ctx context.Context, c remote.Conn, from, to entry.Entr
 }
 
 // keepFile reads the local file p once into a kept blob, returning its
-// digest and the blob's id.
-func (s *Shipper) keepFile(p string) (sum, blob string, err error) {
+// digest, the blob's id and whether the file, as opened, was executable.
+func (s *Shipper) keepFile(p string) (sum, blob string, exec bool, err error) {
 	f, err := os.Open(p)
 	if err != nil {
-		return "", "", err
+		return "", "", false, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return "", "", err
+		return "", "", false, err
 	}
 	b, err := s.o.Keep.NewBlob(fi.Size())
 	if err != nil {
-		return "", "", err
+		return "", "", false, err
 	}
 	h := digest.New()
 	if _, err := io.Copy(io.MultiWriter(h, b), f); err != nil {
 		b.Abort()
-		return "", "", err
+		return "", "", false, err
 	}
 	if blob, err = b.Close(); err != nil {
-		return "", "", err
+		return "", "", false, err
 	}
-	return digest.Sum(h), blob, nil
+	return digest.Sum(h), blob, isExec(fi), nil
 }

@@ -51,7 +51,9 @@ type ShipOptions struct {
 	Safety   *planner.Safety
 	Conflict planner.Conflict
 	// Keep, when set, keeps the bytes each upload ships (the Git stage):
-	// the entry it records then carries the blob's id (entry.GitBlob).
+	// the entry it records then carries the blob's id (entry.GitBlob) and
+	// whether the file was executable when that read opened it
+	// (entry.GitExec).
 	Keep     Blobs
 	Delete   bool // type changes may remove what stands in their way
 	Move     bool // remove each local file once its upload is recorded

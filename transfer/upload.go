@@ -49,6 +49,11 @@ type Shipped struct {
 	// GitBlob is the id of the blob Upload's keep wrote from the bytes it
 	// sent ("" without one).
 	GitBlob string
+	// Exec says the source file had an execute bit (any of the three)
+	// when it was opened: the Git stage commits it as 100755. From the
+	// stat of the open the bytes are read from, as they are, and not from
+	// the scan, which may be older.
+	Exec bool
 }
 
 // Blobs keeps the bytes an upload ships, written from the upload's own read
@@ -114,7 +119,7 @@ func Upload(ctx context.Context, c remote.Conn, src, rel string, lim *rate.Limit
 	if n != before.Size() {
 		return Shipped{}, fmt.Errorf("verify %q: %w: %d bytes sent, the file has %d", rel, ErrVerify, n, before.Size())
 	}
-	out := Shipped{Size: n, LocalMtime: before.ModTime(), Hash: digest.Sum(g.h)}
+	out := Shipped{Size: n, LocalMtime: before.ModTime(), Hash: digest.Sum(g.h), Exec: isExec(before)}
 	if g.blob != nil {
 		b := g.blob
 		g.blob = nil
@@ -130,6 +135,10 @@ func Upload(ctx context.Context, c remote.Conn, src, rel string, lim *rate.Limit
 	}
 	return out, nil
 }
+
+// isExec reports whether a file has an execute bit: Git records a file as
+// executable or not, and takes any of the three bits as executable.
+func isExec(fi fs.FileInfo) bool { return fi.Mode().Perm()&0o111 != 0 }
 
 // guard reads the local file, hashing and pacing it, and refuses to end
 // cleanly if the file changed under it: the upload is then abandoned before

@@ -24,10 +24,16 @@ type SSHOptions struct {
 	// open, close and rename, so a test can count what reached the server.
 	// (internal-sftp logs only to syslog or to the client's stderr.)
 	SFTPLogLevel string
+	// Exec lets a session run the command it asks for in the account's
+	// login shell, as a Git host over SSH does (git push runs
+	// git-receive-pack there, git fetch git-upload-pack), instead of
+	// forcing SFTP on every session; the sftp subsystem still starts in
+	// Root. It cannot be combined with SFTPLogLevel.
+	Exec bool
 }
 
 // SSHServer is a running (or killed, awaiting Restart) OpenSSH sshd that
-// only offers SFTP.
+// only offers SFTP, unless SSHOptions.Exec lets sessions run commands.
 type SSHServer struct {
 	Host               string
 	Port               int
@@ -46,6 +52,7 @@ type SSHServer struct {
 	// sftpCommand is what ForceCommand runs: internal-sftp, or sftp-server
 	// with its log when SSHOptions.SFTPLogLevel is set.
 	sftpCommand string
+	exec        bool // SSHOptions.Exec: no ForceCommand
 }
 
 // StartSSH starts sshd and returns once a password login and the sftp
@@ -124,6 +131,10 @@ func (s *SSHServer) prepare(opts SSHOptions, acct Account) error {
 	}
 	s.Root = root
 	s.sftpCommand = "internal-sftp -d " + root
+	s.exec = opts.Exec
+	if opts.Exec && opts.SFTPLogLevel != "" {
+		return fmt.Errorf("testrig: SSHOptions.Exec and SFTPLogLevel cannot be combined")
+	}
 	if opts.SFTPLogLevel != "" {
 		if err := s.sftpServerLog(opts.SFTPLogLevel, acct); err != nil {
 			return err
@@ -163,7 +174,7 @@ func (s *SSHServer) configure(port int) error {
 		return err
 	}
 	q := func(p string) string { return `"` + p + `"` }
-	cfg := strings.Join([]string{
+	cfg := []string{
 		"Port " + strconv.Itoa(port),
 		"ListenAddress " + Host,
 		"AddressFamily inet",
@@ -184,17 +195,20 @@ func (s *SSHServer) configure(port int) error {
 		"X11Forwarding no",
 		"AllowTcpForwarding no",
 		"AllowAgentForwarding no",
-		"Subsystem sftp internal-sftp",
-		// Unquoted on purpose: sshd passes quotes through to -d literally.
-		"ForceCommand " + s.sftpCommand,
 		// Parallel transfer tests open many connections at once; the
 		// default 10:30:100 would randomly drop some during key exchange.
 		"MaxStartups 100:30:200",
 		"MaxSessions 100",
 		"LogLevel VERBOSE",
-		"",
-	}, "\n")
-	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o600); err != nil {
+	}
+	// Unquoted on purpose: sshd passes quotes through to -d literally.
+	// With Exec, a session's command runs in the account's login shell.
+	if s.exec {
+		cfg = append(cfg, "Subsystem sftp "+s.sftpCommand)
+	} else {
+		cfg = append(cfg, "Subsystem sftp internal-sftp", "ForceCommand "+s.sftpCommand)
+	}
+	if err := os.WriteFile(s.cfgPath, []byte(strings.Join(cfg, "\n")+"\n"), 0o600); err != nil {
 		return err
 	}
 	if out, err := exec.Command(s.bin, "-t", "-f", s.cfgPath).CombinedOutput(); err != nil {
@@ -290,6 +304,25 @@ func (s *SSHServer) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa
 // absolute on the server, so the path is Root joined with p.
 func (s *SSHServer) URL(p string) string {
 	return "sftp://" + s.User + "@" + s.Addr() + escapePath(path.Join(s.Root, p))
+}
+
+// GitURL returns "ssh://ferrytest@127.0.0.1:port/abs/path" for a
+// repository at Root joined with p, for a server started with
+// SSHOptions.Exec. The path is not escaped: git hands an ssh:// path to
+// the remote command as it is written.
+func (s *SSHServer) GitURL(p string) string {
+	return "ssh://" + s.User + "@" + s.Addr() + path.Join(s.Root, p)
+}
+
+// GitSSHCommand is a GIT_SSH_COMMAND that logs in with identity and
+// trusts only the host keys in knownHosts, never asking: what a user
+// sets to reach a Git host with a key of its own. It reads no ssh
+// configuration file, no global known_hosts and no agent's other keys,
+// so a machine's own settings cannot make a test pass or fail.
+func (s *SSHServer) GitSSHCommand(identity, knownHosts string) string {
+	return "ssh -F /dev/null -i " + identity + " -o IdentitiesOnly=yes -o IdentityAgent=none" +
+		" -o UserKnownHostsFile=" + knownHosts + " -o GlobalKnownHostsFile=/dev/null" +
+		" -o StrictHostKeyChecking=yes -o BatchMode=yes"
 }
 
 // Kill SIGKILLs sshd and every session process it forked, like a crash.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/textproto"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -240,6 +241,56 @@ func TestSSH(t *testing.T) {
 	}
 	if u, want := s.URL("a b/c"), "sftp://ferrytest@"+s.Addr()+s.Root+"/a%20b/c"; u != want {
 		t.Errorf("URL = %q, want %q", u, want)
+	}
+}
+
+// TestSSHExec: with Exec, a session runs its command in the account's
+// login shell (a plain server's sessions all run SFTP), SFTP still starts
+// in Root, and git reaches a repository there through GitSSHCommand.
+func TestSSHExec(t *testing.T) {
+	t.Parallel()
+	for _, run := range []bool{false, true} {
+		s := SSH(t, SSHOptions{Exec: run})
+		conn, err := ssh.Dial("tcp", s.Addr(), sshConfig(t, s, keyAuth(t, s), s.KnownHostsFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sess, err := conn.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := sess.CombinedOutput("id -un; command -v git-receive-pack")
+		sess.Close()
+		if want := s.User + "\n/usr/bin/git-receive-pack\n"; run != (err == nil && string(out) == want) {
+			t.Errorf("Exec %v: the command said %q (%v)", run, out, err)
+		}
+		sc, err := sftp.NewClient(conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wd, err := sc.Getwd(); err != nil || wd != s.Root {
+			t.Errorf("Exec %v: Getwd = %q, %v; want %q", run, wd, err, s.Root)
+		}
+		sc.Close()
+		conn.Close()
+	}
+	s := SSH(t, SSHOptions{Exec: true})
+	dir := s.BareRepo(t, "r.git")
+	wrong, err := s.WrongKnownHosts(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, known := range []string{s.KnownHostsFile, wrong} {
+		git := exec.Command("git", "ls-remote", s.GitURL("r.git"))
+		git.Env = append(os.Environ(), "GIT_SSH_COMMAND="+s.GitSSHCommand(s.IdentityFile, known))
+		out, err := git.CombinedOutput()
+		if (known == wrong) != (err != nil) {
+			t.Errorf("ls-remote of %s over SSH, known hosts %s: %v\n%s", dir, known, err, out)
+		}
+	}
+	if s, err := StartSSH(SSHOptions{Exec: true, SFTPLogLevel: "INFO"}); err == nil {
+		s.Stop()
+		t.Error("Exec with SFTPLogLevel started")
 	}
 }
 
