@@ -188,7 +188,7 @@ func TestSSHRefused(t *testing.T) {
 			if stt.Err == "" || !strings.Contains(stt.Err, url) || !strings.Contains(stt.Err, tc.said[len(tc.said)-1]) {
 				t.Errorf("status error %q", stt.Err)
 			}
-			if stt.Unpushed != 1 || stt.Pushes != 0 {
+			if stt.Unpushed != 1 || stt.Pushes != 0 || !stt.Stopped {
 				t.Errorf("status after the refused push: %+v", stt)
 			}
 			if tip, _ := r.Tip(ctx); tip != made[0] {

@@ -51,9 +51,12 @@ type Stage struct {
 	now   func() time.Time
 	logf  func(string, ...any)
 
-	kick chan struct{}
-	mu   sync.Mutex
-	st   Status
+	kick       chan struct{}
+	mu         sync.Mutex
+	st         Status
+	failures   int       // pushes failed in a row, by a failure that may pass
+	pushFailed bool      // st.Err is a push's
+	retryAt    time.Time // no push before, but by Drain
 }
 
 // Status is what `ferry status` shows of the stage.
@@ -65,9 +68,13 @@ type Status struct {
 	Unpushed     int
 	Commits      int64  // commits made by this stage since it started
 	Pushes       int64  // pushes that succeeded
-	Err          string // the last failure, "" once a commit or push succeeds
-	// Stopped says a push was refused in a way a rebuild cannot fix (a
-	// hook, a protected branch, credentials): the stage waits for Sync.
+	Err          string // the last failure: a commit's until a commit works, a push's until a push works
+	// Stopped says a push or its fetch failed in a way that trying again
+	// cannot fix (refused credentials, an unknown host key, a missing
+	// repository, a hook, a protected branch): the stage commits nothing
+	// more and waits for Sync. A failure that may pass (the network, a
+	// server that does not answer) is tried again after a back-off, while
+	// batches go on being committed in the clone.
 	Stopped bool
 }
 
@@ -116,7 +123,6 @@ func (s *Stage) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.kick:
-			s.setStopped(false)
 			_, err := s.Drain(ctx)
 			if err == nil && !s.o.Push {
 				// With push off, the button is how commits leave the clone.
@@ -146,6 +152,11 @@ func (s *Stage) Run(ctx context.Context) error {
 // round trip to the repository, a commit a few local git commands. It
 // returns the commits made.
 func (s *Stage) Drain(ctx context.Context) ([]string, error) {
+	// Asked for now: a stopped stage, or one waiting out a back-off,
+	// tries again.
+	s.mu.Lock()
+	s.st.Stopped, s.retryAt = false, time.Time{}
+	s.mu.Unlock()
 	release, err := s.repo.hold(ctx)
 	if err != nil {
 		return nil, err
@@ -164,7 +175,7 @@ func (s *Stage) Drain(ctx context.Context) ([]string, error) {
 			if _, _, err := s.waiting(ctx); err != nil {
 				return made, err
 			}
-			return made, s.pushPending(ctx)
+			return made, s.pushPending(ctx, true)
 		}
 	}
 }
@@ -173,21 +184,23 @@ func (s *Stage) Drain(ctx context.Context) ([]string, error) {
 // with push, it first pushes what an earlier step left unpushed, and then
 // the batch. It returns the batch's commit, "" when nothing was due.
 func (s *Stage) step(ctx context.Context, force, push bool) (string, error) {
+	var perr error
 	if push {
-		if err := s.pushPending(ctx); err != nil {
-			return "", err
-		}
+		// A repository that cannot be reached keeps nothing from its
+		// commit: batches go on being committed in the clone, and are
+		// pushed once it answers.
+		perr = s.pushPending(ctx, false)
 	}
 	now := s.now()
 	if !force {
 		n, oldest, err := s.waiting(ctx)
 		if err != nil || n == 0 || (n < int64(s.o.BatchFiles) && now.Sub(oldest) < s.o.BatchDelay) {
-			return "", err
+			return "", errors.Join(perr, err)
 		}
 	}
 	id, changes, err := s.store.OpenBatch(ctx, s.o.BatchFiles, now)
 	if err != nil || len(changes) == 0 {
-		return "", err
+		return "", errors.Join(perr, err)
 	}
 	release, err := s.repo.hold(ctx)
 	if err != nil {
@@ -206,8 +219,11 @@ func (s *Stage) step(ctx context.Context, force, push bool) (string, error) {
 	if made {
 		s.st.LastCommit, s.st.LastCommitAt = commit, now
 		s.st.Commits++
+		s.st.Unpushed++
 	}
-	s.st.Err = ""
+	if !s.pushFailed {
+		s.st.Err = "" // a push's failure stays until a push works
+	}
 	s.mu.Unlock()
 	if made {
 		s.logf("git: committed %d paths as %s", len(changes), short(commit))
@@ -217,10 +233,10 @@ func (s *Stage) step(ctx context.Context, force, push bool) (string, error) {
 	} else {
 		commit = NoCommit // nothing new: Drain lists what it made
 	}
-	if !push {
-		return commit, nil
+	if !push || perr != nil {
+		return commit, perr
 	}
-	return commit, s.pushPending(ctx)
+	return commit, s.pushPending(ctx, false)
 }
 
 // waiting counts the paths that wait for a commit, for the status too.
@@ -318,13 +334,26 @@ func (s *Stage) message(ctx context.Context, tip string, changes []Change) (stri
 }
 
 // pushPending pushes what the clone holds and the repository does not,
-// with push on and the stage not stopped.
-func (s *Stage) pushPending(ctx context.Context) error {
-	if !s.o.Push || s.Status().Stopped {
+// with push on and the stage not stopped; after a failure that may pass,
+// not before its back-off has run out, unless now.
+func (s *Stage) pushPending(ctx context.Context, now bool) error {
+	st := s.Status()
+	if !s.o.Push || st.Stopped {
+		return nil
+	}
+	s.mu.Lock()
+	wait := !now && time.Now().Before(s.retryAt)
+	s.mu.Unlock()
+	if wait {
 		return nil
 	}
 	return s.push(ctx)
 }
+
+// pushRetry spaces the pushes of a stage whose repository does not answer
+// (after the retries of one push): a daemon does not knock every few
+// seconds, nor log each time, through an outage of hours.
+var pushRetry = retryPolicy{base: 30 * time.Second, max: 10 * time.Minute}
 
 // push pushes what the clone holds and the repository does not.
 func (s *Stage) push(ctx context.Context) error {
@@ -339,8 +368,14 @@ func (s *Stage) push(ctx context.Context) error {
 	tip, err := s.repo.PushPending(ctx)
 	if err != nil {
 		s.mu.Lock()
-		s.st.Err = err.Error()
-		if !errors.Is(err, ErrRejected) && errors.Is(err, ErrPush) {
+		s.st.Err, s.pushFailed = err.Error(), true
+		if isTransient(err) || errors.Is(err, ErrRejected) {
+			s.retryAt = time.Now().Add(pushRetry.delay(s.failures))
+			s.failures++
+		} else {
+			// Refused credentials, an unknown host key, a missing
+			// repository, a hook or a protected branch: trying again
+			// cannot help until someone acts.
 			s.st.Stopped = true
 		}
 		s.mu.Unlock()
@@ -358,7 +393,8 @@ func (s *Stage) push(ctx context.Context) error {
 		return err
 	}
 	s.mu.Lock()
-	s.st.LastPushAt, s.st.Err, s.st.Unpushed = at, "", 0
+	s.st.LastPushAt, s.st.Err, s.st.Unpushed, s.pushFailed = at, "", 0, false
+	s.failures, s.retryAt = 0, time.Time{}
 	s.st.Pushes++
 	s.mu.Unlock()
 	s.logf("git: pushed %s to %s", short(tip), s.o.Branch)
@@ -375,17 +411,11 @@ func (s *Stage) maintain(ctx context.Context) {
 
 func (s *Stage) fail(ctx context.Context, id int64, err error) {
 	s.mu.Lock()
-	s.st.Err = err.Error()
+	s.st.Err, s.pushFailed = err.Error(), false
 	s.mu.Unlock()
 	if ferr := s.store.Failed(context.WithoutCancel(ctx), id, err.Error()); ferr != nil {
 		s.logf("git: record the failure of batch %d: %v", id, ferr)
 	}
-}
-
-func (s *Stage) setStopped(v bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.st.Stopped = v
 }
 
 func (s *Stage) setUnpushed(n int) {

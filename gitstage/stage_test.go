@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -285,5 +286,52 @@ func TestStageStoppedStillCounts(t *testing.T) {
 	waitStatus("2 waiting while stopped", func(s Status) bool { return s.Waiting == 2 })
 	if got := s.Status(); !got.Stopped || got.Commits != 1 || got.Unpushed != 1 {
 		t.Fatalf("the stopped stage went on, or does not count its unpushed commit: %+v", got)
+	}
+}
+
+// TestStageCommitsThroughAnOutage: with the repository down, a running
+// stage goes on committing its batches in the clone, is not stopped, and
+// tries the push again only after its back-off; the button pushes them all
+// once the repository is back.
+func TestStageCommitsThroughAnOutage(t *testing.T) {
+	dir, url, d := served(t)
+	r := openT(t, url, func(o *Options) { o.Push, o.BatchFiles, o.BatchDelay = true, 3, 200*time.Millisecond })
+	fetches := 0
+	r.test.sleep = func(context.Context, time.Duration) error { fetches++; return nil }
+	st := &memStore{shippedAt: stageNow}
+	s := NewStage(r, st, "site", "reg/site", func() time.Time { return stageNow }, t.Logf)
+	d.stop()
+	st.ship(t, r, "a", "b", "c")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor := func(what string, ok func(Status) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !ok(s.Status()); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %+v", what, s.Status())
+			}
+		}
+	}
+	waitFor("the first batch committed, its push failed", func(s Status) bool { return s.Commits == 1 && s.Err != "" })
+	st.ship(t, r, "d", "e", "f")
+	waitFor("the second batch committed while the repository is down", func(s Status) bool { return s.Commits == 2 })
+	time.Sleep(500 * time.Millisecond) // a few polls: none may push before the back-off
+	got := s.Status()
+	if got.Stopped || got.Pushes != 0 || !strings.Contains(got.Err, url) {
+		t.Fatalf("status through the outage: %+v", got)
+	}
+	if fetches != r.retry.attempts-1 {
+		t.Errorf("%d retries of the fetch, want the %d of one push: the next waits for the back-off", fetches, r.retry.attempts-1)
+	}
+	startDaemon(t, filepath.Dir(dir), d.port)
+	s.Sync()
+	waitFor("the button pushed both batches", func(s Status) bool { return s.Pushes == 1 && s.Err == "" && s.Unpushed == 0 })
+	if tip := gitT(t, dir, "rev-parse", "main"); tip != s.Status().LastCommit {
+		t.Fatalf("the repository's main is %s, the stage's last commit %s", tip, s.Status().LastCommit)
+	}
+	if n := gitT(t, dir, "rev-list", "--count", "main"); n != "2" {
+		t.Fatalf("%s commits on main, want 2", n)
 	}
 }
