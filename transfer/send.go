@@ -29,8 +29,9 @@ func (s *Shipper) upload(ctx context.Context, c remote.Conn, e entry.Entry) erro
 	if err := s.EnsureDir(ctx, c, path.Dir(e.Path)); err != nil {
 		return err
 	}
+	keep := s.blobs()
 	began := time.Now()
-	shipped, err := Upload(ctx, c, s.local(e.Path), e.Path, s.o.Limiter, s.o.Keep)
+	shipped, err := Upload(ctx, c, s.local(e.Path), e.Path, s.o.Limiter, keep)
 	s.noteLeftover(err)
 	if err == nil {
 		s.rate.note(shipped.Size, time.Since(began))
@@ -40,7 +41,7 @@ func (s *Shipper) upload(ctx context.Context, c remote.Conn, e entry.Entry) erro
 		if err := s.clearDir(ctx, c, e.Path); err != nil {
 			return err
 		}
-		shipped, err = Upload(ctx, c, s.local(e.Path), e.Path, s.o.Limiter, s.o.Keep)
+		shipped, err = Upload(ctx, c, s.local(e.Path), e.Path, s.o.Limiter, keep)
 		s.noteLeftover(err)
 	}
 	if errors.Is(err, remote.ErrNotExist) && !errors.Is(err, ErrVanished) {
@@ -49,7 +50,7 @@ func (s *Shipper) upload(ctx context.Context, c remote.Conn, e entry.Entry) erro
 		if err := s.EnsureDir(ctx, c, path.Dir(e.Path)); err != nil {
 			return err
 		}
-		shipped, err = Upload(ctx, c, s.local(e.Path), e.Path, s.o.Limiter, s.o.Keep)
+		shipped, err = Upload(ctx, c, s.local(e.Path), e.Path, s.o.Limiter, keep)
 		s.noteLeftover(err)
 	}
 	if err != nil {
@@ -127,8 +128,8 @@ func (s *Shipper) recheck(ctx context.Context, c remote.Conn, e *entry.Entry) (b
 		// shipped, size and mtime are not proof enough: the bytes must be
 		// what was shipped. With the Git stage the same read keeps them:
 		// adopted counts as shipped.
-		if s.o.Keep != nil {
-			sum, blob, err = s.keepFile(s.local(e.Path))
+		if keep := s.blobs(); keep != nil {
+			sum, blob, err = keepFile(keep, s.local(e.Path))
 		} else {
 			sum, err = digest.File(s.local(e.Path))
 		}
@@ -259,9 +260,9 @@ func (s *Shipper) rename(ctx context.Context, c remote.Conn, from, to entry.Entr
 	return s.record(e, 0)
 }
 
-// keepFile reads the local file p once into a kept blob, returning its
-// digest and the blob's id.
-func (s *Shipper) keepFile(p string) (sum, blob string, err error) {
+// keepFile reads the local file p once into a blob kept in keep, returning
+// its digest and the blob's id.
+func keepFile(keep Blobs, p string) (sum, blob string, err error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return "", "", err
@@ -271,7 +272,7 @@ func (s *Shipper) keepFile(p string) (sum, blob string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	b, err := s.o.Keep.NewBlob(fi.Size())
+	b, err := keep.NewBlob(fi.Size())
 	if err != nil {
 		return "", "", err
 	}

@@ -52,6 +52,7 @@ type ShipOptions struct {
 	Conflict planner.Conflict
 	// Keep, when set, keeps the bytes each upload ships (the Git stage):
 	// the entry it records then carries the blob's id (entry.GitBlob).
+	// SetKeep sets it later, for a stage that opens after the Shipper.
 	Keep     Blobs
 	Delete   bool // type changes may remove what stands in their way
 	Move     bool // remove each local file once its upload is recorded
@@ -74,6 +75,9 @@ type Shipper struct {
 	Dirs     *Dirs // the remote directories known to exist
 	Counters Counters
 	rate     rateMeter
+	// keep is o.Keep, or what SetKeep put there since: read once per
+	// upload, so that an upload keeps its bytes or does not, whole.
+	keep atomic.Pointer[Blobs]
 }
 
 // NewShipper returns a Shipper for one session.
@@ -84,7 +88,24 @@ func NewShipper(o ShipOptions) *Shipper {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Shipper{o: o, Dirs: NewDirs()}
+	s := &Shipper{o: o, Dirs: NewDirs()}
+	if o.Keep != nil {
+		s.keep.Store(&o.Keep)
+	}
+	return s
+}
+
+// SetKeep makes the uploads that start from now on keep their bytes in b:
+// the daemon's Git stage may open after its session (the repository was
+// unreachable), and what ships from then on is kept for it.
+func (s *Shipper) SetKeep(b Blobs) { s.keep.Store(&b) }
+
+// blobs is where the bytes an upload ships are kept, nil when they are not.
+func (s *Shipper) blobs() Blobs {
+	if b := s.keep.Load(); b != nil {
+		return *b
+	}
+	return nil
 }
 
 // Rate is the measured upload rate of one connection in bytes per second
