@@ -20,8 +20,10 @@ import (
 // adopt it without sending; changed by someone else means the conflict
 // policy decides.
 func (s *Shipper) upload(ctx context.Context, c remote.Conn, e entry.Entry) error {
+	keep, end := s.keeping()
+	defer end()
 	if e.Recheck {
-		done, err := s.recheck(ctx, c, &e)
+		done, err := s.recheck(ctx, c, &e, keep)
 		if err != nil || done {
 			return err
 		}
@@ -29,7 +31,6 @@ func (s *Shipper) upload(ctx context.Context, c remote.Conn, e entry.Entry) erro
 	if err := s.EnsureDir(ctx, c, path.Dir(e.Path)); err != nil {
 		return err
 	}
-	keep := s.blobs()
 	began := time.Now()
 	shipped, err := Upload(ctx, c, s.local(e.Path), e.Path, s.o.Limiter, keep)
 	s.noteLeftover(err)
@@ -85,7 +86,7 @@ func (s *Shipper) dirInTheWay(ctx context.Context, c remote.Conn, p string, err 
 // recheck settles a path against its remote copy before sending, by the
 // planner's verdict on what it finds. It returns done when nothing needs
 // sending.
-func (s *Shipper) recheck(ctx context.Context, c remote.Conn, e *entry.Entry) (bool, error) {
+func (s *Shipper) recheck(ctx context.Context, c remote.Conn, e *entry.Entry, keep Blobs) (bool, error) {
 	st, err := c.Stat(ctx, e.Path)
 	if err != nil && !errors.Is(err, remote.ErrNotExist) {
 		return false, err
@@ -128,7 +129,7 @@ func (s *Shipper) recheck(ctx context.Context, c remote.Conn, e *entry.Entry) (b
 		// shipped, size and mtime are not proof enough: the bytes must be
 		// what was shipped. With the Git stage the same read keeps them:
 		// adopted counts as shipped.
-		if keep := s.blobs(); keep != nil {
+		if keep != nil {
 			sum, blob, err = keepFile(keep, s.local(e.Path))
 		} else {
 			sum, err = digest.File(s.local(e.Path))

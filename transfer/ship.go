@@ -77,7 +77,9 @@ type Shipper struct {
 	rate     rateMeter
 	// keep is o.Keep, or what SetKeep put there since: read once per
 	// upload, so that an upload keeps its bytes or does not, whole.
-	keep atomic.Pointer[Blobs]
+	// unkept counts the uploads under way that read none (Unkept).
+	keep   atomic.Pointer[Blobs]
+	unkept atomic.Int64
 }
 
 // NewShipper returns a Shipper for one session.
@@ -100,12 +102,23 @@ func NewShipper(o ShipOptions) *Shipper {
 // unreachable), and what ships from then on is kept for it.
 func (s *Shipper) SetKeep(b Blobs) { s.keep.Store(&b) }
 
-// blobs is where the bytes an upload ships are kept, nil when they are not.
-func (s *Shipper) blobs() Blobs {
-	if b := s.keep.Load(); b != nil {
-		return *b
+// Unkept counts the uploads (and their rechecks) under way that keep no
+// bytes. Once it reads 0 after SetKeep, every upload that began before is
+// recorded: a scan from then on finds each file shipped without its bytes
+// kept (in sync, with no blob), and none lands after it unkept.
+func (s *Shipper) Unkept() int64 { return s.unkept.Load() }
+
+// keeping returns where an upload starting now keeps its bytes (nil: it
+// keeps none) and the func to call when it ends. The count goes up before
+// keep is read, so that Unkept cannot miss an upload that read none just
+// before SetKeep.
+func (s *Shipper) keeping() (Blobs, func()) {
+	s.unkept.Add(1)
+	if b := s.keep.Load(); b != nil && *b != nil {
+		s.unkept.Add(-1)
+		return *b, func() {}
 	}
-	return nil
+	return nil, func() { s.unkept.Add(-1) }
 }
 
 // Rate is the measured upload rate of one connection in bytes per second
