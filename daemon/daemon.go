@@ -61,6 +61,10 @@ type Options struct {
 	// Drain is how long in-flight transfers get to finish after the stop
 	// signal before they are abandoned (cleanly: temporary files removed).
 	Drain time.Duration
+	// GitRetry is the first wait before a job tries again to open a Git
+	// stage its repository kept from opening; it doubles, jittered, up to
+	// 5 min (0 = 15 s).
+	GitRetry time.Duration
 	// Ready is called once every job has opened its session (logged in,
 	// registry recovered) and started watching: systemd's READY=1.
 	Ready func()
@@ -209,7 +213,7 @@ func (d *Daemon) startLocked(j *job) {
 		defer stop()
 		for attempt := 1; ; attempt++ {
 			began := time.Now()
-			err := j.run(jctx, d.hard, d.o.Drain, d.ready)
+			err := j.run(jctx, d.hard, d.o, d.ready)
 			if err == nil || jctx.Err() != nil {
 				return
 			}

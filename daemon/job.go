@@ -83,7 +83,7 @@ func newJob(jc Job, log *slog.Logger) *job {
 
 // run opens the job's session and keeps it in sync until ctx ends. hard is
 // cancelled after a drain that took too long; ctx ending starts the drain.
-func (j *job) run(ctx, hard context.Context, drain time.Duration, ready func()) error {
+func (j *job) run(ctx, hard context.Context, o Options, ready func()) error {
 	warnf := func(format string, args ...any) { j.log.Warn(fmt.Sprintf(format, args...)) }
 	j.mo.Logf = warnf
 	j.mo.Progress = &j.progress
@@ -95,7 +95,12 @@ func (j *job) run(ctx, hard context.Context, drain time.Duration, ready func()) 
 		return err
 	}
 	defer sess.Close()
-	live := sess.Live()
+	live := sess.Live(mirror.LiveOptions{GitRetry: o.GitRetry, GitOpened: func() {
+		// What shipped while the stage was missing is in sync with no
+		// kept bytes: a full scan sends it to the workers, which keep it.
+		j.log.Info("git: stage opened; scanning for what shipped without it")
+		j.want("")
+	}})
 	j.mu.Lock()
 	j.live = live
 	j.mu.Unlock()
@@ -138,7 +143,7 @@ func (j *job) run(ctx, hard context.Context, drain time.Duration, ready func()) 
 
 	// Drain: once ctx ends, nothing new is handed out; what is in flight
 	// gets until the drain timeout to finish, then hard cancels it.
-	g.Go(func() error { return j.drainOnStop(ctx, gctx, drain) })
+	g.Go(func() error { return j.drainOnStop(ctx, gctx, o.Drain) })
 	g.Go(func() error { return j.protectedClock(loopCtx) })
 	err = g.Wait()
 	if errors.Is(err, errDrained) {
