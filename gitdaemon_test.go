@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"ferry/internal/testrig"
 )
 
 // gitStatus is a job's Git stage as `ferry status --json` gives it.
@@ -175,4 +177,56 @@ func TestDaemonGitStage(t *testing.T) {
 		t.Fatalf("SIGTERM: exit %d", code)
 	}
 	repoGit(t, repo, "fsck", "--strict", "--no-dangling")
+}
+
+// committed checks that the repository's main is one commit holding
+// exactly files (path → bytes).
+func committed(t *testing.T, repo string, files map[string]string) {
+	t.Helper()
+	if n := testrig.Git(t, repo, "rev-list", "--count", "main"); n != "1" {
+		t.Fatalf("%s commits on main, want 1:\n%s", n, testrig.Git(t, repo, "log", "--stat", "main"))
+	}
+	names := strings.Fields(testrig.Git(t, repo, "ls-tree", "-r", "--name-only", "main"))
+	if len(names) != len(files) {
+		t.Errorf("the commit holds %v, want %d files", names, len(files))
+	}
+	for f, body := range files {
+		if got := testrig.Git(t, repo, "show", "main:"+f); got != body {
+			t.Errorf("%s committed as %q, want %q", f, got, body)
+		}
+	}
+}
+
+// TestGitDaemonCommitsOnStop: SIGTERM commits and pushes what the Git
+// stage holds once the transfers stopped, though no batch is due (a
+// thousand files or an hour): one commit of the three files shipped, the
+// last of them just before the signal.
+func TestGitDaemonCommitsOnStop(t *testing.T) {
+	dir := t.TempDir()
+	src, disk := filepath.Join(dir, "src"), filepath.Join(dir, "remote")
+	repo := testrig.BareRepo(t)
+	files := map[string]string{"index.html": "<p>home</p>", "a/b.txt": "bee", "saved.txt": "saved just before the stop"}
+	writeFile(t, filepath.Join(src, "index.html"), files["index.html"])
+	writeFile(t, filepath.Join(src, "a/b.txt"), files["a/b.txt"])
+	if err := os.MkdirAll(disk, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, dir, liveServer{target: "file://" + disk},
+		fmt.Sprintf("[job.git]\nrepository = %q\nbatch_files = 1000\nbatch_delay = \"1h\"\n", repo))
+	d := startDaemon(t, cfg, nil)
+	// The last file ships live, and the signal follows its arrival at
+	// once: its record may still be on its way to the registry.
+	writeFile(t, filepath.Join(src, "saved.txt"), files["saved.txt"])
+	arrival(t, disk, "saved.txt", []byte(files["saved.txt"]), 30*time.Second)
+	if out := testrig.Git(t, repo, "rev-list", "--all"); out != "" {
+		t.Fatalf("committed before the stop: %s", out)
+	}
+	if code := d.stop(t, 60*time.Second); code != 0 {
+		t.Fatalf("SIGTERM: exit %d", code)
+	}
+	committed(t, repo, files)
+	if !strings.Contains(d.log.String(), `msg="git: committed what waited before stopping" job=live commits=1`) {
+		t.Errorf("the log does not say what the stop committed:\n%s", d.log)
+	}
+	testrig.Git(t, repo, "fsck", "--strict", "--no-dangling")
 }

@@ -87,3 +87,20 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
+
+// DrainGit commits and pushes what waits in the job's Git stage, and
+// returns the commits made (none without a stage). It is the daemon's
+// last act on a stop, once Serve returned: the stage's own loop ended
+// with Serve, and what the workers shipped last is committed now rather
+// than at the next start. The workers' last records are flushed first:
+// until then the registry does not have them as shipped.
+func (l *Live) DrainGit(ctx context.Context) ([]string, error) {
+	g := l.Git()
+	if g == nil {
+		return nil, nil
+	}
+	if err := l.s.r.w.Flush(ctx); err != nil {
+		return nil, err
+	}
+	return g.Drain(ctx)
+}
