@@ -12,17 +12,20 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"ferry/internal/testrig"
 )
 
 // gitStatus is a job's Git stage as `ferry status --json` gives it.
 type gitStatus struct {
-	Waiting    int64  `json:"waiting"`
-	LastCommit string `json:"last_commit"`
-	Unpushed   int    `json:"unpushed"`
-	Commits    int64  `json:"commits"`
-	Pushes     int64  `json:"pushes"`
-	Error      string `json:"error"`
-	Stopped    bool   `json:"stopped"`
+	Waiting      int64     `json:"waiting"`
+	LastCommit   string    `json:"last_commit"`
+	LastCommitAt time.Time `json:"last_commit_at"`
+	Unpushed     int       `json:"unpushed"`
+	Commits      int64     `json:"commits"`
+	Pushes       int64     `json:"pushes"`
+	Error        string    `json:"error"`
+	Stopped      bool      `json:"stopped"`
 }
 
 // repoGit runs git on a test's repository and returns its trimmed output.
@@ -175,4 +178,151 @@ func TestDaemonGitStage(t *testing.T) {
 		t.Fatalf("SIGTERM: exit %d", code)
 	}
 	repoGit(t, repo, "fsck", "--strict", "--no-dangling")
+}
+
+// gitJobStatus is the Git stage of the job named "live" in `ferry status
+// --json`, nil when it has none.
+func gitJobStatus(t *testing.T, cfg string) *gitStatus {
+	t.Helper()
+	r := ferry(t, nil, nil, "status", "--json", "--config", cfg)
+	var st struct {
+		Jobs []struct {
+			Name string
+			Git  *gitStatus
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatalf("status --json: exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	for _, j := range st.Jobs {
+		if j.Name == "live" {
+			return j.Git
+		}
+	}
+	return nil
+}
+
+// committed checks that the repository's main is one commit holding
+// exactly files (path → bytes).
+func committed(t *testing.T, repo string, files map[string]string) {
+	t.Helper()
+	if n := testrig.Git(t, repo, "rev-list", "--count", "main"); n != "1" {
+		t.Fatalf("%s commits on main, want 1:\n%s", n, testrig.Git(t, repo, "log", "--stat", "main"))
+	}
+	names := strings.Fields(testrig.Git(t, repo, "ls-tree", "-r", "--name-only", "main"))
+	if len(names) != len(files) {
+		t.Errorf("the commit holds %v, want %d files", names, len(files))
+	}
+	for f, body := range files {
+		if got := testrig.Git(t, repo, "show", "main:"+f); got != body {
+			t.Errorf("%s committed as %q, want %q", f, got, body)
+		}
+	}
+}
+
+// TestGitDaemonCommitsOnStop: SIGTERM commits and pushes what the Git
+// stage holds once the transfers stopped, though no batch is due (a
+// thousand files or an hour): one commit of the three files shipped, the
+// last of them just before the signal.
+func TestGitDaemonCommitsOnStop(t *testing.T) {
+	dir := t.TempDir()
+	src, disk := filepath.Join(dir, "src"), filepath.Join(dir, "remote")
+	repo := testrig.BareRepo(t)
+	files := map[string]string{"index.html": "<p>home</p>", "a/b.txt": "bee", "saved.txt": "saved just before the stop"}
+	writeFile(t, filepath.Join(src, "index.html"), files["index.html"])
+	writeFile(t, filepath.Join(src, "a/b.txt"), files["a/b.txt"])
+	if err := os.MkdirAll(disk, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, dir, liveServer{target: "file://" + disk},
+		fmt.Sprintf("[job.git]\nrepository = %q\nbatch_files = 1000\nbatch_delay = \"1h\"\n", repo))
+	d := startDaemon(t, cfg, nil)
+	// The last file ships live, and the signal follows its arrival at
+	// once: its record may still be on its way to the registry.
+	writeFile(t, filepath.Join(src, "saved.txt"), files["saved.txt"])
+	arrival(t, disk, "saved.txt", []byte(files["saved.txt"]), 30*time.Second)
+	if out := testrig.Git(t, repo, "rev-list", "--all"); out != "" {
+		t.Fatalf("committed before the stop: %s", out)
+	}
+	if code := d.stop(t, 60*time.Second); code != 0 {
+		t.Fatalf("SIGTERM: exit %d", code)
+	}
+	committed(t, repo, files)
+	if !strings.Contains(d.log.String(), `msg="git: committed what waited before stopping" job=live commits=1`) {
+		t.Errorf("the log does not say what the stop committed:\n%s", d.log)
+	}
+	testrig.Git(t, repo, "fsck", "--strict", "--no-dangling")
+}
+
+// TestGitDaemonBatchDelay: with batch_delay = 2s and room for a thousand
+// files, the three files a scan shipped are committed on their own, in
+// one commit, no sooner than 2 s after the first of them arrived on the
+// remote. The commit's time is the stage's clock as status gives it (the
+// committer date, to the second, agrees); the arrival is seen within a
+// millisecond of the rename, and the tolerance of 250 ms stays far from
+// what a commit made at once shows (about 0.4 s: the stage's poll).
+func TestGitDaemonBatchDelay(t *testing.T) {
+	dir := t.TempDir()
+	src, disk := filepath.Join(dir, "src"), filepath.Join(dir, "remote")
+	repo := testrig.BareRepo(t)
+	files := map[string]string{"index.html": "<p>home</p>", "a/b.txt": "bee", "a/c/d.css": "p{}"}
+	for f, body := range files {
+		writeFile(t, filepath.Join(src, filepath.FromSlash(f)), body)
+	}
+	if err := os.MkdirAll(disk, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, dir, liveServer{target: "file://" + disk},
+		fmt.Sprintf("[job.git]\nrepository = %q\nbatch_files = 1000\nbatch_delay = \"2s\"\n", repo))
+	// The first arrival, watched from before the daemon starts.
+	first := make(chan time.Time, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			for f := range files {
+				if _, err := os.Stat(filepath.Join(disk, filepath.FromSlash(f))); err == nil {
+					first <- time.Now()
+					return
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	d := startDaemon(t, cfg, nil)
+	var shipped time.Time
+	select {
+	case shipped = <-first:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no file arrived on the remote")
+	}
+	var st *gitStatus
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if st = gitJobStatus(t, cfg); st != nil && st.Commits > 0 && st.Pushes > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no commit pushed 30 s after the files shipped; status: %+v", st)
+		}
+	}
+	after := st.LastCommitAt.Sub(shipped)
+	if after < 2*time.Second-250*time.Millisecond {
+		t.Errorf("committed %v after the first file arrived: before batch_delay (2s)", after)
+	}
+	t.Logf("committed %v after the first file arrived", after)
+	if ct := testrig.Git(t, repo, "log", "-1", "--format=%ct", "main"); ct != fmt.Sprint(st.LastCommitAt.Unix()) {
+		t.Errorf("the commit's date is %s, status says %v", ct, st.LastCommitAt)
+	}
+	if st.Commits != 1 || st.Pushes != 1 || st.LastCommit != testrig.Git(t, repo, "rev-parse", "main") {
+		t.Errorf("status says %+v", st)
+	}
+	committed(t, repo, files)
+	if code := d.stop(t, 60*time.Second); code != 0 {
+		t.Fatalf("SIGTERM: exit %d", code)
+	}
+	testrig.Git(t, repo, "fsck", "--strict", "--no-dangling")
 }

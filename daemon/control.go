@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"ferry/control"
+	"ferry/gitstage"
+	"ferry/mirror"
 )
 
 // The daemon is the control socket's Controller.
@@ -109,19 +111,26 @@ func (d *Daemon) GitSync(name string) ([]string, error) {
 		return nil, err
 	}
 	var asked, closed, names []string
+	var unopened error
 	for _, j := range jobs {
 		names = append(names, j.name)
-		if l := j.liveNow(); l != nil && l.Git() != nil {
-			l.Git().Sync()
+		l := j.liveNow()
+		if g := stageOf(l); g != nil {
+			g.Sync()
 			asked = append(asked, j.name)
 			j.log.Info("git: commit and push asked")
 		} else if j.given.Git.Enabled() && !j.given.DryRun {
 			closed = append(closed, j.name)
+			if l != nil && unopened == nil {
+				unopened = l.GitError()
+			}
 		}
 	}
 	switch {
 	case len(asked) > 0:
 		return asked, nil
+	case name != "" && unopened != nil:
+		return nil, fmt.Errorf("job %q has %w running now: %v (it is tried again; see ferry status)", name, control.ErrNoGit, unopened)
 	case name != "" && len(closed) > 0:
 		return nil, fmt.Errorf("job %q has %w running now: its session is not open (see ferry status)", name, control.ErrNoGit)
 	case name != "":
@@ -131,6 +140,15 @@ func (d *Daemon) GitSync(name string) ([]string, error) {
 	default:
 		return nil, fmt.Errorf("%w in any job (this daemon runs: %v)", control.ErrNoGit, names)
 	}
+}
+
+// stageOf is the Git stage of a job's live side, nil without one (or
+// without a live side yet).
+func stageOf(l *mirror.Live) *gitstage.Stage {
+	if l == nil {
+		return nil
+	}
+	return l.Git()
 }
 
 // status is one job's row.
@@ -176,7 +194,8 @@ func (j *job) status(ctx context.Context) control.JobStatus {
 			Commits: gs.Commits, Pushes: gs.Pushes, Error: gs.Err, Stopped: gs.Stopped}
 	} else if err := l.GitError(); err != nil {
 		// The repository could not be reached when the clone was to be
-		// made: the job mirrors without the stage until its next start.
+		// made: the job mirrors without the stage, which the session
+		// tries to open again (the error is the last attempt's).
 		s.Git = &control.GitStatus{Branch: j.given.Git.Branch, Push: j.given.Git.Push, Error: err.Error(), Stopped: true}
 	}
 	for _, w := range l.Pool().Workers() {

@@ -61,6 +61,14 @@ type Options struct {
 	// Drain is how long in-flight transfers get to finish after the stop
 	// signal before they are abandoned (cleanly: temporary files removed).
 	Drain time.Duration
+	// GitDrain is how long a job's Git stage gets, once its transfers
+	// stopped, to commit and push what they shipped (0 = 30 s); what it
+	// does not finish waits in the registry for the next start.
+	GitDrain time.Duration
+	// GitRetry is the first wait before a job tries again to open a Git
+	// stage its repository kept from opening; it doubles, jittered, up to
+	// 5 min (0 = 15 s).
+	GitRetry time.Duration
 	// Ready is called once every job has opened its session (logged in,
 	// registry recovered) and started watching: systemd's READY=1.
 	Ready func()
@@ -108,6 +116,9 @@ func New(o Options) (*Daemon, error) {
 	}
 	if o.Drain <= 0 {
 		o.Drain = 30 * time.Second
+	}
+	if o.GitDrain <= 0 {
+		o.GitDrain = 30 * time.Second
 	}
 	d := &Daemon{o: o, running: map[string]*running{}}
 	for _, jc := range o.Jobs {
@@ -209,7 +220,7 @@ func (d *Daemon) startLocked(j *job) {
 		defer stop()
 		for attempt := 1; ; attempt++ {
 			began := time.Now()
-			err := j.run(jctx, d.hard, d.o.Drain, d.ready)
+			err := j.run(jctx, d.hard, d.o, d.ready)
 			if err == nil || jctx.Err() != nil {
 				return
 			}

@@ -258,3 +258,89 @@ func TestGitStageUnreachable(t *testing.T) {
 		}
 	}
 }
+
+// TestGitStageOpensLate: a job whose repository does not exist yet when
+// its session opens mirrors without the stage, status showing the error
+// while the session tries again; once the repository exists the stage
+// opens, and the files shipped without it (no bytes kept) are committed
+// with the bytes the remote holds, in one batch.
+func TestGitStageOpensLate(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	files := map[string]string{"index.html": "<p>home</p>", "a/b.txt": "bee", "a/c/d.css": "p{}"}
+	for f, body := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(src, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, f), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repo := filepath.Join(dir, "later.git")
+	// A batch is due at 3 files: the three shipped without the stage.
+	g := gitstage.Options{Repository: repo, Branch: "main", BatchFiles: 3, BatchDelay: time.Hour, Push: true,
+		Author: gitstage.Author{Name: "ferry", Email: "ferry@test"}, Message: gitstage.DefaultMessage}
+	logs := &syncbuf.Buffer{}
+	d, err := New(Options{Jobs: []Job{fileJob(t, "site", src, dir, g)}, Log: slog.New(slog.NewTextHandler(logs, nil)),
+		GitRetry: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, context.Background()) }()
+	defer func() {
+		stop()
+		<-done
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", logs)
+		}
+	}()
+	for f, body := range files {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if b, err := os.ReadFile(filepath.Join(dir, "site", filepath.FromSlash(f))); err == nil && string(b) == body {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s was not mirrored without the Git stage", f)
+			}
+		}
+	}
+	// The session tries again, and status keeps the error meanwhile.
+	for deadline := time.Now().Add(30 * time.Second); strings.Count(logs.String(), "mirroring without it, trying again") < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no second attempt at opening the stage within 30 s")
+		}
+	}
+	gs := gitOf(t, d, "site", "the repository's error", func(s control.GitStatus) bool { return s.Stopped && s.Error != "" })
+	if !strings.Contains(gs.Error, repo) || gs.Commits != 0 {
+		t.Fatalf("while the repository is missing, status says %+v", gs)
+	}
+	if _, err := d.GitSync("site"); !errors.Is(err, control.ErrNoGit) || !strings.Contains(err.Error(), repo) {
+		t.Errorf("GitSync while the stage could not be opened: %v", err)
+	}
+
+	testrig.Git(t, dir, "init", "-q", "--bare", "-b", "main", repo)
+	st := gitOf(t, d, "site", "the files shipped without it committed and pushed", func(s control.GitStatus) bool { return s.Commits == 1 && s.Pushes == 1 })
+	if st.Error != "" || st.Stopped || st.Unpushed != 0 {
+		t.Errorf("once the stage opened, status says %+v", st)
+	}
+	if tip := testrig.Git(t, repo, "rev-parse", "main"); tip != st.LastCommit {
+		t.Errorf("the repository's main is %s; status says %s", tip, st.LastCommit)
+	}
+	if n := testrig.Git(t, repo, "rev-list", "--count", "main"); n != "1" {
+		t.Errorf("%s commits, want 1", n)
+	}
+	if got := testrig.Git(t, repo, "ls-tree", "-r", "--name-only", "main"); got != "a/b.txt\na/c/d.css\nindex.html" {
+		t.Errorf("the commit holds\n%s", got)
+	}
+	for f, body := range files {
+		if got := testrig.Git(t, repo, "show", "main:"+f); got != body {
+			t.Errorf("%s committed as %q, want %q", f, got, body)
+		}
+	}
+	if !logs.Contains("git: stage opened") {
+		t.Error("the log does not say the stage opened")
+	}
+	testrig.Git(t, repo, "fsck", "--strict", "--no-dangling")
+}

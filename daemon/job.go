@@ -82,8 +82,9 @@ func newJob(jc Job, log *slog.Logger) *job {
 }
 
 // run opens the job's session and keeps it in sync until ctx ends. hard is
-// cancelled after a drain that took too long; ctx ending starts the drain.
-func (j *job) run(ctx, hard context.Context, drain time.Duration, ready func()) error {
+// cancelled after a drain that took too long; ctx ending starts the drain
+// (o.Drain for the transfers, then o.GitDrain for the Git stage).
+func (j *job) run(ctx, hard context.Context, o Options, ready func()) error {
 	warnf := func(format string, args ...any) { j.log.Warn(fmt.Sprintf(format, args...)) }
 	j.mo.Logf = warnf
 	j.mo.Progress = &j.progress
@@ -95,7 +96,12 @@ func (j *job) run(ctx, hard context.Context, drain time.Duration, ready func()) 
 		return err
 	}
 	defer sess.Close()
-	live := sess.Live()
+	live := sess.Live(mirror.LiveOptions{GitRetry: o.GitRetry, GitOpened: func() {
+		// What shipped while the stage was missing is in sync with no
+		// kept bytes: a full scan sends it to the workers, which keep it.
+		j.log.Info("git: stage opened; scanning for what shipped without it")
+		j.want("")
+	}})
 	j.mu.Lock()
 	j.live = live
 	j.mu.Unlock()
@@ -138,13 +144,46 @@ func (j *job) run(ctx, hard context.Context, drain time.Duration, ready func()) 
 
 	// Drain: once ctx ends, nothing new is handed out; what is in flight
 	// gets until the drain timeout to finish, then hard cancels it.
-	g.Go(func() error { return j.drainOnStop(ctx, gctx, drain) })
+	g.Go(func() error { return j.drainOnStop(ctx, gctx, o.Drain) })
 	g.Go(func() error { return j.protectedClock(loopCtx) })
 	err = g.Wait()
 	if errors.Is(err, errDrained) {
 		err = nil
 	}
+	j.drainGit(hard, o.GitDrain)
 	return err
+}
+
+// drainGit commits and pushes what the Git stage holds once the pool has
+// stopped, so that a stop (SIGTERM, a job removed by a reload) leaves
+// nothing shipped and uncommitted that it had time to commit. It gets its
+// own time, limit at most, as the job's context has ended; what it does
+// not finish waits in the registry, and the next start commits it.
+func (j *job) drainGit(hard context.Context, limit time.Duration) {
+	g := j.live.Git()
+	if g == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(hard, limit)
+	defer cancel()
+	began := time.Now()
+	made, err := j.live.DrainGit(ctx)
+	took := time.Since(began).Round(time.Millisecond)
+	last := ""
+	if len(made) > 0 {
+		last = made[len(made)-1]
+	}
+	st := g.Status()
+	switch {
+	case err != nil:
+		j.noteErr(err)
+		j.log.Warn("git: the last commit and push before stopping did not finish; the next start does them",
+			"commits", len(made), "waiting", st.Waiting, "unpushed", st.Unpushed, "took", took, "error", err)
+	case len(made) > 0:
+		j.log.Info("git: committed what waited before stopping", "commits", len(made), "last", last, "unpushed", st.Unpushed, "took", took)
+	default:
+		j.log.Info("git: nothing waited to be committed before stopping", "unpushed", st.Unpushed, "took", took)
+	}
 }
 
 // drainOnStop is run's drain. Its errDrained ends the group, which stops

@@ -198,7 +198,7 @@ func (e *env) liveScan(o Options) ScanResult {
 		e.t.Fatal(err)
 	}
 	defer s.Close()
-	l := s.Live()
+	l := s.Live(LiveOptions{})
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = l.Serve(ctx) })
 	defer wg.Wait()

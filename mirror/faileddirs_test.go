@@ -89,7 +89,7 @@ func TestDaemonFailureHoldsBackDeletesForItsScan(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			l := s.Live()
+			l := s.Live(LiveOptions{})
 			var wg sync.WaitGroup
 			wg.Go(func() { _ = l.Serve(ctx) })
 			defer func() {

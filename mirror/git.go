@@ -31,14 +31,15 @@ func openGit(ctx context.Context, o Options, db *registry.DB, job *registry.Job)
 // commitShipped commits and pushes what the pass shipped, before a --once
 // run ends; the run's record keeps the last commit.
 func (s *Session) commitShipped(ctx context.Context, sum *Summary, run *registry.Run) error {
-	if s.gitErr != nil {
-		sum.GitError = s.gitErr.Error()
-		return s.gitErr
+	g, gerr := s.gitStage()
+	if gerr != nil {
+		sum.GitError = gerr.Error()
+		return gerr
 	}
-	if s.git == nil || ctx.Err() != nil {
+	if g == nil || ctx.Err() != nil {
 		return nil
 	}
-	made, err := s.git.Drain(ctx)
+	made, err := g.Drain(ctx)
 	sum.GitCommits = made
 	if len(made) > 0 && run != nil {
 		run.GitCommit = made[len(made)-1]
@@ -48,6 +49,20 @@ func (s *Session) commitShipped(ctx context.Context, sum *Summary, run *registry
 		return err
 	}
 	return nil
+}
+
+// gitStage is the session's Git stage (nil without one) and why it could
+// not be opened.
+func (s *Session) gitStage() (*gitstage.Stage, error) {
+	s.gitMu.Lock()
+	defer s.gitMu.Unlock()
+	return s.git, s.gitErr
+}
+
+func (s *Session) setGit(g *gitstage.Stage, err error) {
+	s.gitMu.Lock()
+	defer s.gitMu.Unlock()
+	s.git, s.gitErr = g, err
 }
 
 // gitStore is the registry as the Git stage reads and records it.

@@ -25,6 +25,7 @@ import (
 // low class.
 type Live struct {
 	s    *Session
+	o    LiveOptions
 	q    *queue.Queue
 	pool *transfer.Pool
 	scan sync.Mutex // one scan at a time
@@ -33,8 +34,9 @@ type Live struct {
 
 // Live prepares the session for the daemon. Serve must run for anything
 // to be shipped.
-func (s *Session) Live() *Live {
-	l := &Live{s: s, q: queue.New(claimer{s.r.job, s.r.w}, 256),
+func (s *Session) Live(o LiveOptions) *Live {
+	o.defaults()
+	l := &Live{s: s, o: o, q: queue.New(claimer{s.r.job, s.r.w}, 256),
 		walk: scanner.NewWalker(s.o.Source, scanner.Options{Excludes: s.o.Excludes, Links: s.o.Links})}
 	if s.first != nil {
 		s.r.conns.give(s.first)
@@ -53,16 +55,24 @@ func (l *Live) Queue() *queue.Queue { return l.q }
 func (l *Live) Pool() *transfer.Pool { return l.pool }
 
 // Git is the job's Git stage (for status and `ferry sync --git`), nil
-// without one.
-func (l *Live) Git() *gitstage.Stage { return l.s.git }
+// without one or while it could not be opened.
+func (l *Live) Git() *gitstage.Stage {
+	g, _ := l.s.gitStage()
+	return g
+}
 
 // GitError is why the job's Git stage could not be opened (its repository
-// unreachable when the clone was to be made); the job mirrors without it.
-func (l *Live) GitError() error { return l.s.gitErr }
+// unreachable when the clone was to be made): the job mirrors without it,
+// and Serve tries again.
+func (l *Live) GitError() error {
+	_, err := l.s.gitStage()
+	return err
+}
 
 // Serve runs the pool, and the Git stage when the job has one, until ctx
 // ends; every registry flush may hold new bulk work, so it also tells the
-// queue.
+// queue. A stage the session could not open is opened as soon as its
+// repository can be reached (openGitLate).
 func (l *Live) Serve(ctx context.Context) error {
 	done := make(chan struct{})
 	gctx, stopGit := context.WithCancel(ctx)
@@ -77,10 +87,17 @@ func (l *Live) Serve(ctx context.Context) error {
 			}
 		}
 	})
-	if g := l.s.git; g != nil {
+	wg.Go(func() {
+		g := l.Git()
+		if g == nil {
+			if g = l.openGitLate(gctx); g == nil {
+				return
+			}
+			wg.Go(func() { l.rescanUnkept(gctx) })
+		}
 		// Its failures are in its status and the log; the mirror goes on.
-		wg.Go(func() { _ = g.Run(gctx) })
-	}
+		_ = g.Run(gctx)
+	})
 	err := l.pool.Run(ctx)
 	close(done)
 	stopGit()

@@ -61,7 +61,7 @@ func TestLiveSaveDuringUpload(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			l := s.Live()
+			l := s.Live(LiveOptions{})
 			var wg sync.WaitGroup
 			wg.Go(func() { _ = l.Serve(ctx) })
 			defer func() {
@@ -157,7 +157,7 @@ func TestLiveSavesRacingUploads(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	l := s.Live()
+	l := s.Live(LiveOptions{})
 	var wg sync.WaitGroup
 	sctx, stop := context.WithCancel(ctx)
 	wg.Go(func() { _ = l.Serve(sctx) })

@@ -12,7 +12,8 @@
 // the session (its lock, registry and connections); mirror.go one pass;
 // workers.go the pool, the connections kept for it and the claims from
 // the registry; handle.go hands items to the shipper; live.go the
-// daemon's side; marker.go the target's marker; deletes.go the delete
+// daemon's side; git.go the Git stage's wiring, and gitlive.go its
+// opening late in the daemon; marker.go the target's marker; deletes.go the delete
 // phase; dirmove.go directory renames, which re-key the registry.
 package mirror
 

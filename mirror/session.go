@@ -9,6 +9,7 @@ import (
 	"ferry/transfer"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"ferry/registry"
@@ -34,7 +35,9 @@ type Session struct {
 	markerMark int64
 	markerOurs bool
 	// git is the job's Git stage, nil without one; gitErr why it could
-	// not be opened.
+	// not be opened. The daemon's live session may open it later (Serve),
+	// hence the lock.
+	gitMu  sync.Mutex
 	git    *gitstage.Stage
 	gitErr error
 }
@@ -120,17 +123,19 @@ func Open(ctx context.Context, o Options) (*Session, *Summary, error) {
 			return nil, sum, &Error{Outcome: Aborted, Err: err}
 		}
 	}
-	var blobs transfer.Blobs
-	if s.git, blobs, err = openGit(ctx, o, s.db, job); err != nil {
+	git, blobs, err := openGit(ctx, o, s.db, job)
+	s.git = git
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil, sum, &Error{Outcome: Interrupted, Err: ctx.Err()}
 		}
 		// The mirror goes on without the stage. What ships meanwhile has
 		// no kept bytes; the first session with the repository reachable
 		// keeps them (the planner sends every such file to a worker,
-		// which proves the remote copy and reads the local bytes).
+		// which proves the remote copy and reads the local bytes), or
+		// this one, in the daemon, once the stage opens (Live.Serve).
 		s.gitErr = err
-		o.Logf("%v; mirroring without it: a later run with the repository reachable commits what this one ships", err)
+		o.Logf("%v; mirroring without it: what ships meanwhile is committed once the repository can be reached", err)
 	}
 	r := &stages{o: o, job: job, caps: caps, conns: &stash{}, prog: o.Progress, excluded: scanner.Excluder(o.Excludes)}
 	if r.prog == nil {

@@ -205,7 +205,7 @@ func TestLiveTypeChange(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			l := s.Live()
+			l := s.Live(LiveOptions{})
 			var wg sync.WaitGroup
 			sctx, stop := context.WithCancel(ctx)
 			wg.Go(func() { _ = l.Serve(sctx) })

@@ -202,3 +202,58 @@ func TestShipKeepsExecBit(t *testing.T) {
 		t.Errorf("%d adopted, want 2", n)
 	}
 }
+
+// TestShipSetKeep: a Shipper built without Keep (the daemon's Git stage
+// could not be opened with the session) keeps nothing until SetKeep; an
+// upload under way then stays unkept, whole, and Unkept counts it until it
+// is recorded. From then on uploads, and the adoptions of the rechecks
+// that follow (what shipped unkept), record the blob of their bytes.
+func TestShipSetKeep(t *testing.T) {
+	r := newShipRig(t, nil)
+	blobs := &memBlobs{}
+	r.local("before.txt", "unkept", m1)
+	b := claimedRow(entry.Entry{Path: "before.txt", LocalSize: 6, LocalMtime: m1.UnixNano(), RemoteSize: -1}, entry.Upload)
+	r.reg.seed(b)
+	var during int64 = -1
+	c := &hookConn{Conn: r.conn, fn: func() {
+		r.ship.SetKeep(blobs) // the stage opens while the upload reads
+		during = r.ship.Unkept()
+	}}
+	if err := r.ship.Handle(context.Background(), c, queue.Item{Path: b.Path, Size: 6, Entry: b}); err != nil {
+		t.Fatal(err)
+	}
+	if id := r.reg.all(t)["before.txt"].GitBlob; id != "" || len(blobs.kept) != 0 {
+		t.Fatalf("the upload begun before SetKeep kept %q (%d blobs)", id, len(blobs.kept))
+	}
+	if during != 1 || r.ship.Unkept() != 0 {
+		t.Fatalf("Unkept: %d during the unkept upload, %d after it; want 1, 0", during, r.ship.Unkept())
+	}
+
+	r.local("after.txt", "kept bytes", m1)
+	a := claimedRow(entry.Entry{Path: "after.txt", LocalSize: 10, LocalMtime: m1.UnixNano(), RemoteSize: -1}, entry.Upload)
+	r.reg.seed(a)
+	if err := r.handle(queue.Item{Path: a.Path, Size: 10, Entry: a}); err != nil {
+		t.Fatal(err)
+	}
+	// What the planner sends for a file in sync without a blob: a recheck,
+	// which adopts the remote copy and keeps the local bytes.
+	again := r.reg.all(t)["before.txt"]
+	again.State, again.Recheck = entry.Transferring, true
+	r.reg.seed(again)
+	if err := r.handle(queue.Item{Path: again.Path, Size: 6, Entry: again}); err != nil {
+		t.Fatal(err)
+	}
+	rows := r.reg.all(t)
+	for p, want := range map[string]string{"after.txt": "kept bytes", "before.txt": "unkept"} {
+		id := rows[p].GitBlob
+		if got, ok := blobs.kept[id]; !ok || string(got) != want {
+			t.Errorf("%s: recorded blob %q holds %q, want %q", p, id, got, want)
+		}
+	}
+	if n := r.ship.Counters.Adopted.Load(); n != 1 {
+		t.Errorf("%d adopted, want 1 (before.txt, not sent again)", n)
+	}
+	if r.ship.Unkept() != 0 {
+		t.Errorf("Unkept %d with nothing under way", r.ship.Unkept())
+	}
+}

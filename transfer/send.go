@@ -20,8 +20,10 @@ import (
 // adopt it without sending; changed by someone else means the conflict
 // policy decides.
 func (s *Shipper) upload(ctx context.Context, c remote.Conn, e entry.Entry) error {
+	keep, end := s.keeping()
+	defer end()
 	if e.Recheck {
-		done, err := s.recheck(ctx, c, &e)
+		done, err := s.recheck(ctx, c, &e, keep)
 		if err != nil || done {
 			return err
 		}
@@ -30,7 +32,7 @@ func (s *Shipper) upload(ctx context.Context, c remote.Conn, e entry.Entry) erro
 		return err
 	}
 	began := time.Now()
-	shipped, err := Upload(ctx, c, s.local(e.Path), e.Path, s.o.Limiter, s.o.Keep)
+	shipped, err := Upload(ctx, c, s.local(e.Path), e.Path, s.o.Limiter, keep)
 	s.noteLeftover(err)
 	if err == nil {
 		s.rate.note(shipped.Size, time.Since(began))
@@ -40,7 +42,7 @@ func (s *Shipper) upload(ctx context.Context, c remote.Conn, e entry.Entry) erro
 		if err := s.clearDir(ctx, c, e.Path); err != nil {
 			return err
 		}
-		shipped, err = Upload(ctx, c, s.local(e.Path), e.Path, s.o.Limiter, s.o.Keep)
+		shipped, err = Upload(ctx, c, s.local(e.Path), e.Path, s.o.Limiter, keep)
 		s.noteLeftover(err)
 	}
 	if errors.Is(err, remote.ErrNotExist) && !errors.Is(err, ErrVanished) {
@@ -49,7 +51,7 @@ func (s *Shipper) upload(ctx context.Context, c remote.Conn, e entry.Entry) erro
 		if err := s.EnsureDir(ctx, c, path.Dir(e.Path)); err != nil {
 			return err
 		}
-		shipped, err = Upload(ctx, c, s.local(e.Path), e.Path, s.o.Limiter, s.o.Keep)
+		shipped, err = Upload(ctx, c, s.local(e.Path), e.Path, s.o.Limiter, keep)
 		s.noteLeftover(err)
 	}
 	if err != nil {
@@ -85,7 +87,7 @@ func (s *Shipper) dirInTheWay(ctx context.Context, c remote.Conn, p string, err 
 // recheck settles a path against its remote copy before sending, by the
 // planner's verdict on what it finds. It returns done when nothing needs
 // sending.
-func (s *Shipper) recheck(ctx context.Context, c remote.Conn, e *entry.Entry) (bool, error) {
+func (s *Shipper) recheck(ctx context.Context, c remote.Conn, e *entry.Entry, keep Blobs) (bool, error) {
 	st, err := c.Stat(ctx, e.Path)
 	if err != nil && !errors.Is(err, remote.ErrNotExist) {
 		return false, err
@@ -128,8 +130,8 @@ func (s *Shipper) recheck(ctx context.Context, c remote.Conn, e *entry.Entry) (b
 		// shipped, size and mtime are not proof enough: the bytes must be
 		// what was shipped. With the Git stage the same read keeps them:
 		// adopted counts as shipped.
-		if s.o.Keep != nil {
-			sum, blob, exec, err = s.keepFile(s.local(e.Path))
+		if keep != nil {
+			sum, blob, exec, err = keepFile(keep, s.local(e.Path))
 		} else {
 			sum, err = digest.File(s.local(e.Path))
 		}
@@ -260,9 +262,10 @@ func (s *Shipper) rename(ctx context.Context, c remote.Conn, from, to entry.Entr
 	return s.record(e, 0)
 }
 
-// keepFile reads the local file p once into a kept blob, returning its
-// digest, the blob's id and whether the file, as opened, was executable.
-func (s *Shipper) keepFile(p string) (sum, blob string, exec bool, err error) {
+// keepFile reads the local file p once into a blob kept in keep, returning
+// its digest, the blob's id and whether the file, as opened, was
+// executable.
+func keepFile(keep Blobs, p string) (sum, blob string, exec bool, err error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return "", "", false, err
@@ -272,7 +275,7 @@ func (s *Shipper) keepFile(p string) (sum, blob string, exec bool, err error) {
 	if err != nil {
 		return "", "", false, err
 	}
-	b, err := s.o.Keep.NewBlob(fi.Size())
+	b, err := keep.NewBlob(fi.Size())
 	if err != nil {
 		return "", "", false, err
 	}

@@ -53,7 +53,8 @@ type ShipOptions struct {
 	// Keep, when set, keeps the bytes each upload ships (the Git stage):
 	// the entry it records then carries the blob's id (entry.GitBlob) and
 	// whether the file was executable when that read opened it
-	// (entry.GitExec).
+	// (entry.GitExec). SetKeep sets it later, for a stage that opens
+	// after the Shipper.
 	Keep     Blobs
 	Delete   bool // type changes may remove what stands in their way
 	Move     bool // remove each local file once its upload is recorded
@@ -76,6 +77,11 @@ type Shipper struct {
 	Dirs     *Dirs // the remote directories known to exist
 	Counters Counters
 	rate     rateMeter
+	// keep is o.Keep, or what SetKeep put there since: read once per
+	// upload, so that an upload keeps its bytes or does not, whole.
+	// unkept counts the uploads under way that read none (Unkept).
+	keep   atomic.Pointer[Blobs]
+	unkept atomic.Int64
 }
 
 // NewShipper returns a Shipper for one session.
@@ -86,7 +92,35 @@ func NewShipper(o ShipOptions) *Shipper {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Shipper{o: o, Dirs: NewDirs()}
+	s := &Shipper{o: o, Dirs: NewDirs()}
+	if o.Keep != nil {
+		s.keep.Store(&o.Keep)
+	}
+	return s
+}
+
+// SetKeep makes the uploads that start from now on keep their bytes in b:
+// the daemon's Git stage may open after its session (the repository was
+// unreachable), and what ships from then on is kept for it.
+func (s *Shipper) SetKeep(b Blobs) { s.keep.Store(&b) }
+
+// Unkept counts the uploads (and their rechecks) under way that keep no
+// bytes. Once it reads 0 after SetKeep, every upload that began before is
+// recorded: a scan from then on finds each file shipped without its bytes
+// kept (in sync, with no blob), and none lands after it unkept.
+func (s *Shipper) Unkept() int64 { return s.unkept.Load() }
+
+// keeping returns where an upload starting now keeps its bytes (nil: it
+// keeps none) and the func to call when it ends. The count goes up before
+// keep is read, so that Unkept cannot miss an upload that read none just
+// before SetKeep.
+func (s *Shipper) keeping() (Blobs, func()) {
+	s.unkept.Add(1)
+	if b := s.keep.Load(); b != nil && *b != nil {
+		s.unkept.Add(-1)
+		return *b, func() {}
+	}
+	return nil, func() { s.unkept.Add(-1) }
 }
 
 // Rate is the measured upload rate of one connection in bytes per second
