@@ -221,6 +221,8 @@ func (s *Stage) step(ctx context.Context, force, push bool) (string, error) {
 		s.st.Commits++
 		s.st.Unpushed++
 	}
+	// Until the next count: what this batch took no longer waits.
+	s.st.Waiting = max(0, s.st.Waiting-int64(len(changes)))
 	if !s.pushFailed {
 		s.st.Err = "" // a push's failure stays until a push works
 	}

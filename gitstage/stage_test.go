@@ -249,6 +249,9 @@ func TestStageSyncPushesWithPushOff(t *testing.T) {
 	if _, err := gitTry(target, "", "rev-parse", "--verify", "-q", "main"); err == nil {
 		t.Fatal("pushed with push off before the button")
 	}
+	if got := s.Status(); got.Waiting != 0 || got.Unpushed != 1 {
+		t.Fatalf("status once the batch is committed: %d waiting, %d unpushed; want 0 and 1", got.Waiting, got.Unpushed)
+	}
 	s.Sync()
 	for deadline := time.Now().Add(30 * time.Second); s.Status().Pushes == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
