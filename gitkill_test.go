@@ -81,6 +81,11 @@ func TestGitKilled(t *testing.T) {
 			if res.code != 0 {
 				t.Fatalf("the run after the kill: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 			}
+			for _, l := range strings.Split(res.stdout+res.stderr, "\n") {
+				if strings.Contains(l, "git") {
+					t.Logf("the run after the kill: %s", strings.TrimSpace(l))
+				}
+			}
 			if n := gitIn(t, repo, "rev-list", "--count", "main"); n != "3" {
 				t.Fatalf("%s commits for 7 files in batches of 3, want 3:\n%s", n, gitIn(t, repo, "log", "--stat", "main"))
 			}
