@@ -271,7 +271,15 @@ func (q *Queue) take() (Item, bool) {
 			if q.admit != nil && !q.admit(it) {
 				continue
 			}
-			q.low[l] = append(lane[:i:i], lane[i+1:]...)
+			if i == 0 {
+				// The usual case: the lane's head. Copying the rest
+				// of the lane each time made a pass over a window of
+				// n items cost n² item copies.
+				lane[0] = Item{}
+				q.low[l] = lane[1:]
+			} else {
+				q.low[l] = slices.Delete(lane, i, i+1)
+			}
 			est := q.avg[l]
 			q.vtime[l] += est
 			q.inflight[it.Path] = inflight{lane: l, est: est}
