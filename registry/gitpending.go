@@ -43,19 +43,9 @@ func gitWriteOf(e entry.Entry) gitWrite {
 const gitUpsert = ` ON CONFLICT (job, path, batch) DO UPDATE SET blob = excluded.blob, exec = excluded.exec,
 	dirty_since = MIN(dirty_since, excluded.dirty_since), shipped_at = MIN(shipped_at, excluded.shipped_at)`
 
-// gitStmts are the pending-row writes of one writer transaction, prepared
-// on first use.
+// gitStmts are the pending-row writes of one writer transaction.
 type gitStmts struct {
-	tx            *sql.Tx
 	added, remove *sql.Stmt
-}
-
-func (g *gitStmts) close() {
-	for _, s := range []*sql.Stmt{g.added, g.remove} {
-		if s != nil {
-			s.Close()
-		}
-	}
 }
 
 // shipped records blob, executable or not, as path's next version unless
@@ -64,33 +54,23 @@ func (g *gitStmts) close() {
 // first out-of-sync date is the write's, else the row's (a Done write has
 // none), else now.
 func (g *gitStmts) shipped(ctx context.Context, job int64, p, dir, name, blob string, exec bool, dirty, now int64) error {
-	if g.added == nil {
-		var err error
-		g.added, err = g.tx.PrepareContext(ctx, `INSERT INTO git_pending (job, path, blob, exec, dirty_since, shipped_at, batch)
-			SELECT ?1, ?2, ?3, ?8, COALESCE(NULLIF(?4, 0), NULLIF(e.dirty_since, 0), ?5), ?5, 0
-			FROM (SELECT 1) LEFT JOIN entry e ON e.job = ?1 AND e.dir = ?6 AND e.name = ?7
-			WHERE ?3 != COALESCE(e.git_blob, '') OR ?8 != COALESCE(e.git_exec, 0)`+gitUpsert)
-		if err != nil {
-			return err
-		}
-	}
 	_, err := g.added.ExecContext(ctx, job, p, blob, dirty, now, dir, name, exec)
 	return err
 }
+
+const gitAddedSQL = `INSERT INTO git_pending (job, path, blob, exec, dirty_since, shipped_at, batch)
+	SELECT ?1, ?2, ?3, ?8, COALESCE(NULLIF(?4, 0), NULLIF(e.dirty_since, 0), ?5), ?5, 0
+	FROM (SELECT 1) LEFT JOIN entry e ON e.job = ?1 AND e.dir = ?6 AND e.name = ?7
+	WHERE ?3 != COALESCE(e.git_blob, '') OR ?8 != COALESCE(e.git_exec, 0)` + gitUpsert
 
 // gone records path's deletion when its row has a blob: a path that never
 // had one (a temporary file, a file never shipped, a directory) was never
 // in a commit.
 func (g *gitStmts) gone(ctx context.Context, job int64, p, dir, name string, now int64) error {
-	if g.remove == nil {
-		var err error
-		g.remove, err = g.tx.PrepareContext(ctx, `INSERT INTO git_pending (job, path, blob, exec, dirty_since, shipped_at, batch)
-			SELECT job, ?, '', 0, COALESCE(NULLIF(dirty_since, 0), ?), ?, 0
-			FROM entry WHERE job = ? AND dir = ? AND name = ? AND git_blob != ''`+gitUpsert)
-		if err != nil {
-			return err
-		}
-	}
 	_, err := g.remove.ExecContext(ctx, p, now, now, job, dir, name)
 	return err
 }
+
+const gitRemoveSQL = `INSERT INTO git_pending (job, path, blob, exec, dirty_since, shipped_at, batch)
+	SELECT job, ?, '', 0, COALESCE(NULLIF(dirty_since, 0), ?), ?, 0
+	FROM entry WHERE job = ? AND dir = ? AND name = ? AND git_blob != ''` + gitUpsert

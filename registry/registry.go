@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite" // the pure-Go SQLite driver: the binary stays static
@@ -39,6 +40,9 @@ type DB struct {
 	sql  *sql.DB
 	path string
 	id   string
+
+	stmtMu sync.Mutex
+	ws     *writerStmts // see writerStmts
 }
 
 // Open opens (creating if needed) the registry in stateDir and brings its

@@ -200,31 +200,27 @@ func (w *Writer) Close() error {
 // shipped version without the version itself.
 func (j *Job) apply(batch []op) error {
 	ctx := context.Background()
+	// Before the transaction: it holds the registry's one connection, and
+	// preparing on the DB would wait for it.
+	ws, err := j.db.writerStmts(ctx)
+	if err != nil {
+		return err
+	}
 	tx, err := j.db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("registry: begin: %w", err)
 	}
 	defer tx.Rollback()
-	put, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO entry (job, `+entryCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-		CASE WHEN ? THEN COALESCE((SELECT git_blob FROM entry WHERE job = ? AND dir = ? AND name = ?), '') ELSE ? END,
-		CASE WHEN ? THEN COALESCE((SELECT git_exec FROM entry WHERE job = ? AND dir = ? AND name = ?), 0) ELSE ? END)`)
-	if err != nil {
-		return fmt.Errorf("registry: prepare: %w", err)
-	}
-	defer put.Close()
-	g := gitStmts{tx: tx}
-	defer g.close()
+	put := tx.StmtContext(ctx, ws.put)
+	g := gitStmts{added: tx.StmtContext(ctx, ws.gitAdded), remove: tx.StmtContext(ctx, ws.gitRemove)}
 	now := j.clock().UnixNano()
-	var del, cur *sql.Stmt
+	var del, cur *sql.Stmt // bound on first use
 	for _, o := range batch {
 		e := o.e
 		dir, name := split(e.Path)
 		if o.kind == opPlan {
 			if cur == nil {
-				if cur, err = tx.PrepareContext(ctx, `SELECT is_dir, remote_size, remote_mtime, hash, state, lane FROM entry WHERE job = ? AND dir = ? AND name = ?`); err != nil {
-					return fmt.Errorf("registry: prepare: %w", err)
-				}
-				defer cur.Close()
+				cur = tx.StmtContext(ctx, ws.cur)
 			}
 			var skip bool
 			if e, skip, err = keepRemoteSide(ctx, cur, j.ID, dir, name, e); err != nil {
@@ -254,10 +250,7 @@ func (j *Job) apply(batch []op) error {
 				return fmt.Errorf("registry: record %q: %w", e.Path, err)
 			}
 			if del == nil {
-				if del, err = tx.PrepareContext(ctx, `DELETE FROM entry WHERE job = ? AND dir = ? AND name = ?`); err != nil {
-					return fmt.Errorf("registry: prepare: %w", err)
-				}
-				defer del.Close()
+				del = tx.StmtContext(ctx, ws.del)
 			}
 			_, err = del.ExecContext(ctx, j.ID, dir, name)
 		}
