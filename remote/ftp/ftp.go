@@ -36,6 +36,8 @@ type Conn struct {
 	root     string // absolute path of the target root on the server
 	caps     remote.Caps
 	lastUsed time.Time
+	tail     *tail // the pipelined tail of uploads, nil over FTPS (see pipeline.go)
+	noTail   bool  // a tail went out of step once: one command at a time
 }
 
 var (
@@ -111,6 +113,7 @@ func (c *Conn) connect(ctx context.Context) error {
 	if sc.IsTimePreciseInList() {
 		c.caps.ListModTimePrecision = time.Second
 	}
+	c.tail = c.newTail()
 	return nil
 }
 
@@ -155,6 +158,7 @@ func (c *Conn) drop() {
 		_ = c.sc.Quit()
 		c.sc = nil
 	}
+	c.tail = nil
 }
 
 // ctxErr prefers the context's error: a dial that failed because the caller

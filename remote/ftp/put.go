@@ -48,8 +48,20 @@ func (c *Conn) Put(ctx context.Context, rel string, r io.Reader, mtime time.Time
 		return n, c.explainPutErr(ctx, rel, abs, err)
 	}
 	// Only a temporary file the server confirms complete is published: a
-	// SIZE before the rename (one round trip) is the proof, and the MDTM
-	// reply is the proof of the mtime, so no stat is needed afterwards.
+	// SIZE before the rename is the proof, and the MDTM reply is the proof
+	// of the mtime, so no stat is needed afterwards.
+	if t := c.tail; t != nil {
+		renaming := false
+		err = c.do(ctx, "put", rel, func(*jftp.ServerConn) error {
+			var err error
+			renaming, err = c.putTail(t, rel, tmp, abs, n, mtime)
+			return err
+		})
+		if err != nil && renaming && remote.KindOf(err) != remote.KindTransport && ctx.Err() == nil {
+			err = c.replaceAside(ctx, rel, tmp, abs, err)
+		}
+		return n, err
+	}
 	err = c.do(ctx, "put", rel, func(sc *jftp.ServerConn) error {
 		size, err := sc.FileSize(tmp)
 		if err != nil {
