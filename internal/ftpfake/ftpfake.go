@@ -53,6 +53,9 @@ type Command struct {
 	Seq     int    // the command's number within its session, from 1
 	Verb    string // upper case, "STOR"
 	Arg     string
+	// Queued says another command had already arrived behind this one
+	// when it was read: the client sent them together.
+	Queued bool
 }
 
 // The one account.
@@ -69,6 +72,16 @@ type Options struct {
 	Fault func(Command) Fault
 	// Logf, when set, receives the protocol: commands and replies.
 	Logf func(format string, args ...any)
+	// Commands, when set, is told of every command as it is read. It is
+	// called concurrently.
+	Commands func(Command)
+	// Reply, when set, may rewrite each reply line before it is sent (a
+	// SIZE that disagrees, an extra line out of step); c is the command
+	// being answered (the zero Command for the greeting).
+	Reply func(c Command, line string) string
+	// MFMT lists MFMT in the features and serves it, as pure-ftpd and
+	// proftpd do (vsftpd has only MDTM's write form).
+	MFMT bool
 }
 
 // Random returns a fault hook that breaks a command with probability rate,
@@ -119,6 +132,9 @@ func Start(o Options) (*Server, error) {
 
 // URL is the ftp:// URL of p (absolute, "/mirror") for the account.
 func (s *Server) URL(p string) string { return "ftp://" + User + "@" + s.l.Addr().String() + p }
+
+// Root is the directory served as "/".
+func (s *Server) Root() string { return s.o.Root }
 
 // Injected returns how many faults of each kind were made so far.
 func (s *Server) Injected() map[Fault]int {

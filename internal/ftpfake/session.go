@@ -23,6 +23,7 @@ type session struct {
 	pasv     net.Listener // announced by the last EPSV, used once
 	rnfr     string       // disk path named by RNFR
 	mute     bool         // DropAfter: no final reply
+	cur      Command      // the command being answered
 }
 
 // lastWords are the replies after which a server hangs up.
@@ -43,9 +44,13 @@ func (ss *session) serve() {
 		verb, arg, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
 		verb = strings.ToUpper(verb)
 		ss.s.o.Logf("ftpfake #%d > %s %s", ss.n, verb, arg)
+		ss.cur = Command{Session: ss.n, Seq: seq, Verb: verb, Arg: arg, Queued: r.Buffered() > 0}
+		if ss.s.o.Commands != nil {
+			ss.s.o.Commands(ss.cur)
+		}
 		f := NoFault
 		if ss.s.o.Fault != nil {
-			f = ss.s.o.Fault(Command{Session: ss.n, Seq: seq, Verb: verb, Arg: arg})
+			f = ss.s.o.Fault(ss.cur)
 		}
 		if f != NoFault {
 			ss.s.mu.Lock()
@@ -77,6 +82,9 @@ func (ss *session) reply(line string) {
 	if ss.mute && line[0] != '1' {
 		ss.s.o.Logf("ftpfake #%d dropped instead of %s", ss.n, line)
 		return
+	}
+	if ss.s.o.Reply != nil {
+		line = ss.s.o.Reply(ss.cur, line)
 	}
 	ss.s.o.Logf("ftpfake #%d < %s", ss.n, line)
 	fmt.Fprintf(ss.c, "%s\r\n", line)
@@ -111,7 +119,11 @@ func (ss *session) do(verb, arg string) (quit bool) {
 		ss.reply("221 Goodbye.")
 		return true
 	case "FEAT": // vsftpd's: no MLST, no MFMT; MDTM has its write form
-		ss.reply("211-Features:\r\n EPSV\r\n MDTM\r\n SIZE\r\n UTF8\r\n211 End")
+		mfmt := ""
+		if ss.s.o.MFMT {
+			mfmt = "\r\n MFMT"
+		}
+		ss.reply("211-Features:\r\n EPSV\r\n MDTM" + mfmt + "\r\n SIZE\r\n UTF8\r\n211 End")
 		return false
 	}
 	if !ss.loggedIn {
@@ -144,6 +156,12 @@ func (ss *session) do(verb, arg string) (quit bool) {
 		}
 	case "MDTM":
 		ss.mdtm(arg)
+	case "MFMT":
+		if !ss.s.o.MFMT {
+			ss.reply("500 Unknown command.")
+			break
+		}
+		ss.mdtm(arg) // the same arguments as MDTM's write form
 	case "RNFR":
 		_, err := os.Lstat(p)
 		if ss.rnfr = ""; ss.answer(err == nil, "350 Ready for RNTO.", "RNFR command failed.") {
