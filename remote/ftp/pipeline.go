@@ -62,38 +62,59 @@ func (c *Conn) newTail() *tail {
 // or a reply left over is a transport error, after which the session
 // cannot be trusted.
 func (t *tail) send(lines []string, want []int) ([]string, error) {
+	if err := t.write(lines...); err != nil {
+		return nil, err
+	}
+	texts, errs, err := t.read(want...)
+	if err != nil {
+		return nil, err
+	}
+	return texts, errors.Join(errs...)
+}
+
+// write sends lines in one write.
+func (t *tail) write(lines ...string) error {
 	var b []byte
 	for _, l := range lines {
 		if strings.ContainsAny(l, "\r\n") {
-			return nil, fmt.Errorf("a command with a line break: %q", l)
+			return fmt.Errorf("a command with a line break: %q", l)
 		}
 		b = append(b, l...)
 		b = append(b, '\r', '\n')
 	}
-	if _, err := t.w.Write(b); err != nil {
-		return nil, err
-	}
+	_, err := t.w.Write(b)
+	return err
+}
+
+// read reads one reply for each code in want (a single digit: any reply
+// of that class), and returns their texts and, reply by reply, the
+// refusals (4xx and 5xx, *textproto.Error). err is a failure to read, or
+// a sign that the replies are out of step with the commands: a positive
+// reply that is not the one expected, or one left over once all were
+// read.
+func (t *tail) read(want ...int) (texts []string, errs []error, err error) {
 	tp := textproto.NewReader(t.rd)
-	texts := make([]string, len(want))
-	var first error
+	texts, errs = make([]string, len(want)), make([]error, len(want))
 	for i, w := range want {
-		_, msg, err := tp.ReadResponse(w)
+		code, msg, err := tp.ReadResponse(w)
 		var te *textproto.Error
 		switch {
 		case err == nil:
 			texts[i] = msg
+		case errors.As(err, &te) && code < 400:
+			// A positive reply, but another command's: the replies
+			// are one behind or ahead of the commands.
+			return nil, nil, fmt.Errorf("%w: %d %s", errOutOfStep, code, msg)
 		case errors.As(err, &te):
-			if first == nil {
-				first = err
-			}
+			errs[i] = err
 		default:
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if t.rd.Buffered() > 0 {
-		return nil, errOutOfStep
+		return nil, nil, errOutOfStep
 	}
-	return texts, first
+	return texts, errs, nil
 }
 
 // putTail checks that the server holds n bytes under tmp, sets its mtime
